@@ -1,0 +1,41 @@
+/**
+ * Errors a user can act on. Each has a stable `code` (used in logs as `error.code`) and the
+ * exit status the CLI ends with: 2 for bad usage or configuration, 1 for a runtime failure.
+ * The message says what is wrong and what to do about it.
+ */
+export type ErrorCode =
+  | 'E_USAGE'
+  | 'E_NOT_ROOT'
+  | 'E_CAPTURE_PERMISSION'
+  | 'E_NO_DEVICE'
+  | 'E_CAPTURE'
+  | 'E_FILTER'
+  | 'E_LINK_TYPE'
+  | 'E_NO_WG'
+  | 'E_NO_INTERFACE'
+  | 'E_SEVERAL_INTERFACES'
+  | 'E_NO_PRIVATE_KEY'
+  | 'E_WG'
+  | 'E_ALREADY_RUNNING'
+  | 'E_NOT_RUNNING'
+  | 'E_PID_FILE'
+  | 'E_STATE_FILE'
+  | 'E_COMMAND';
+
+const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE']);
+
+export class ReconfigError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: 1 | 2;
+
+  constructor(code: ErrorCode, message: string, options?: { exitCode?: 1 | 2; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ReconfigError';
+    this.code = code;
+    this.exitCode = options?.exitCode ?? (RUNTIME_CODES.has(code) ? 1 : 2);
+  }
+}
+
+export function isReconfigError(error: unknown): error is ReconfigError {
+  return error instanceof ReconfigError;
+}
