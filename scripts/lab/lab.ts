@@ -1,0 +1,239 @@
+/**
+ * The netns lab: the road-warrior story on one machine, with real wireguard-go, wg, nftables
+ * and conntrack. Shared by the e2e tests, the demo and the benchmarks.
+ *
+ *   roamer i:  r1 ── lan ── nat (masquerade random) ── wan ─┐
+ *                                                           ├─ switch ── r2 (firewall, wg server)
+ *   attacker ───────────────────────────────────────────────┘
+ *
+ * Addresses are documentation ranges only: the "Internet" is 192.0.2.0/24 and
+ * 2001:db8:100::/64, each roamer's LAN is 198.51.100.0/24 and 2001:db8:1::/64 (LANs are
+ * separate, so they can share numbers), and tunnel addresses are 203.0.113.0/24.
+ */
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { host, labId, nsRun, Scope, veth, waitFor, type LabProcess } from './netns.js';
+
+export const WG_PORT = 51820;
+export const R2_V4 = '192.0.2.1';
+export const R2_V6 = '2001:db8:100::1';
+export const ATTACKER_V4 = '192.0.2.66';
+export const ATTACKER_V6 = '2001:db8:100::66';
+export const R2_TUNNEL = '203.0.113.1';
+
+export interface Roamer {
+  readonly index: number;
+  readonly ns: string;
+  readonly natNs: string;
+  readonly wg: string;
+  readonly privateKey: string;
+  readonly publicKey: string;
+  readonly tunnel: string;
+  /** the NAT's public addresses, which R2 sees as the source */
+  readonly natV4: string;
+  readonly natV6: string;
+  readonly wireguard: LabProcess;
+}
+
+export interface Lab {
+  readonly id: string;
+  readonly scope: Scope;
+  readonly sw: string;
+  readonly r2: { readonly ns: string; readonly wg: string; readonly privateKey: string; readonly publicKey: string; readonly wireguard: LabProcess };
+  readonly attacker: { readonly ns: string };
+  readonly roamers: readonly Roamer[];
+  close(): Promise<void>;
+}
+
+export interface LabOptions {
+  /** how many roaming routers, each behind its own NAT (default 1) */
+  roamers?: number;
+  /** roamers reach R2 over IPv6 instead of IPv4 (default false) */
+  ipv6?: boolean;
+  /** start the roamers' WireGuard with R2 as endpoint right away (default true) */
+  connect?: boolean;
+}
+
+async function genKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
+  const privateKey = (await host('wg', ['genkey'])).trim();
+  const publicKey = (await host('wg', ['pubkey'], `${privateKey}\n`)).trim();
+  return { privateKey, publicKey };
+}
+
+/** `wg set` takes keys from files only; the file lives for the duration of the call. */
+async function wgSetPrivateKey(ns: string, wg: string, privateKey: string, extra: readonly string[]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-lab-'));
+  const file = join(dir, 'key');
+  try {
+    writeFileSync(file, `${privateKey}\n`, { mode: 0o600 });
+    await nsRun(ns, 'wg', ['set', wg, 'private-key', file, ...extra]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function startWireguardGo(scope: Scope, ns: string, wg: string): Promise<LabProcess> {
+  const proc = scope.start(ns, 'wireguard-go', [wg], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+  const up = await waitFor(async () => {
+    try {
+      await nsRun(ns, 'wg', ['show', wg]);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 10_000);
+  if (!up) throw new Error(`wireguard-go ${wg} did not come up in ${ns}: ${proc.lines.join('\n')}`);
+  return proc;
+}
+
+async function nft(ns: string, ruleset: string): Promise<void> {
+  await nsRun(ns, 'nft', ['-f', '-'], ruleset);
+}
+
+/** R2's firewall: closed to new inbound UDP on the WireGuard port, with a named drop counter. */
+const R2_FIREWALL = `
+table inet filter {
+  counter wg_new_dropped { }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ct state established,related accept
+    udp dport ${WG_PORT} ct state new counter name "wg_new_dropped" drop
+  }
+}
+`;
+
+const NAT_RULES = `
+table inet nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" masquerade random
+  }
+}
+`;
+
+export async function createLab(options: LabOptions = {}): Promise<Lab> {
+  const count = options.roamers ?? 1;
+  const id = labId();
+  const scope = new Scope();
+  try {
+    const name = (role: string): string => `rwg-${id}-${role}`;
+    const sw = await scope.addNamespace(name('sw'));
+    await nsRun(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    await nsRun(sw, 'ip', ['link', 'set', 'br0', 'up']);
+    let port = 0;
+    const plug = async (ns: string, v4: string, v6: string): Promise<void> => {
+      const swPort = `p${port++}`;
+      await veth({ ns, name: 'wan' }, { ns: sw, name: swPort });
+      await nsRun(sw, 'ip', ['link', 'set', swPort, 'master', 'br0']);
+      await nsRun(ns, 'ip', ['addr', 'add', `${v4}/24`, 'dev', 'wan']);
+      await nsRun(ns, 'ip', ['-6', 'addr', 'add', `${v6}/64`, 'dev', 'wan', 'nodad']);
+    };
+
+    const r2ns = await scope.addNamespace(name('r2'));
+    await plug(r2ns, R2_V4, R2_V6);
+    await nft(r2ns, R2_FIREWALL);
+    const r2wg = `rw${id}s`;
+    const r2keys = await genKeyPair();
+    const r2wireguard = await startWireguardGo(scope, r2ns, r2wg);
+    await wgSetPrivateKey(r2ns, r2wg, r2keys.privateKey, ['listen-port', String(WG_PORT)]);
+    await nsRun(r2ns, 'ip', ['addr', 'add', `${R2_TUNNEL}/24`, 'dev', r2wg]);
+    await nsRun(r2ns, 'ip', ['link', 'set', r2wg, 'up']);
+
+    const attackerNs = await scope.addNamespace(name('atk'));
+    await plug(attackerNs, ATTACKER_V4, ATTACKER_V6);
+
+    const roamers: Roamer[] = [];
+    for (let index = 0; index < count; index++) {
+      const natNs = await scope.addNamespace(name(`nat${index}`));
+      const ns = await scope.addNamespace(name(`r1${index}`));
+      const natV4 = `192.0.2.${10 + index}`;
+      const natV6 = `2001:db8:100::${10 + index}`;
+      await plug(natNs, natV4, natV6);
+      await veth({ ns: natNs, name: 'lan' }, { ns, name: 'eth0' });
+      await nsRun(natNs, 'ip', ['addr', 'add', '198.51.100.1/24', 'dev', 'lan']);
+      await nsRun(natNs, 'ip', ['-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'lan', 'nodad']);
+      await nsRun(natNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      await nft(natNs, NAT_RULES);
+      await nsRun(ns, 'ip', ['addr', 'add', '198.51.100.2/24', 'dev', 'eth0']);
+      await nsRun(ns, 'ip', ['-6', 'addr', 'add', '2001:db8:1::2/64', 'dev', 'eth0', 'nodad']);
+      await nsRun(ns, 'ip', ['route', 'add', 'default', 'via', '198.51.100.1']);
+      await nsRun(ns, 'ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:1::1']);
+
+      const wg = `rw${id}c${index}`;
+      const keys = await genKeyPair();
+      const tunnel = `203.0.113.${10 + index}`;
+      const wireguard = await startWireguardGo(scope, ns, wg);
+      await wgSetPrivateKey(ns, wg, keys.privateKey, []);
+      await nsRun(ns, 'ip', ['addr', 'add', `${tunnel}/24`, 'dev', wg]);
+      await nsRun(ns, 'ip', ['link', 'set', wg, 'up']);
+      await nsRun(r2ns, 'wg', ['set', r2wg, 'peer', keys.publicKey, 'allowed-ips', `${tunnel}/32`]);
+      roamers.push({ index, ns, natNs, wg, ...keys, tunnel, natV4, natV6, wireguard });
+    }
+
+    const lab: Lab = {
+      id,
+      scope,
+      sw,
+      r2: { ns: r2ns, wg: r2wg, ...r2keys, wireguard: r2wireguard },
+      attacker: { ns: attackerNs },
+      roamers,
+      close: () => scope.close(),
+    };
+    if (options.connect ?? true) {
+      for (const roamer of roamers) await connectRoamer(lab, roamer, options.ipv6 ?? false);
+    }
+    return lab;
+  } catch (error) {
+    await scope.close();
+    throw error;
+  }
+}
+
+/** Gives a roamer R2 as its peer; from then on its traffic makes it initiate handshakes. */
+export async function connectRoamer(lab: Lab, roamer: Roamer, ipv6: boolean): Promise<void> {
+  const endpoint = ipv6 ? `[${R2_V6}]:${WG_PORT}` : `${R2_V4}:${WG_PORT}`;
+  await nsRun(roamer.ns, 'wg', ['set', roamer.wg, 'peer', lab.r2.publicKey, 'endpoint', endpoint, 'allowed-ips', `${R2_TUNNEL}/32`]);
+}
+
+/** R2's view of a roamer's endpoint, or undefined when it has none. */
+export async function endpointOf(lab: Lab, roamer: Roamer): Promise<string | undefined> {
+  const out = await nsRun(lab.r2.ns, 'wg', ['show', lab.r2.wg, 'endpoints']);
+  for (const line of out.split('\n')) {
+    const [key, endpoint] = line.split('\t');
+    if (key === roamer.publicKey) return endpoint === '(none)' ? undefined : endpoint;
+  }
+  return undefined;
+}
+
+/** One ping from the roamer to R2 through the tunnel; true if answered within `waitSeconds`. */
+export async function pingOnce(roamer: Roamer, waitSeconds = 1): Promise<boolean> {
+  try {
+    await nsRun(roamer.ns, 'ping', ['-c', '1', '-W', String(waitSeconds), '-n', '-q', R2_TUNNEL]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pings until one is answered, at most `timeoutMs`; returns the time it took or undefined. */
+export async function pingUntilAnswered(roamer: Roamer, timeoutMs: number): Promise<number | undefined> {
+  const start = performance.now();
+  const answered = await waitFor(() => pingOnce(roamer, 1), timeoutMs, 0);
+  return answered ? performance.now() - start : undefined;
+}
+
+/** Forgets every NAT mapping: the roamer's next packet leaves from a new random port. */
+export async function natRemap(roamer: Roamer): Promise<void> {
+  await nsRun(roamer.natNs, 'conntrack', ['-F']).catch(async (error: Error) => {
+    // conntrack -F exits 1 with "0 flow entries" on an empty table; anything else is real.
+    if (!/flow entries/.test(error.message)) throw error;
+  });
+}
+
+/** Packets R2's firewall has dropped as new inbound UDP to the WireGuard port. */
+export async function firewallDrops(lab: Lab): Promise<number> {
+  const out = await nsRun(lab.r2.ns, 'nft', ['list', 'counter', 'inet', 'filter', 'wg_new_dropped']);
+  const match = /packets (\d+)/.exec(out);
+  return match ? Number(match[1]) : 0;
+}

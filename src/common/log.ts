@@ -1,0 +1,43 @@
+/**
+ * Logging: pino JSON lines on stdout (the default when stdout is not a terminal), pino-pretty
+ * otherwise. Every line carries a stable `event` field that scripts can match on.
+ */
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type LogFormat = 'json' | 'pretty';
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogOptions {
+  format: LogFormat;
+  level: LogLevel;
+  name: string;
+  /** Where lines go; stdout when absent (tests pass their own stream). */
+  destination?: NodeJS.WritableStream;
+}
+
+export type { Logger };
+
+export function defaultLogFormat(): LogFormat {
+  return process.stdout.isTTY ? 'pretty' : 'json';
+}
+
+export function createLogger(options: LogOptions): Logger {
+  const base = { name: options.name };
+  // Key material never reaches a log line, even by accident: these paths are censored.
+  const redact = { paths: ['privateKey', '*.privateKey', 'secret', '*.secret'], censor: '[secret]' };
+  if (options.format === 'pretty') {
+    const stream = pretty({
+      sync: true,
+      colorize: options.destination === undefined ? Boolean(process.stdout.isTTY) : false,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,name',
+      messageFormat: '{event} {msg}',
+      destination: options.destination ?? 1,
+    });
+    return pino({ level: options.level, base, redact }, stream);
+  }
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: true });
+  return pino({ level: options.level, base, redact, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+}
