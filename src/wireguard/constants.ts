@@ -1,0 +1,42 @@
+/**
+ * WireGuard protocol constants, named once (WireGuard paper §5.4; wireguard-go
+ * device/noise-protocol.go and device/cookie.go).
+ */
+
+/** Noise protocol name: initial chaining key is HASH of this (paper §5.4.2). */
+export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
+/** Mixed into the initial hash so WireGuard handshakes never match another Noise protocol. */
+export const IDENTIFIER = 'WireGuard v1 zx2c4 Jason@zx2c4.com';
+/** mac1 key = HASH(LABEL_MAC1 || responder static public key) (paper §5.4.4). */
+export const LABEL_MAC1 = 'mac1----';
+/** Cookie key label; mac2 is not verified here but the label belongs to the protocol. */
+export const LABEL_COOKIE = 'cookie--';
+
+/** Message type byte; the three bytes after it are reserved and must be zero (paper §5.4.2). */
+export const MESSAGE_INITIATION = 1;
+export const MESSAGE_RESPONSE = 2;
+export const MESSAGE_COOKIE_REPLY = 3;
+export const MESSAGE_TRANSPORT = 4;
+
+export const KEY_SIZE = 32;
+export const HASH_SIZE = 32;
+export const MAC_SIZE = 16;
+export const AEAD_TAG_SIZE = 16;
+export const TIMESTAMP_SIZE = 12;
+
+/** Handshake initiation layout: 148 bytes, little-endian sender index (paper §5.4.2). */
+export const INITIATION_SIZE = 148;
+export const INITIATION_TYPE_OFFSET = 0;
+export const INITIATION_RESERVED_OFFSET = 1;
+export const INITIATION_RESERVED_SIZE = 3;
+export const INITIATION_SENDER_OFFSET = 4;
+export const INITIATION_EPHEMERAL_OFFSET = 8;
+export const INITIATION_EPHEMERAL_SIZE = KEY_SIZE;
+export const INITIATION_STATIC_OFFSET = 40;
+export const INITIATION_STATIC_SIZE = KEY_SIZE + AEAD_TAG_SIZE;
+export const INITIATION_TIMESTAMP_OFFSET = 88;
+export const INITIATION_TIMESTAMP_SIZE = TIMESTAMP_SIZE + AEAD_TAG_SIZE;
+/** mac1 covers every byte before it (paper §5.4.4). */
+export const INITIATION_MAC1_OFFSET = 116;
+/** mac2 covers every byte before it, mac1 included; only checked under load (paper §5.4.4). */
+export const INITIATION_MAC2_OFFSET = 132;
