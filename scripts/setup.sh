@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what reconfig-wg needs, only what is missing, then builds. Safe to run again:
+# when everything is there it prints nothing and takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian package → a file that proves it is installed (dpkg-query is the fallback).
+packages=(
+  libpcap-dev       # headers and library for the pcap addon
+  wireguard-tools   # wg
+  wireguard-go      # userspace WireGuard for the lab
+  iproute2          # ip netns, veth
+  nftables          # the lab's firewall and NAT
+  conntrack         # NAT remaps in the lab
+  traceroute        # port knocks
+  iputils-ping      # tunnel checks
+  tcpdump           # Linux cooked v2 captures in tests
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: run as root (sudo npm test), or install them: apt-get install ${missing[*]}" >&2
+    exit 2
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: missing packages ${missing[*]} and no apt-get here; install them with your package manager" >&2
+    exit 2
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node modules: install when absent or when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing node modules"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+# The pcap addon is built against the system libpcap; build it if an earlier install skipped it.
+if [ ! -f node_modules/pcap/build/Release/pcap_binding.node ]; then
+  echo "setup: building the pcap addon"
+  npm rebuild pcap --loglevel=error
+fi
+
+npx --no-install tsc -p tsconfig.json

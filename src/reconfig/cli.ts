@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+/**
+ * reconfig-wg: flags → options → daemon. Nothing else lives here.
+ */
+import { readFileSync } from 'node:fs';
+import meow from 'meow';
+import { killRunning, LOG_FLAGS, loggerFromFlags, reportFatal } from '../common/cli.js';
+import type { Logger } from '../common/log.js';
+import { resolveInterface } from '../wireguard/wg.js';
+import { PROGRAM, startReconfig } from './daemon.js';
+import { defaultPidFile, normalizeOptions } from './options.js';
+
+const help = `
+  Keeps a WireGuard road-warrior peer reachable when its NAT changes: watches the interface's
+  listen port with libpcap (before the firewall), verifies each handshake initiation with the
+  interface's private key (mac1 and the Noise IK responder steps), and points only the peer
+  that sent it at its new address, with no interface restart.
+
+  Usage
+    $ reconfig-wg [-i IFACE] [options]
+
+  Options
+    -i, --interface IFACE   WireGuard interface (default: the only one 'wg show interfaces' lists)
+    -d, --device DEVICE     capture device (default: any)
+        --once              exit 0 after the first endpoint change
+        --dry-run           log the change it would make, change nothing
+    -k, --kill              stop the instance running for IFACE, then exit
+        --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
+        --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
+        --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
+        --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
+    -h, --help              show this help
+        --version           print the version
+
+  Signals
+    SIGTERM, SIGINT   stop (the pid file is removed)
+    SIGHUP            re-read the WireGuard configuration (peers, key, listen port)
+    SIGUSR1           re-read it and, with --once, arm for one more change
+
+  Exit status
+    0 done, 1 runtime failure, 2 bad usage or configuration
+
+  Examples
+    $ reconfig-wg -i wg0
+    $ reconfig-wg -i wg0 --once --log-format json
+    $ reconfig-wg -i wg0 -k
+`;
+
+const cli = meow(help, {
+  importMeta: import.meta,
+  allowUnknownFlags: false,
+  autoHelp: true,
+  autoVersion: true,
+  flags: {
+    interface: { type: 'string', shortFlag: 'i' },
+    device: { type: 'string', shortFlag: 'd' },
+    once: { type: 'boolean', default: false },
+    dryRun: { type: 'boolean', default: false },
+    kill: { type: 'boolean', shortFlag: 'k', default: false },
+    pidFile: { type: 'string' },
+    stateFile: { type: 'string' },
+    ...LOG_FLAGS,
+  },
+});
+
+async function main(): Promise<number> {
+  const flags = cli.flags;
+  if (flags.help) cli.showHelp(0);
+  if (cli.input.length > 0) {
+    process.stderr.write(`${PROGRAM}: unexpected argument '${cli.input[0] ?? ''}'. See --help.\n`);
+    return 2;
+  }
+  let logger: Logger | undefined;
+  try {
+    const options = normalizeOptions({
+      interface: flags.interface,
+      device: flags.device,
+      once: flags.once,
+      dryRun: flags.dryRun,
+      pidFile: flags.pidFile,
+      stateFile: flags.stateFile,
+    });
+    if (flags.kill) {
+      const iface = await resolveInterface(options.interface);
+      return await killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`);
+    }
+    logger = loggerFromFlags(PROGRAM, flags);
+    const daemon = await startReconfig(options, { logger });
+    return await daemon.done;
+  } catch (error) {
+    return reportFatal(PROGRAM, error, logger);
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,112 @@
+/**
+ * The reconfig-wg daemon: one listener for one WireGuard interface, its pid file, its signals.
+ *
+ * SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the WireGuard configuration; SIGUSR1
+ * re-reads it too and, in --once mode after the change is made, arms it for one more.
+ */
+import type { Logger } from '../common/log.js';
+import { acquirePidFile } from '../common/pidfile.js';
+import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
+import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
+import { Listener } from './listener.js';
+import { defaultPidFile, defaultStateFile, type ReconfigOptions } from './options.js';
+import { Watermarks } from './replay.js';
+
+export const PROGRAM = 'reconfig-wg';
+
+export interface DaemonDeps {
+  readonly logger: Logger;
+  readonly openCapture?: (options: CaptureOptions) => Capture;
+  readonly run?: WgRunner;
+  /** resolves when the daemon should stop (tests); signals are used otherwise */
+  readonly signals?: boolean;
+}
+
+export interface RunningDaemon {
+  readonly listener: Listener;
+  readonly interface: string;
+  /** resolves with the exit code once the daemon has stopped */
+  readonly done: Promise<number>;
+  stop(): Promise<number>;
+  rearm(): Promise<void>;
+}
+
+export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps): Promise<RunningDaemon> {
+  const iface = await resolveInterface(options.interface, deps.run);
+  const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
+  const stateFile = options.stateFile ?? defaultStateFile(iface);
+  const watermarks = Watermarks.load(stateFile, iface);
+  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
+  const logger = deps.logger;
+  const listener = new Listener({
+    logger,
+    options: { ...options, interface: iface },
+    watermarks,
+    openCapture: deps.openCapture ?? realOpenCapture,
+    run: deps.run,
+  });
+  try {
+    await listener.start();
+  } catch (error) {
+    release();
+    throw error;
+  }
+
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  let armed = true;
+  let stopping: Promise<number> | undefined;
+  const handlers: [NodeJS.Signals, () => void][] = [];
+
+  const stop = (code = 0): Promise<number> => {
+    stopping ??= (async () => {
+      clearInterval(poll);
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+      await listener.stop();
+      release();
+      logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
+      finish(code);
+      return code;
+    })();
+    return stopping;
+  };
+
+  const rearm = async (): Promise<void> => {
+    await listener.refresh('rearm');
+    if (options.once && !armed) {
+      armed = true;
+      logger.info({ event: 'rearmed', interface: iface }, 'armed for one more endpoint change');
+    }
+  };
+
+  listener.onChange(() => {
+    if (!options.once || !armed) return;
+    armed = false;
+    logger.info({ event: 'once.done', interface: iface }, 'endpoint changed; exiting (--once)');
+    void stop(0);
+  });
+
+  const poll = setInterval(() => void listener.refresh('poll'), options.refreshMs);
+  poll.unref();
+
+  if (deps.signals ?? true) {
+    const on = (signal: NodeJS.Signals, handler: () => void): void => {
+      handlers.push([signal, handler]);
+      process.on(signal, handler);
+    };
+    on('SIGTERM', () => void stop(0));
+    on('SIGINT', () => void stop(0));
+    on('SIGHUP', () => {
+      logger.info({ event: 'reload', interface: iface }, 'SIGHUP: re-reading the WireGuard configuration');
+      void listener.refresh('sighup');
+    });
+    on('SIGUSR1', () => {
+      logger.info({ event: 'rearm', interface: iface }, 'SIGUSR1: re-arming');
+      void rearm();
+    });
+  }
+
+  return { listener, interface: iface, done, stop: () => stop(0), rearm };
+}

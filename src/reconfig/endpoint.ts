@@ -1,0 +1,26 @@
+/**
+ * Endpoints as wg prints and takes them: `192.0.2.7:51820` or `[2001:db8::7]:51820`.
+ */
+import { isIPv6 } from 'node:net';
+
+export function formatEndpoint(address: string, port: number): string {
+  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Canonical form for comparison (wg prints IPv6 compressed, but be exact about it). */
+export function sameEndpoint(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  return canonical(a) === canonical(b);
+}
+
+function canonical(endpoint: string): string {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint);
+  if (match === null) return endpoint;
+  const address = match[1] ?? '';
+  try {
+    // URL parsing normalises an IPv6 literal to its RFC 5952 form.
+    return `[${new URL(`http://[${address}]/`).hostname.slice(1, -1)}]:${match[2] ?? ''}`;
+  } catch {
+    return endpoint;
+  }
+}

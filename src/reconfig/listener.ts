@@ -1,0 +1,287 @@
+/**
+ * capture → decode → verify → decide → apply, for one WireGuard interface.
+ *
+ * The synchronous part (decode, mac1, Noise) runs for every captured frame and never throws;
+ * what survives it is authentic and goes through one queue, so `wg` calls for the same peer
+ * never race. A packet without the peer's private key behind it can at most be counted.
+ */
+import type { Logger } from '../common/log.js';
+import { ReconfigError, isReconfigError } from '../common/errors.js';
+import type { Capture, CaptureOptions } from '../net/capture.js';
+import { initiationFilter } from '../net/filter.js';
+import { decodeFrame, type Datagram } from '../net/packet.js';
+import { consumeInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
+import { parseSecret } from '../wireguard/keys.js';
+import { createResponder, type Responder } from '../wireguard/responder.js';
+import { timestampToDate } from '../wireguard/tai64n.js';
+import { readInterface, type InterfaceConfig, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
+import { applyEndpointChange } from './apply.js';
+import { formatEndpoint, sameEndpoint } from './endpoint.js';
+import type { ReconfigOptions } from './options.js';
+import type { Watermarks } from './replay.js';
+
+export type IgnoreReason = string;
+
+export interface ListenerDeps {
+  readonly logger: Logger;
+  readonly options: ReconfigOptions & { readonly interface: string };
+  readonly watermarks: Watermarks;
+  readonly openCapture: (options: CaptureOptions) => Capture;
+  readonly run?: WgRunner;
+  readonly now?: () => number;
+}
+
+export interface EndpointChange {
+  readonly peer: string;
+  readonly from: string | undefined;
+  readonly to: string;
+}
+
+interface Keys {
+  readonly config: InterfaceConfig;
+  readonly responder: Responder;
+}
+
+const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
+
+export class Listener {
+  /** reason → how many packets were ignored for it */
+  readonly ignored = new Map<IgnoreReason, number>();
+  accepted = 0;
+  updated = 0;
+
+  private keys: Keys | undefined;
+  private capture: Capture | undefined;
+  private capturePort = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
+  private interfaceMissing = false;
+  private captureFailures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private changeListeners: ((change: EndpointChange) => void)[] = [];
+
+  constructor(private readonly deps: ListenerDeps) {}
+
+  private get iface(): string {
+    return this.deps.options.interface;
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
+  async start(): Promise<void> {
+    this.keys = await this.loadKeys();
+    this.openCaptureFor(this.keys.config.listenPort);
+  }
+
+  onChange(listener: (change: EndpointChange) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private async loadKeys(): Promise<Keys> {
+    const config = await readInterface(this.iface, this.deps.run);
+    if (config.privateKey === undefined) {
+      throw new ReconfigError(
+        'E_NO_PRIVATE_KEY',
+        `Interface ${this.iface} has no private key, so no initiation can be verified. Set one: wg set ${this.iface} private-key FILE.`,
+      );
+    }
+    const secret = parseSecret(config.privateKey);
+    if (!secret.ok) throw new ReconfigError('E_WG', `wg printed a private key for ${this.iface} that is not a valid key.`);
+    // Keep the configuration without its private key; the Secret inside the responder is the one copy.
+    return { config: { ...config, privateKey: undefined }, responder: createResponder(secret.value) };
+  }
+
+  private openCaptureFor(port: number): void {
+    this.capture?.close();
+    this.capture = undefined;
+    this.capture = this.deps.openCapture({
+      device: this.deps.options.device,
+      filter: initiationFilter(port),
+      onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
+      onError: (error) => this.onCaptureError(error),
+    });
+    this.capturePort = port;
+    this.captureFailures = 0;
+    this.deps.logger.info(
+      { event: 'listening', interface: this.iface, device: this.capture.device, link: this.capture.link, port, peers: this.keys?.config.peers.size ?? 0, dryRun: this.deps.options.dryRun, once: this.deps.options.once },
+      `watching ${this.capture.device} for WireGuard initiations to port ${port}`,
+    );
+  }
+
+  private onCaptureError(error: Error): void {
+    if (this.stopped) return;
+    this.capture?.close();
+    this.capture = undefined;
+    const delay = CAPTURE_RETRY_MS[Math.min(this.captureFailures, CAPTURE_RETRY_MS.length - 1)] ?? 10_000;
+    this.captureFailures++;
+    this.deps.logger.error(
+      { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE', retryMs: delay },
+      `capture on ${this.deps.options.device} failed: ${error.message}; reopening`,
+    );
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (this.stopped || this.capture !== undefined) return;
+      try {
+        this.openCaptureFor(this.keys?.config.listenPort ?? this.capturePort);
+      } catch (reopenError) {
+        this.onCaptureError(reopenError as Error);
+      }
+    }, delay);
+  }
+
+  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}): void {
+    const count = (this.ignored.get(reason) ?? 0) + 1;
+    this.ignored.set(reason, count);
+    this.deps.logger.debug({ event: 'initiation.ignored', reason, count, ...details }, `ignored: ${reason}`);
+  }
+
+  /** Every captured frame comes through here. Never throws. */
+  onFrame(frame: Buffer, timestampMs: number): void {
+    const keys = this.keys;
+    const link = this.capture?.link;
+    if (keys === undefined || link === undefined) return;
+    const decoded = decodeFrame(link, frame);
+    if (!decoded.ok) return this.ignore(decoded.reason);
+    const datagram = decoded.value;
+    if (datagram.protocol !== 'udp' || datagram.dstPort !== keys.config.listenPort) {
+      return this.ignore('wrong-port', { src: datagram.src });
+    }
+    const verified = consumeInitiation(keys.responder, datagram.payload);
+    if (!verified.ok) return this.ignore(verified.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+    this.enqueue(() => this.onAuthentic(datagram, verified.value, timestampMs));
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task).catch((error: unknown) => this.logError(error));
+  }
+
+  private logError(error: unknown): void {
+    const code = isReconfigError(error) ? error.code : 'E_INTERNAL';
+    this.deps.logger.error({ event: 'error', code }, (error as Error).message);
+  }
+
+  private async onAuthentic(datagram: Datagram, initiation: VerifiedInitiation, capturedAt: number): Promise<void> {
+    if (this.stopped) return;
+    const peerKey = initiation.staticKey.toString('base64');
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    let peer = this.keys?.config.peers.get(peerKey);
+    if (peer === undefined && this.now() - this.lastUnknownRefresh >= this.deps.options.unknownPeerRefreshMs) {
+      // A genuine initiation from a key we do not know: maybe the peer was just added.
+      // Anyone who knows our public key can make one, hence the rate limit on re-reading.
+      this.lastUnknownRefresh = this.now();
+      await this.refresh('unknown-peer');
+      peer = this.keys?.config.peers.get(peerKey);
+    }
+    if (peer === undefined) return this.ignore('unknown-peer', { src, peer: peerKey });
+    if (!this.deps.watermarks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey });
+    try {
+      this.deps.watermarks.advance(peerKey, initiation.timestamp);
+    } catch (error) {
+      // The watermark is raised in memory; losing it on disk must not stop the tunnel.
+      this.logError(error);
+    }
+    this.accepted++;
+    const sent = timestampToDate(initiation.timestamp);
+    this.deps.logger.info(
+      { event: 'initiation.accepted', interface: this.iface, peer: peerKey, src, timestamp: sent.ok ? sent.value.toISOString() : undefined },
+      `authentic initiation from ${src}`,
+    );
+    // The endpoint may have moved since we last looked (WireGuard roams on authenticated
+    // packets by itself), so ask wg for the current one before deciding.
+    const current = await this.currentPeer(peerKey, peer);
+    if (sameEndpoint(current.endpoint, src)) {
+      this.deps.logger.debug({ event: 'endpoint.unchanged', interface: this.iface, peer: peerKey, endpoint: src }, 'endpoint already current');
+      return;
+    }
+    await this.applyChange(current, src, capturedAt);
+  }
+
+  private async currentPeer(peerKey: string, fallback: PeerConfig): Promise<PeerConfig> {
+    await this.refresh('initiation');
+    return this.keys?.config.peers.get(peerKey) ?? fallback;
+  }
+
+  private async applyChange(peer: PeerConfig, to: string, capturedAt: number): Promise<void> {
+    const change: EndpointChange = { peer: peer.publicKey, from: peer.endpoint, to };
+    if (this.deps.options.dryRun) {
+      this.deps.logger.info(
+        { event: 'endpoint.updated', dryRun: true, interface: this.iface, ...change },
+        `dry run: would point peer at ${to}`,
+      );
+    } else {
+      await applyEndpointChange(this.iface, peer, to, this.deps.run);
+      this.rememberEndpoint(peer, to);
+      this.deps.logger.info(
+        { event: 'endpoint.updated', interface: this.iface, ...change, latencyMs: Number((this.now() - capturedAt).toFixed(3)) },
+        `peer now at ${to}`,
+      );
+    }
+    this.updated++;
+    for (const listener of this.changeListeners) listener(change);
+  }
+
+  private rememberEndpoint(peer: PeerConfig, endpoint: string): void {
+    const keys = this.keys;
+    if (keys === undefined) return;
+    const peers = new Map(keys.config.peers);
+    peers.set(peer.publicKey, { ...peer, endpoint });
+    this.keys = { ...keys, config: { ...keys.config, peers } };
+  }
+
+  /**
+   * Re-reads the interface: new peers, endpoints, a new key or listen port (the interface was
+   * recreated, or SIGHUP). The capture filter follows the port. Never throws.
+   */
+  async refresh(why: string): Promise<void> {
+    let fresh: Keys;
+    try {
+      fresh = await this.loadKeys();
+    } catch (error) {
+      if (!this.interfaceMissing) {
+        this.interfaceMissing = true;
+        this.logError(error);
+      }
+      return;
+    }
+    if (this.interfaceMissing) {
+      this.interfaceMissing = false;
+      this.deps.logger.info({ event: 'interface.ready', interface: this.iface, why }, `interface ${this.iface} is back`);
+    }
+    const before = this.keys;
+    this.keys = fresh.responder.publicKey.equals(before?.responder.publicKey ?? Buffer.alloc(0))
+      ? { config: fresh.config, responder: before?.responder ?? fresh.responder }
+      : fresh;
+    if (before !== undefined && !fresh.responder.publicKey.equals(before.responder.publicKey)) {
+      this.deps.logger.info({ event: 'config.reloaded', interface: this.iface, why, keyChanged: true }, 'interface key changed');
+    }
+    if (fresh.config.listenPort !== this.capturePort && !this.stopped) {
+      try {
+        this.openCaptureFor(fresh.config.listenPort);
+      } catch (error) {
+        this.onCaptureError(error as Error);
+      }
+    }
+  }
+
+  /** Resolves when every queued initiation has been handled. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  counters(): Record<string, number> {
+    return { accepted: this.accepted, updated: this.updated, ...Object.fromEntries(this.ignored) };
+  }
+
+  /** Stops capturing and waits for queued work to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.capture?.close();
+    this.capture = undefined;
+    await this.queue;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Options of the reconfig-wg daemon, with every default applied in one place.
+ */
+import { accessSync, constants } from 'node:fs';
+import { ReconfigError } from '../common/errors.js';
+
+export interface ReconfigOptions {
+  /** WireGuard interface; undefined means "the only one there is" */
+  readonly interface: string | undefined;
+  /** capture device (libpcap name); `any` sees every interface */
+  readonly device: string;
+  /** exit 0 after the first endpoint change */
+  readonly once: boolean;
+  /** log what would change, change nothing */
+  readonly dryRun: boolean;
+  /** undefined: derived from the interface name */
+  readonly pidFile: string | undefined;
+  readonly stateFile: string | undefined;
+  /** how often the WireGuard configuration is re-read, to follow a new port or key */
+  readonly refreshMs: number;
+  /** at most one `wg show` re-read per this interval when an unknown key proves genuine */
+  readonly unknownPeerRefreshMs: number;
+}
+
+export const DEFAULTS = {
+  device: 'any',
+  once: false,
+  dryRun: false,
+  refreshMs: 10_000,
+  unknownPeerRefreshMs: 5_000,
+} as const;
+
+/** Linux interface names: at most 15 bytes, no slash, no white space (dev_valid_name). */
+const INTERFACE_NAME = /^[A-Za-z0-9_.=+:-]{1,15}$/;
+
+export function validateInterfaceName(name: string): string {
+  if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
+    throw new ReconfigError('E_USAGE', `'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
+  }
+  return name;
+}
+
+export function normalizeOptions(input: Partial<ReconfigOptions>): ReconfigOptions {
+  const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
+  const device = input.device ?? DEFAULTS.device;
+  if (device.length === 0) throw new ReconfigError('E_USAGE', 'The capture device (-d) must not be empty; use -d any to capture on all.');
+  return {
+    interface: iface,
+    device,
+    once: input.once ?? DEFAULTS.once,
+    dryRun: input.dryRun ?? DEFAULTS.dryRun,
+    pidFile: input.pidFile,
+    stateFile: input.stateFile,
+    refreshMs: input.refreshMs ?? DEFAULTS.refreshMs,
+    unknownPeerRefreshMs: input.unknownPeerRefreshMs ?? DEFAULTS.unknownPeerRefreshMs,
+  };
+}
+
+function writableDir(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** /run when we may write there (root), else the temp directory. */
+export function defaultPidFile(program: string, iface: string): string {
+  return writableDir('/run') ? `/run/${program}-${iface}.pid` : `/tmp/${program}-${iface}.pid`;
+}
+
+/** /var/lib/reconfig-wg when we may write there (root), else the temp directory. */
+export function defaultStateFile(iface: string): string {
+  return writableDir('/var/lib') ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
+}

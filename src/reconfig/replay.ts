@@ -1,0 +1,90 @@
+/**
+ * Replay protection that survives restarts. WireGuard accepts an initiation only if its TAI64N
+ * timestamp is newer than the last one from that peer (WireGuard paper §5.1); we keep the same
+ * per-peer watermark, but on disk, so a packet captured yesterday cannot move an endpoint after
+ * the daemon restarts. The file is replaced atomically on every advance.
+ */
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/atomic.js';
+import { ReconfigError } from '../common/errors.js';
+import { compareTimestamps } from '../wireguard/tai64n.js';
+
+const STATE_VERSION = 1;
+const TIMESTAMP_HEX = /^[0-9a-f]{24}$/;
+
+interface StateFile {
+  version: number;
+  interface: string;
+  /** peer public key (base64) → TAI64N of the newest accepted initiation, hex */
+  timestamps: Record<string, string>;
+}
+
+export class Watermarks {
+  private readonly timestamps = new Map<string, Buffer>();
+
+  private constructor(
+    private readonly path: string,
+    private readonly iface: string,
+  ) {}
+
+  /** Loads the state file; a missing file is an empty state, a broken one is an error. */
+  static load(path: string, iface: string): Watermarks {
+    const marks = new Watermarks(path, iface);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return marks;
+      throw new ReconfigError('E_STATE_FILE', `Cannot read state file ${path}: ${(error as Error).message}.`, { exitCode: 2 });
+    }
+    const broken = (why: string): ReconfigError =>
+      new ReconfigError(
+        'E_STATE_FILE',
+        `State file ${path} ${why}. Move it aside to start with empty replay protection, or pass another --state-file.`,
+        { exitCode: 2 },
+      );
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw broken('is not valid JSON');
+    }
+    const state = data as Partial<StateFile>;
+    if (typeof state !== 'object' || state === null || state.version !== STATE_VERSION || typeof state.timestamps !== 'object' || state.timestamps === null) {
+      throw broken(`is not a version ${STATE_VERSION} reconfig-wg state file`);
+    }
+    if (state.interface !== iface) {
+      throw broken(`belongs to interface ${String(state.interface)}, not ${iface}`);
+    }
+    for (const [peer, hex] of Object.entries(state.timestamps)) {
+      if (typeof hex !== 'string' || !TIMESTAMP_HEX.test(hex)) throw broken(`has a bad timestamp for peer ${peer}`);
+      marks.timestamps.set(peer, Buffer.from(hex, 'hex'));
+    }
+    return marks;
+  }
+
+  /** True if `timestamp` is strictly newer than every one accepted before from `peer`. */
+  isFresh(peer: string, timestamp: Buffer): boolean {
+    const mark = this.timestamps.get(peer);
+    return mark === undefined || compareTimestamps(timestamp, mark) > 0;
+  }
+
+  /** Raises the peer's watermark and writes the file before anything acts on the packet. */
+  advance(peer: string, timestamp: Buffer): void {
+    this.timestamps.set(peer, Buffer.from(timestamp));
+    const state: StateFile = {
+      version: STATE_VERSION,
+      interface: this.iface,
+      timestamps: Object.fromEntries([...this.timestamps].map(([key, mark]) => [key, mark.toString('hex')])),
+    };
+    try {
+      writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+    } catch (error) {
+      throw new ReconfigError('E_STATE_FILE', `Cannot write state file ${this.path}: ${(error as Error).message}.`);
+    }
+  }
+
+  get size(): number {
+    return this.timestamps.size;
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The listener's decisions, driven directly: frames in through a stand-in capture, `wg` calls
+ * out through a stand-in wg. Crypto, decoding and the decision logic are the real ones.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import test from 'ava';
+import { createLogger } from '../src/common/log.js';
+import type { Capture, CaptureOptions } from '../src/net/capture.js';
+import { Listener } from '../src/reconfig/listener.js';
+import { normalizeOptions } from '../src/reconfig/options.js';
+import { Watermarks } from '../src/reconfig/replay.js';
+import { parseSecret, publicKeyOf, type Secret } from '../src/wireguard/keys.js';
+import { timestampFromDate } from '../src/wireguard/tai64n.js';
+import { FakeWg } from './helpers/fake-wg.js';
+import { rawUdpFrame } from './helpers/frames.js';
+import { createInitiation } from './helpers/initiator.js';
+
+const PORT = 51820;
+const R2 = '192.0.2.1';
+
+function b64(secret: Secret): string {
+  return publicKeyOf(secret).toString('base64');
+}
+
+/** A private key as wg prints it, and its Secret: only tests hold both. */
+const keyTexts = new WeakMap<Secret, string>();
+function newKey(): Secret {
+  const bytes = randomBytes(32);
+  bytes[0]! &= 248;
+  bytes[31] = (bytes[31]! & 127) | 64;
+  const text = bytes.toString('base64');
+  const parsed = parseSecret(text);
+  if (!parsed.ok) throw new Error('bad test key');
+  keyTexts.set(parsed.value, text);
+  return parsed.value;
+}
+
+function keyText(secret: Secret): string {
+  return keyTexts.get(secret) ?? '';
+}
+
+interface Rig {
+  listener: Listener;
+  wg: FakeWg;
+  r2: Secret;
+  peers: Secret[];
+  log: string[];
+  feed(frame: Buffer): Promise<void>;
+  openedFilters: string[];
+  dir: string;
+  close(): void;
+}
+
+async function rig(options: { peers?: number; keepalive?: number; dryRun?: boolean; dir?: string } = {}): Promise<Rig> {
+  const r2 = newKey();
+  const peers = Array.from({ length: options.peers ?? 1 }, () => newKey());
+  const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
+  const log: string[] = [];
+  const logger = createLogger({
+    name: 'test',
+    format: 'json',
+    level: 'debug',
+    destination: new Writable({ write: (chunk, _enc, cb) => { log.push(...String(chunk).split('\n').filter(Boolean)); cb(); } }),
+  });
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rwg-listener-'));
+  let onFrame: CaptureOptions['onFrame'] = () => undefined;
+  const openedFilters: string[] = [];
+  const openCapture = (opts: CaptureOptions): Capture => {
+    onFrame = opts.onFrame;
+    openedFilters.push(opts.filter);
+    return { link: 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
+  };
+  const listener = new Listener({
+    logger,
+    options: { ...normalizeOptions({ interface: 'wg0', dryRun: options.dryRun ?? false }), interface: 'wg0' },
+    watermarks: Watermarks.load(join(dir, 'state.json'), 'wg0'),
+    openCapture,
+    run: wg.run,
+  });
+  await listener.start();
+  return {
+    listener, wg, r2, peers, log, openedFilters, dir,
+    feed: async (frame) => {
+      onFrame(frame, Date.now());
+      await listener.settled();
+    },
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function initiationFrom(r: Rig, peer: Secret, src: string, srcPort: number, when = new Date()): Buffer {
+  const payload = createInitiation({ initiatorPrivateKey: peer, responderPublicKey: publicKeyOf(r.r2), timestamp: timestampFromDate(when) });
+  return rawUdpFrame({ src, dst: R2, srcPort, dstPort: PORT, payload });
+}
+
+const events = (r: Rig, name: string): Record<string, unknown>[] =>
+  r.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === name);
+
+test('a genuine initiation from a new address points that peer there and triggers a send', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  t.deepEqual(r.wg.sets, [
+    ['peer', b64(r.peers[0]!), 'endpoint', '198.51.100.7:40000', 'persistent-keepalive', '1'],
+    ['peer', b64(r.peers[0]!), 'persistent-keepalive', 'off'],
+  ]);
+  t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000');
+  t.is(r.wg.peers[0]!.keepalive, 0, 'the peer keeps its own keepalive setting');
+  const [updated] = events(r, 'endpoint.updated');
+  t.like(updated, { interface: 'wg0', peer: b64(r.peers[0]!), to: '198.51.100.7:40000' });
+});
+
+test('a peer with its own keepalive gets it back after the off-to-on edge', async (t) => {
+  const r = await rig({ keepalive: 25 });
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  t.deepEqual(r.wg.sets.map((s) => s.slice(2)), [
+    ['endpoint', '198.51.100.7:40000', 'persistent-keepalive', 'off'],
+    ['persistent-keepalive', '25'],
+  ]);
+  t.is(r.wg.peers[0]!.keepalive, 25);
+});
+
+test('an initiation from the current endpoint changes nothing', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  r.wg.peers[0]!.endpoint = '198.51.100.7:40000';
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  t.deepEqual(r.wg.sets, []);
+  t.is(r.listener.accepted, 1);
+});
+
+test('an IPv6 source becomes a bracketed endpoint', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const payload = createInitiation({ initiatorPrivateKey: r.peers[0]!, responderPublicKey: publicKeyOf(r.r2) });
+  await r.feed(rawUdpFrame({ src: '2001:db8:1::7', dst: '2001:db8::1', srcPort: 5000, dstPort: PORT, payload }));
+  t.is(r.wg.peers[0]!.endpoint, '[2001:db8:1::7]:5000');
+});
+
+test('a replayed initiation from another address is refused, and so is an older one', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const payload = createInitiation({ initiatorPrivateKey: r.peers[0]!, responderPublicKey: publicKeyOf(r.r2) });
+  await r.feed(rawUdpFrame({ src: '198.51.100.7', dst: R2, srcPort: 40000, dstPort: PORT, payload }));
+  await r.feed(rawUdpFrame({ src: '203.0.113.66', dst: R2, srcPort: 666, dstPort: PORT, payload }));
+  await r.feed(initiationFrom(r, r.peers[0]!, '203.0.113.66', 667, new Date(Date.now() - 60_000)));
+  t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000');
+  t.is(r.listener.ignored.get('replay'), 2);
+});
+
+test('the replay watermark survives a restart through the state file', async (t) => {
+  const first = await rig();
+  t.teardown(first.close);
+  const frame = initiationFrom(first, first.peers[0]!, '198.51.100.7', 40000);
+  await first.feed(frame);
+  await first.listener.stop();
+  const marks = Watermarks.load(join(first.dir, 'state.json'), 'wg0');
+  t.is(marks.size, 1);
+  t.false(marks.isFresh(b64(first.peers[0]!), timestampFromDate(new Date(Date.now() - 1000))));
+  t.throws(() => Watermarks.load(join(first.dir, 'state.json'), 'wg1'), { message: /belongs to interface wg0/ });
+});
+
+test('a key that is not a peer is counted as unknown-peer, and wg is re-read at most once per interval', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const stranger = newKey();
+  const dumpsBefore = r.wg.calls.filter((c) => c[2] === 'dump').length;
+  await r.feed(initiationFrom(r, stranger, '203.0.113.66', 666));
+  await r.feed(initiationFrom(r, stranger, '203.0.113.66', 667));
+  await r.feed(initiationFrom(r, stranger, '203.0.113.66', 668));
+  t.is(r.listener.ignored.get('unknown-peer'), 3);
+  t.is(r.wg.calls.filter((c) => c[2] === 'dump').length - dumpsBefore, 1);
+  t.deepEqual(r.wg.sets, []);
+});
+
+test('a peer added after start is found by re-reading wg', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const late = newKey();
+  r.wg.peers.push({ publicKey: b64(late), keepalive: 0 });
+  await r.feed(initiationFrom(r, late, '198.51.100.9', 40001));
+  t.is(r.wg.peers[1]!.endpoint, '198.51.100.9:40001');
+});
+
+test('only the peer that sent the initiation is touched', async (t) => {
+  const r = await rig({ peers: 3 });
+  t.teardown(r.close);
+  r.wg.peers[0]!.endpoint = '198.51.100.1:1';
+  r.wg.peers[2]!.endpoint = '198.51.100.3:3';
+  await r.feed(initiationFrom(r, r.peers[1]!, '198.51.100.2', 2222));
+  t.deepEqual(r.wg.peers.map((p) => p.endpoint), ['198.51.100.1:1', '198.51.100.2:2222', '198.51.100.3:3']);
+  t.true(r.wg.sets.every((s) => s[1] === b64(r.peers[1]!)));
+});
+
+test('tampered, foreign and malformed packets are counted by reason and change nothing', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const good = createInitiation({ initiatorPrivateKey: r.peers[0]!, responderPublicKey: publicKeyOf(r.r2) });
+  const tampered = Buffer.from(good);
+  tampered[50] = tampered[50]! ^ 0x80;
+  const otherServer = createInitiation({ initiatorPrivateKey: r.peers[0]!, responderPublicKey: publicKeyOf(newKey()) });
+  const frame = (payload: Buffer, dstPort = PORT): Buffer => rawUdpFrame({ src: '203.0.113.66', dst: R2, srcPort: 666, dstPort, payload });
+  await r.feed(frame(tampered));
+  await r.feed(frame(otherServer));
+  await r.feed(frame(good.subarray(0, 100)));
+  await r.feed(frame(good, 9999));
+  await r.feed(Buffer.from([0x45, 0, 0]));
+  await r.feed(Buffer.alloc(0));
+  t.is(r.listener.ignored.get('bad-mac1'), 2);
+  t.is(r.listener.ignored.get('bad-size'), 1);
+  t.is(r.listener.ignored.get('wrong-port'), 1);
+  t.is([...r.listener.ignored.values()].reduce((a, b) => a + b, 0), 6);
+  t.deepEqual(r.wg.sets, []);
+  t.true(events(r, 'initiation.ignored').every((e) => typeof e.reason === 'string'));
+});
+
+test('--dry-run logs the change and makes none', async (t) => {
+  const r = await rig({ dryRun: true });
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  t.deepEqual(r.wg.sets, []);
+  t.like(events(r, 'endpoint.updated')[0], { dryRun: true, to: '198.51.100.7:40000' });
+});
+
+test('when the listen port changes, the capture filter follows it', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  r.wg.listenPort = 51999;
+  await r.listener.refresh('test');
+  t.is(r.openedFilters.length, 2);
+  t.regex(r.openedFilters[1]!, /51999/);
+  t.notRegex(r.openedFilters[1]!, /51820/);
+});
+
+test('the interface private key never reaches the log', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  r.wg.exists = false;
+  await r.listener.refresh('test');
+  const all = r.log.join('\n');
+  t.true(r.log.length > 2);
+  t.false(all.includes(keyText(r.r2)));
+});
