@@ -3,7 +3,7 @@
  * front of each roamer, R2's real firewall closed to new inbound WireGuard packets, and the
  * real reconfig-wg command running inside R2's namespace. Needs root.
  */
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -17,15 +17,14 @@ import {
   pingUntilAnswered,
   R2_V4,
   R2_V6,
+  recordInitiation,
   WG_PORT,
   type Lab,
 } from '../scripts/lab/lab.js';
 import { events, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
 import { nsRun, waitFor } from '../scripts/lab/netns.js';
-import { decodeFrame } from '../src/net/packet.js';
 import { generatePrivateKey } from '../src/wireguard/keys.js';
-import { createInitiation } from './helpers/initiator.js';
-import { readPcapFile } from './helpers/pcapfile.js';
+import { createInitiation } from '../scripts/lab/initiator.js';
 
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
@@ -119,16 +118,11 @@ e2e('replayed and forged initiations from a third host move nothing, also after 
   await withLab({}, async (lab, dir) => {
     const roamer = lab.roamers[0]!;
     // Record R1's real initiation as it arrives at R2 (an attacker on the path could do the same).
-    const pcap = join(dir, 'initiation.pcap');
-    const tcpdump = lab.scope.start(lab.r2.ns, 'tcpdump', ['-i', 'wan', '-U', '-c', '1', '-w', pcap, `udp dst port ${WG_PORT} and udp[8] = 1`]);
-    await waitFor(() => tcpdump.lines.some((l) => l.includes('listening on')), 5000);
+    const recording = await recordInitiation(lab);
     const daemon = await startReconfigWg(lab.scope, lab.r2.ns, daemonArgs(lab, dir, ['--log-level', 'debug']));
     t.not(await pingUntilAnswered(roamer, 15_000), undefined);
-    t.not(await tcpdump.waitForExit(5000), undefined, 'tcpdump captured the initiation');
-    const captured = readPcapFile(readFileSync(pcap));
-    const frame = decodeFrame('ethernet', captured.frames[0]!);
-    if (!frame.ok) throw new Error(`captured frame does not decode: ${frame.reason}`);
-    const genuine = frame.value.payload;
+    const genuine = await recording.next(5000);
+    if (genuine === undefined) throw new Error('no initiation was recorded');
     t.is(genuine.length, 148);
     const endpoint = await endpointOf(lab, roamer);
 

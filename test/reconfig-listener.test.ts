@@ -17,7 +17,7 @@ import { parseSecret, publicKeyOf, type Secret } from '../src/wireguard/keys.js'
 import { timestampFromDate } from '../src/wireguard/tai64n.js';
 import { FakeWg } from './helpers/fake-wg.js';
 import { rawUdpFrame } from './helpers/frames.js';
-import { createInitiation } from './helpers/initiator.js';
+import { createInitiation } from '../scripts/lab/initiator.js';
 
 const PORT = 51820;
 const R2 = '192.0.2.1';

@@ -8,6 +8,7 @@ import { nsRun, type LabProcess, type Scope } from './netns.js';
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 export const RECONFIG_CLI = here('../../src/reconfig/cli.js');
 export const SEND_UDP = here('./send-udp.js');
+export const KNOCK_CLI = here('../../src/knock/cli.js');
 
 export interface LogEvent {
   readonly event?: string;
@@ -49,4 +50,13 @@ export async function startReconfigWg(scope: Scope, ns: string, args: readonly s
 /** Sends UDP datagrams from `ns` to host:port. */
 export async function sendUdp(ns: string, host: string, port: number, payloads: readonly Buffer[]): Promise<void> {
   await nsRun(ns, process.execPath, [SEND_UDP, host, String(port), ...payloads.map((p) => p.toString('hex'))]);
+}
+
+/** Starts `port-knock` in a namespace with JSON logs; waits for `listening`. */
+export async function startPortKnock(scope: Scope, ns: string, args: readonly string[]): Promise<LabProcess> {
+  const proc = scope.start(ns, process.execPath, [KNOCK_CLI, '--log-format', 'json', ...args]);
+  if ((await waitForEvent(proc, 'listening', 15_000)) === undefined) {
+    throw new Error(`port-knock did not start listening:\n${proc.lines.join('\n')}`);
+  }
+  return proc;
 }

@@ -10,10 +10,12 @@
  * 2001:db8:100::/64, each roamer's LAN is 198.51.100.0/24 and 2001:db8:1::/64 (LANs are
  * separate, so they can share numbers), and tunnel addresses are 203.0.113.0/24.
  */
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeFrame } from '../../src/net/packet.js';
 import { host, labId, nsRun, Scope, veth, waitFor, type LabProcess } from './netns.js';
+import { readPcapFile } from './pcapfile.js';
 
 export const WG_PORT = 51820;
 export const R2_V4 = '192.0.2.1';
@@ -236,4 +238,34 @@ export async function firewallDrops(lab: Lab): Promise<number> {
   const out = await nsRun(lab.r2.ns, 'nft', ['list', 'counter', 'inet', 'filter', 'wg_new_dropped']);
   const match = /packets (\d+)/.exec(out);
   return match ? Number(match[1]) : 0;
+}
+
+/**
+ * Records the next handshake initiation that reaches R2's wire, as an on-path attacker could:
+ * tcpdump in R2's namespace, one packet. Resolves once tcpdump listens.
+ */
+export async function recordInitiation(lab: Lab): Promise<{ next(timeoutMs: number): Promise<Buffer | undefined> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-rec-'));
+  const file = join(dir, 'initiation.pcap');
+  const tcpdump = lab.scope.start(lab.r2.ns, 'tcpdump', ['-i', 'wan', '-U', '-c', '1', '-w', file, `udp dst port ${WG_PORT} and udp[8] = 1`]);
+  const listening = await tcpdump.waitForLine((line) => line.includes('listening on'), 5000);
+  if (listening === undefined) {
+    await tcpdump.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`tcpdump did not start: ${tcpdump.lines.join('\n')}`);
+  }
+  return {
+    async next(timeoutMs: number): Promise<Buffer | undefined> {
+      try {
+        if ((await tcpdump.waitForExit(timeoutMs)) === undefined) return undefined;
+        const frame = readPcapFile(readFileSync(file)).frames[0];
+        if (frame === undefined) return undefined;
+        const decoded = decodeFrame('ethernet', frame);
+        return decoded.ok ? decoded.value.payload : undefined;
+      } finally {
+        await tcpdump.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
 }

@@ -5,7 +5,18 @@
  * process started here is remembered by pid and stopped by pid, never by name.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
+
+/**
+ * PATH without node_modules/.bin: under `npm test` that comes first, and a package there may
+ * shadow a system tool by name (ava's dependency @vercel/nft installs a `nft` binary).
+ */
+const SYSTEM_PATH = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
+  .split(':')
+  .filter((dir) => dir.length > 0 && !dir.includes('node_modules'))
+  .join(':');
+const ENV = { PATH: SYSTEM_PATH };
 
 export function labId(): string {
   return randomBytes(3).toString('hex');
@@ -13,11 +24,7 @@ export function labId(): string {
 
 /** Runs `ip netns exec NAME …` and returns stdout; rejects with stderr in the message. */
 export async function nsRun(ns: string, cmd: string, args: readonly string[], input?: string): Promise<string> {
-  const result = await execa('ip', ['netns', 'exec', ns, cmd, ...args], {
-    reject: false,
-    input,
-    timeout: 20_000,
-  });
+  const result = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, input, timeout: 20_000, env: ENV });
   if (result.exitCode !== 0) {
     throw new Error(`[${ns}] ${cmd} ${args.join(' ')}: ${String(result.stderr || result.stdout).trim()} (exit ${result.exitCode})`);
   }
@@ -25,14 +32,14 @@ export async function nsRun(ns: string, cmd: string, args: readonly string[], in
 }
 
 export async function host(cmd: string, args: readonly string[], input?: string): Promise<string> {
-  const result = await execa(cmd, args, { reject: false, input, timeout: 20_000 });
+  const result = await execa(cmd, args, { reject: false, input, timeout: 20_000, env: ENV });
   if (result.exitCode !== 0) {
     throw new Error(`${cmd} ${args.join(' ')}: ${String(result.stderr || result.stdout).trim()} (exit ${result.exitCode})`);
   }
   return String(result.stdout);
 }
 
-const START_OPTIONS = { reject: false, buffer: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' } as const;
+const START_OPTIONS = { reject: false, buffer: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', env: ENV } as const;
 export type Started = ResultPromise<typeof START_OPTIONS>;
 
 /** A set of namespaces and processes that is torn down as one, also after a failure. */
@@ -66,7 +73,7 @@ export class Scope {
     this.closed = true;
     await Promise.all(this.processes.map((proc) => proc.stop()));
     for (const ns of this.namespaces.reverse()) {
-      await execa('ip', ['netns', 'del', ns], { reject: false });
+      await execa('ip', ['netns', 'del', ns], { reject: false, env: ENV });
     }
   }
 }
@@ -106,6 +113,11 @@ export class LabProcess {
     for (const listener of this.listeners) listener(line);
   }
 
+  /** Calls `listener` with every line from now on. */
+  follow(listener: (line: string) => void): void {
+    this.listeners.add(listener);
+  }
+
   /** Resolves with the first line (already seen or future) that matches, or undefined on timeout. */
   waitForLine(match: (line: string) => boolean, timeoutMs: number): Promise<string | undefined> {
     const seen = this.lines.find(match);
@@ -138,6 +150,18 @@ export class LabProcess {
 
   stop(graceMs?: number): Promise<void> {
     return stopProcess(this.child, graceMs);
+  }
+}
+
+/**
+ * True if `pid` is alive and runs `script` (read from /proc): a pid from a pid file is only
+ * signalled after this check, so a recycled pid never hits an unrelated process.
+ */
+export function isProcessOf(pid: number, script: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(script);
+  } catch {
+    return false;
   }
 }
 

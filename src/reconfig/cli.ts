@@ -92,4 +92,6 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+// Exit explicitly: a closed node_pcap session still holds the event loop open (its poll handle
+// is stopped but never released), so waiting for the loop to drain would never end.
+process.exit(await main());

@@ -1,5 +1,5 @@
 /**
- * The initiator side of the first handshake message (paper §5.4.2), for tests only: builds
+ * The initiator side of the first handshake message (paper §5.4.2), for the lab and tests: builds
  * genuine initiations, and forged ones (a claimed static key the sender does not hold, a
  * chosen ephemeral) that still carry a correct mac1.
  */

@@ -1,0 +1,197 @@
+/**
+ * `sudo npm run demo`: the whole story in network namespaces on this machine, with the real
+ * commands, narrated as a timeline. Exits 0 only if every step did what it says.
+ *
+ *   --keep   leave the lab up afterwards and print the commands to poke at it
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readPid } from '../src/common/pidfile.js';
+import { defaultPidFile, defaultStateFile } from '../src/reconfig/options.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generatePrivateKey } from '../src/wireguard/keys.js';
+import { KNOCK_CLI, RECONFIG_CLI, sendUdp } from './lab/daemons.js';
+import { createInitiation } from './lab/initiator.js';
+import {
+  createLab,
+  endpointOf,
+  firewallDrops,
+  natRemap,
+  pingOnce,
+  pingUntilAnswered,
+  R2_V4,
+  recordInitiation,
+  WG_PORT,
+  type Lab,
+} from './lab/lab.js';
+import { isProcessOf, nsRun, waitFor, type LabProcess } from './lab/netns.js';
+
+interface Step {
+  readonly title: string;
+  readonly outcome: string;
+  readonly ok: boolean;
+  readonly ms: number;
+}
+
+const KNOCK_PORT = 19000;
+const argv = process.argv.slice(2);
+if (argv.includes('-h') || argv.includes('--help')) {
+  process.stdout.write('usage: npm run demo [-- --keep]\n  --keep  leave the lab up afterwards, with the commands to poke at it\n');
+  process.exit(0);
+}
+const unknown = argv.filter((a) => a !== '--keep');
+if (unknown.length > 0) {
+  process.stderr.write(`demo: unknown argument ${unknown[0] ?? ''}; try --help\n`);
+  process.exit(2);
+}
+const keep = argv.includes('--keep');
+if (process.getuid?.() !== 0) {
+  process.stderr.write('demo: the lab needs root (network namespaces, nftables): sudo npm run demo\n');
+  process.exit(2);
+}
+
+const start = performance.now();
+const stamp = (): string => `[${((performance.now() - start) / 1000).toFixed(1).padStart(5)}s]`;
+const say = (text: string): void => void process.stdout.write(`${stamp()} ${text}\n`);
+const show = (name: string, proc: LabProcess): void => proc.follow((line) => process.stdout.write(`         ${name} │ ${line}\n`));
+const steps: Step[] = [];
+
+async function step(title: string, run: () => Promise<{ ok: boolean; outcome: string }>): Promise<boolean> {
+  say(`── ${title}`);
+  const began = performance.now();
+  let result: { ok: boolean; outcome: string };
+  try {
+    result = await run();
+  } catch (error) {
+    result = { ok: false, outcome: `failed: ${(error as Error).message}` };
+  }
+  const ms = performance.now() - began;
+  steps.push({ title, ...result, ms });
+  say(`${result.ok ? '✔' : '✘'} ${result.outcome}`);
+  return result.ok;
+}
+
+function table(rows: readonly Step[]): string {
+  const header = ['', 'step', 'what happened', 'took'];
+  const body = rows.map((r) => [r.ok ? '✔' : '✘', r.title, r.outcome, `${(r.ms / 1000).toFixed(2)} s`]);
+  const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => (row[i] ?? '').length)));
+  const line = (row: readonly string[]): string => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ');
+  return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+async function story(lab: Lab, dir: string): Promise<void> {
+  void dir;
+  const roamer = lab.roamers[0]!;
+  const wg = lab.r2.wg;
+  // Default pid and state files, as a user would have them: port-knock finds reconfig-wg there.
+  const reconfigArgs = ['-i', wg, '--log-format', 'pretty'];
+  say(`R1 ${roamer.ns} (198.51.100.2) → NAT ${roamer.natNs} (${roamer.natV4}) → R2 ${lab.r2.ns} (${R2_V4}); attacker ${lab.attacker.ns}`);
+
+  const reconfig = lab.scope.start(lab.r2.ns, process.execPath, [RECONFIG_CLI, ...reconfigArgs]);
+  show('reconfig-wg', reconfig);
+  const knock = lab.scope.start(lab.r2.ns, process.execPath, [
+    KNOCK_CLI, '-p', String(KNOCK_PORT), '-i', wg, '--cooldown', '5', '--log-format', 'pretty', '--pid-file', join(dir, 'port-knock.pid'),
+  ]);
+  show('port-knock ', knock);
+  await waitFor(() => reconfig.lines.some((l) => l.includes('listening')) && knock.lines.some((l) => l.includes('listening')), 10_000);
+  const recording = await recordInitiation(lab);
+
+  let endpoint: string | undefined;
+  await step('1. R1 connects through R2\'s closed firewall', async () => {
+    const dropsBefore = await firewallDrops(lab);
+    say(`R2's firewall has dropped ${dropsBefore} new WireGuard packets; R1's peer endpoint on R2: ${(await endpointOf(lab, roamer)) ?? '(none)'}`);
+    say('R1 pings R2 through the tunnel');
+    const took = await pingUntilAnswered(roamer, 15_000);
+    endpoint = await endpointOf(lab, roamer);
+    const drops = await firewallDrops(lab);
+    say(`firewall drops now ${drops}; endpoint now ${endpoint ?? '(none)'}`);
+    return {
+      ok: took !== undefined && drops > dropsBefore && endpoint?.startsWith(`${roamer.natV4}:`) === true,
+      outcome: took === undefined ? 'no answer' : `tunnel up in ${took.toFixed(0)} ms though the firewall dropped the initiation; endpoint ${endpoint ?? '?'}`,
+    };
+  });
+
+  await step('2. R1\'s NAT remaps; the endpoint follows', async () => {
+    await natRemap(roamer);
+    const down = !(await pingOnce(roamer, 1));
+    say(`NAT mappings flushed; the tunnel is ${down ? 'down' : 'still answering'}; R1 re-handshakes after 15 s of unanswered traffic`);
+    const took = await pingUntilAnswered(roamer, 40_000);
+    const moved = await endpointOf(lab, roamer);
+    const ok = took !== undefined && moved !== endpoint && moved?.startsWith(`${roamer.natV4}:`) === true;
+    const outcome = ok ? `endpoint ${endpoint ?? '?'} → ${moved ?? '?'}; tunnel back after ${(took! / 1000).toFixed(1)} s` : 'the tunnel did not come back';
+    endpoint = moved;
+    return { ok, outcome };
+  });
+
+  await step('3. An attacker replays R1\'s initiation and forges others', async () => {
+    const genuine = await recording.next(1000);
+    if (genuine === undefined) return { ok: false, outcome: 'no initiation was recorded to replay' };
+    const stranger = createInitiation({ initiatorPrivateKey: generatePrivateKey(), responderPublicKey: Buffer.from(lab.r2.publicKey, 'base64') });
+    const tampered = Buffer.from(genuine);
+    tampered[60] = tampered[60]! ^ 1;
+    await sendUdp(lab.attacker.ns, R2_V4, WG_PORT, [genuine, stranger, tampered]);
+    say('sent: the recorded genuine initiation, one signed with an unknown key, one tampered');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const after = await endpointOf(lab, roamer);
+    const alive = !reconfig.exited && (await pingOnce(roamer, 2));
+    return { ok: after === endpoint && alive, outcome: after === endpoint ? `endpoint unchanged (${after ?? '?'}); tunnel still up` : `endpoint moved to ${after ?? '?'}` };
+  });
+
+  await step('4. One-shot mode: a traceroute knock re-arms reconfig-wg', async () => {
+    await nsRun(lab.r2.ns, process.execPath, [RECONFIG_CLI, '-k', '-i', wg]);
+    say('reconfig-wg stopped (-k); nothing follows R1 now');
+    await natRemap(roamer);
+    const down = !(await pingOnce(roamer, 1));
+    say(`NAT remapped: the tunnel is ${down ? 'down' : 'still up'}; R1 runs: traceroute -p ${KNOCK_PORT} ${R2_V4}`);
+    await nsRun(roamer.ns, 'traceroute', ['-n', '-q', '1', '-w', '1', '-m', '4', '-p', String(KNOCK_PORT), R2_V4]);
+    const took = await pingUntilAnswered(roamer, 40_000);
+    const moved = await endpointOf(lab, roamer);
+    const onceExited = await waitFor(() => !existsSync(defaultPidFile('reconfig-wg', wg)), 5000);
+    const ok = down && took !== undefined && moved !== endpoint && onceExited;
+    return { ok, outcome: ok ? `knock → reconfig-wg --once → endpoint ${moved ?? '?'}, tunnel back, reconfig-wg exited` : 'the knock did not bring the tunnel back' };
+  });
+}
+
+async function main(): Promise<number> {
+  say('building the lab: R1 behind a NAT, R2 with a closed firewall, an attacker; real wireguard-go at both ends');
+  const lab = await createLab();
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-demo-'));
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    // A reconfig-wg that port-knock started is known only by its pid file: stop it by that pid.
+    const pidFile = defaultPidFile('reconfig-wg', lab.r2.wg);
+    const pid = readPid(pidFile);
+    if (pid !== undefined && isProcessOf(pid, RECONFIG_CLI)) process.kill(pid, 'SIGTERM');
+    await waitFor(() => pid === undefined || !isProcessOf(pid, RECONFIG_CLI), 5000);
+    await lab.close();
+    rmSync(defaultStateFile(lab.r2.wg), { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const interrupted = (): void => {
+    say('interrupted: removing the lab');
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    await story(lab, dir);
+  } finally {
+    process.stdout.write(`\n${table(steps)}\n\n`);
+    if (keep) {
+      say(`--keep: the lab stays up until you press Ctrl-C. Try:
+    ip netns exec ${lab.r2.ns} wg show ${lab.r2.wg}
+    ip netns exec ${lab.roamers[0]!.ns} ping 203.0.113.1
+    ip netns exec ${lab.r2.ns} nft list ruleset
+    ip netns exec ${lab.roamers[0]!.ns} traceroute -p ${KNOCK_PORT} ${R2_V4}`);
+      await new Promise(() => undefined);
+    }
+    await cleanup();
+  }
+  const ok = steps.length === 4 && steps.every((s) => s.ok);
+  process.stdout.write(`${ok ? 'demo: every step did what it says' : 'demo: some step failed'}\n`);
+  return ok ? 0 : 1;
+}
+
+process.exitCode = await main();

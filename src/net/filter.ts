@@ -1,0 +1,87 @@
+/**
+ * Capture filters (libpcap syntax), compiled into the kernel, so that only the packets a
+ * daemon acts on are ever copied to user space.
+ *
+ * libpcap 1.10.3 cannot index a transport header behind IPv6: `udp[4:2]` and `tcp[13]` match
+ * no IPv6 packet at all. Alone (`ip6 and udp[4:2] = 156`) that fails to compile with
+ * "expression rejects all packets"; inside an `or` it compiles and silently drops IPv6. The
+ * IPv6 clauses therefore read fixed offsets from the IPv6 header: next header at ip6[6], hop
+ * limit at ip6[7], the transport header at ip6[40]. They match only packets without extension
+ * headers, which is what WireGuard and traceroute send.
+ */
+import { ReconfigError } from '../common/errors.js';
+
+const PROTOCOL_TCP = 6;
+const PROTOCOL_UDP = 17;
+/** UDP length of a handshake initiation: 8 header bytes and the 148-byte message. */
+const INITIATION_UDP_LENGTH = 8 + 148;
+/** Message type 1 as a little-endian u32 with its three reserved zero bytes, loaded big endian. */
+const INITIATION_HEAD = '0x01000000';
+/** IPv4 flags and fragment offset without DF: MF and the offset are 0 in an unfragmented packet. */
+const IPV4_FRAGMENT_BITS = '0x3fff';
+const TCP_SYN = 0x02;
+const TCP_ACK = 0x10;
+/** Offsets in an IPv6 packet without extension headers: the transport header starts at 40. */
+const IP6_UDP_DST_PORT = 42;
+const IP6_UDP_LENGTH = 44;
+const IP6_UDP_PAYLOAD = 48;
+const IP6_TCP_DST_PORT = 42;
+const IP6_TCP_FLAGS = 40 + 13;
+
+export interface KnockRange {
+  readonly basePort: number;
+  /** how many ports, from basePort on */
+  readonly range: number;
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ReconfigError('E_USAGE', `${what} must be a whole number from 1 to 65535, not ${String(port)}.`);
+  }
+}
+
+export function checkKnockRange({ basePort, range }: KnockRange): void {
+  checkPort(basePort, 'The knock base port (-p)');
+  if (!Number.isInteger(range) || range < 1 || basePort + range - 1 > 65535) {
+    throw new ReconfigError(
+      'E_USAGE',
+      `The knock range (--range) must be a whole number from 1 to ${65536 - basePort} with base port ${basePort}, not ${String(range)}.`,
+    );
+  }
+}
+
+/** UDP to `listenPort` holding exactly a WireGuard handshake initiation, over IPv4 or IPv6. */
+export function initiationFilter(listenPort: number): string {
+  checkPort(listenPort, 'The WireGuard listen port');
+  const v4 = [
+    'ip',
+    `ip[6:2] & ${IPV4_FRAGMENT_BITS} = 0`,
+    `udp dst port ${listenPort}`,
+    `udp[4:2] = ${INITIATION_UDP_LENGTH}`,
+    `udp[8:4] = ${INITIATION_HEAD}`,
+  ];
+  const v6 = [
+    'ip6',
+    `ip6[6] = ${PROTOCOL_UDP}`,
+    `ip6[${IP6_UDP_DST_PORT}:2] = ${listenPort}`,
+    `ip6[${IP6_UDP_LENGTH}:2] = ${INITIATION_UDP_LENGTH}`,
+    `ip6[${IP6_UDP_PAYLOAD}:4] = ${INITIATION_HEAD}`,
+  ];
+  return `(${v4.join(' and ')}) or (${v6.join(' and ')})`;
+}
+
+/**
+ * UDP, or TCP with SYN set and ACK clear, to ports basePort..basePort+range-1, arriving with
+ * IPv4 TTL 1 or IPv6 hop limit 1: the probe of a traceroute that just reaches this host.
+ */
+export function knockFilter(knock: KnockRange): string {
+  checkKnockRange(knock);
+  const low = knock.basePort;
+  const high = knock.basePort + knock.range - 1;
+  const synOnly = `& ${TCP_SYN | TCP_ACK} = ${TCP_SYN}`;
+  const v4 = `ip and ip[8] = 1 and (udp or (tcp and tcp[13] ${synOnly})) and dst portrange ${low}-${high}`;
+  const v6Ports = (at: number): string => `ip6[${at}:2] >= ${low} and ip6[${at}:2] <= ${high}`;
+  const v6Udp = `ip6[6] = ${PROTOCOL_UDP} and ${v6Ports(IP6_UDP_DST_PORT)}`;
+  const v6Tcp = `ip6[6] = ${PROTOCOL_TCP} and ${v6Ports(IP6_TCP_DST_PORT)} and ip6[${IP6_TCP_FLAGS}] ${synOnly}`;
+  return `(${v4}) or (ip6 and ip6[7] = 1 and ((${v6Udp}) or (${v6Tcp})))`;
+}
