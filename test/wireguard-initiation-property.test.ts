@@ -15,7 +15,7 @@ import { consumeInitiation } from '../src/wireguard/initiation.js';
 import { publicKeyOf, Secret } from '../src/wireguard/keys.js';
 import { createResponder } from '../src/wireguard/responder.js';
 import { timestampFromDate } from '../src/wireguard/tai64n.js';
-import { createInitiation, writeMac1 } from './helpers/initiator.js';
+import { createInitiation, writeMac1 } from '../scripts/lab/initiator.js';
 
 const SETTINGS = { seed: 42, numRuns: 2000 };
 

@@ -5,7 +5,7 @@ import { generatePrivateKey, publicKeyOf, Secret } from '../src/wireguard/keys.j
 import { checkMac1 } from '../src/wireguard/mac1.js';
 import { createResponder } from '../src/wireguard/responder.js';
 import { timestampFromDate, timestampToDate } from '../src/wireguard/tai64n.js';
-import { createInitiation, LOW_ORDER_POINTS, writeMac1 } from './helpers/initiator.js';
+import { createInitiation, LOW_ORDER_POINTS, writeMac1 } from '../scripts/lab/initiator.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 

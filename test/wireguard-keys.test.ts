@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import test from 'ava';
 import { dh, generatePrivateKey, parseKey, parseSecret, publicKeyOf, Secret } from '../src/wireguard/keys.js';
 import { createResponder } from '../src/wireguard/responder.js';
-import { LOW_ORDER_POINTS } from './helpers/initiator.js';
+import { LOW_ORDER_POINTS } from '../scripts/lab/initiator.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const bytes = (text: string): Buffer => Buffer.from(text, 'hex');
