@@ -45,19 +45,14 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     openCapture: deps.openCapture ?? realOpenCapture,
     run: deps.run,
   });
-  try {
-    await listener.start();
-  } catch (error) {
-    release();
-    throw error;
-  }
-
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => {
     finish = resolve;
   });
   let armed = true;
+  let started = false;
   let stopping: Promise<number> | undefined;
+  let poll: NodeJS.Timeout | undefined;
   const handlers: [NodeJS.Signals, () => void][] = [];
 
   const stop = (code = 0): Promise<number> => {
@@ -88,9 +83,8 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     void stop(0);
   });
 
-  const poll = setInterval(() => void listener.refresh('poll'), options.refreshMs);
-  poll.unref();
-
+  // Signals are handled from before the first `listening` line: a SIGHUP sent as soon as
+  // that line appears must not meet the default action (terminate).
   if (deps.signals ?? true) {
     const on = (signal: NodeJS.Signals, handler: () => void): void => {
       handlers.push([signal, handler]);
@@ -100,12 +94,27 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     on('SIGINT', () => void stop(0));
     on('SIGHUP', () => {
       logger.info({ event: 'reload', interface: iface }, 'SIGHUP: re-reading the WireGuard configuration');
-      void listener.refresh('sighup');
+      if (started) void listener.refresh('sighup');
     });
     on('SIGUSR1', () => {
       logger.info({ event: 'rearm', interface: iface }, 'SIGUSR1: re-arming');
-      void rearm();
+      if (started) void rearm();
     });
+  }
+
+  try {
+    await listener.start();
+  } catch (error) {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+    release();
+    throw error;
+  }
+  started = true;
+  if (stopping !== undefined) {
+    await listener.stop();
+  } else {
+    poll = setInterval(() => void listener.refresh('poll'), options.refreshMs);
+    poll.unref();
   }
 
   return { listener, interface: iface, done, stop: () => stop(0), rearm };
