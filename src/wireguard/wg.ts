@@ -31,7 +31,10 @@ const WG_TIMEOUT_MS = 10_000;
 
 export const runWg: WgRunner = async (args) => {
   try {
-    const result = await execa('wg', args, { reject: false, timeout: WG_TIMEOUT_MS, stdin: 'ignore' });
+    // cleanup: false keeps execa's signal-exit hooks out of the daemon: with a wg call in
+    // flight they counted our own SIGTERM handler as theirs and re-raised the signal, killing
+    // the daemon before it could stop cleanly. A wg call ends on its own within the timeout.
+    const result = await execa('wg', args, { reject: false, timeout: WG_TIMEOUT_MS, stdin: 'ignore', cleanup: false });
     if (result.failed && result.exitCode === undefined) {
       const code = (result as unknown as { code?: string }).code;
       if (code === 'ENOENT') throw noWg();
