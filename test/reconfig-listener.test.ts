@@ -16,10 +16,16 @@ import { Watermarks } from '../src/reconfig/replay.js';
 import { parseSecret, publicKeyOf, type Secret } from '../src/wireguard/keys.js';
 import { timestampFromDate } from '../src/wireguard/tai64n.js';
 import { FakeWg } from './helpers/fake-wg.js';
-import { rawUdpFrame } from './helpers/frames.js';
+import { ipv4, ipv6, udp } from './helpers/net-frames.js';
 import { createInitiation } from '../scripts/lab/initiator.js';
 
 const PORT = 51820;
+
+/** A raw-IP frame (the capture's link type here) carrying one UDP datagram. */
+function rawUdpFrame(f: { src: string; dst: string; srcPort: number; dstPort: number; payload: Buffer }): Buffer {
+  const datagram = udp(f.srcPort, f.dstPort, f.payload);
+  return f.src.includes(':') ? ipv6(datagram, { src: f.src, dst: f.dst }) : ipv4(datagram, { src: f.src, dst: f.dst });
+}
 const R2 = '192.0.2.1';
 
 function b64(secret: Secret): string {

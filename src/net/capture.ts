@@ -29,7 +29,8 @@ export interface CaptureOptions {
   readonly filter: string;
   /** `frame` is a copy of exactly the captured bytes, safe to keep */
   readonly onFrame: (frame: Buffer, timestampMs: number) => void;
-  /** the capture stopped after it was opened (its device went down or away); it is closed */
+  /** the capture stopped after it was opened (its device went down or away) and is closed;
+   *  an E_CAPTURE ReconfigError. Without this, it becomes a process warning. */
   readonly onError?: (error: Error) => void;
   readonly snapLength?: number;
   readonly bufferSize?: number;
@@ -201,6 +202,7 @@ export function openCapture(options: CaptureOptions): Capture {
     // After close() this read returned PCAP_ERROR_BREAK and node_pcap released the handle.
     if (!open) return;
     if (result < 0) stop('the device went away');
+    // Woken with nothing to read: the POLLERR of a device going down (see the top of this file).
     else if (delivered === before && device !== 'any') stop('the device went down');
   };
 
