@@ -218,10 +218,13 @@ export async function pingOnce(roamer: Roamer, waitSeconds = 1): Promise<boolean
   }
 }
 
-/** Pings until one is answered, at most `timeoutMs`; returns the time it took or undefined. */
-export async function pingUntilAnswered(roamer: Roamer, timeoutMs: number): Promise<number | undefined> {
+/**
+ * Pings until one is answered, at most `timeoutMs`, each ping waiting `waitSeconds` for its
+ * answer (which bounds how finely the result can be measured); returns the time it took.
+ */
+export async function pingUntilAnswered(roamer: Roamer, timeoutMs: number, waitSeconds = 1): Promise<number | undefined> {
   const start = performance.now();
-  const answered = await waitFor(() => pingOnce(roamer, 1), timeoutMs, 0);
+  const answered = await waitFor(() => pingOnce(roamer, waitSeconds), timeoutMs, 0);
   return answered ? performance.now() - start : undefined;
 }
 

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/**
+ * port-knock: flags → options → daemon. Nothing else lives here.
+ */
+import meow from 'meow';
+import { killRunning, LOG_FLAGS, loggerFromFlags, reportFatal } from '../common/cli.js';
+import type { Logger } from '../common/log.js';
+import { knockPidFile, PROGRAM, startKnock } from './daemon.js';
+import { DEFAULTS, normalizeOptions } from './options.js';
+
+const help = `
+  Watches a port range for traceroute probes that arrive as the last hop (IPv4 TTL or IPv6
+  hop limit 1) and turns one traceroute into one knock: it re-arms reconfig-wg, or runs your
+  command. The roaming side needs no client, only traceroute:
+    traceroute -p ${DEFAULTS.basePort} r2.example.org        (UDP; also BusyBox and macOS)
+    traceroute -6 -p ${DEFAULTS.basePort} r2.example.org     (UDP over IPv6)
+    traceroute -T -p ${DEFAULTS.basePort} r2.example.org     (TCP SYN, where UDP is dropped)
+
+  Usage
+    $ port-knock [-p BASE] [--range N] [-c COMMAND | -i IFACE] [options]
+
+  Options
+    -p, --port BASE         first port of the range (default: ${DEFAULTS.basePort})
+        --range N           ports in the range, BASE to BASE+N-1 (default: ${DEFAULTS.range})
+    -c, --command COMMAND   run COMMAND on a knock instead of re-arming reconfig-wg; a run
+                            still alive is stopped first (TERM, then KILL)
+    -i, --interface IFACE   WireGuard interface whose reconfig-wg a knock re-arms (default:
+                            the only one 'wg show interfaces' lists); not with -c
+    -d, --device DEVICE     capture device (default: ${DEFAULTS.device})
+        --cooldown S        act at most once per S seconds, whoever knocks (default: ${DEFAULTS.cooldownS})
+        --dry-run           log what a knock would do, do nothing
+    -k, --kill              stop the instance running for BASE, then exit
+        --pid-file PATH     default: /run/port-knock-BASE.pid (/tmp when /run is not writable)
+        --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
+        --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
+    -h, --help              show this help
+        --version           print the version
+
+  COMMAND
+    Split into words like sh does (quotes and backslashes), then run without a shell: no
+    expansions, no operators, no redirections (put those in a script). In each word
+    {src}, {port}, {proto} (udp, tcp), {family} (4, 6) and {ttl} become the knock's values;
+    a value always stays inside its word. The command's output goes to the log.
+
+  Without -c
+    A running reconfig-wg for IFACE (found through its pid file) gets SIGUSR1; when none
+    runs, 'reconfig-wg --once -i IFACE' is started. port-knock stops the reconfig-wg it
+    started when it stops itself, and never one it did not start.
+
+  Signals
+    SIGTERM, SIGINT   stop (a command still running is stopped; the pid file is removed)
+    SIGHUP            reopen the capture
+    SIGUSR1           end the cooldown: the next knock acts at once
+
+  Exit status
+    0 done, 1 runtime failure, 2 bad usage or configuration
+
+  Examples
+    $ port-knock -i wg0
+    $ port-knock -p 33434 --range 50 -c "logger -t knock 'traceroute from {src}'"
+    $ port-knock -k
+`;
+
+const cli = meow(help, {
+  importMeta: import.meta,
+  allowUnknownFlags: false,
+  autoHelp: true,
+  autoVersion: true,
+  flags: {
+    port: { type: 'string', shortFlag: 'p' },
+    range: { type: 'string' },
+    command: { type: 'string', shortFlag: 'c' },
+    interface: { type: 'string', shortFlag: 'i' },
+    device: { type: 'string', shortFlag: 'd' },
+    cooldown: { type: 'string' },
+    dryRun: { type: 'boolean', default: false },
+    kill: { type: 'boolean', shortFlag: 'k', default: false },
+    pidFile: { type: 'string' },
+    ...LOG_FLAGS,
+  },
+});
+// meow titles the process after the package (reconfig-wg); ps and /proc should say port-knock
+process.title = PROGRAM;
+
+async function main(): Promise<number> {
+  const flags = cli.flags;
+  if (flags.help) cli.showHelp(0);
+  if (cli.input.length > 0) {
+    process.stderr.write(`${PROGRAM}: unexpected argument '${cli.input[0] ?? ''}'. See --help.\n`);
+    return 2;
+  }
+  let logger: Logger | undefined;
+  try {
+    const options = normalizeOptions({
+      basePort: flags.port,
+      range: flags.range,
+      command: flags.command,
+      interface: flags.interface,
+      device: flags.device,
+      cooldown: flags.cooldown,
+      dryRun: flags.dryRun,
+      pidFile: flags.pidFile,
+    });
+    if (flags.kill) return await killRunning(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`);
+    logger = loggerFromFlags(PROGRAM, flags);
+    const daemon = await startKnock(options, { logger });
+    return await daemon.done;
+  } catch (error) {
+    return reportFatal(PROGRAM, error, logger);
+  }
+}
+
+const code = await main();
+// Everything is stopped and the log written (synchronously) by now. node_pcap lets go of its
+// socket only when a packet arrives after close, so an idle capture would keep us alive.
+process.exit(code);

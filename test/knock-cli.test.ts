@@ -1,0 +1,134 @@
+/**
+ * The port-knock command as a user meets it: help, usage errors, exit codes, one instance per
+ * port range, -k. Cases that need a capture device run in the lab (root).
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
+import { KNOCK_CLI, startPortKnock, waitForEvent } from '../scripts/lab/daemons.js';
+import { createLab } from '../scripts/lab/lab.js';
+
+const isRoot = process.getuid?.() === 0;
+const asRoot = isRoot ? test.serial : test.serial.skip;
+
+const run = (args: string[]) => execa(process.execPath, [KNOCK_CLI, ...args], { reject: false, timeout: 20_000 });
+const runIn = (ns: string, args: string[]) =>
+  execa('ip', ['netns', 'exec', ns, process.execPath, KNOCK_CLI, ...args], { reject: false, timeout: 20_000 });
+
+test('--help teaches every flag, the placeholders and the exit codes, and exits 0', async (t) => {
+  const result = await run(['--help']);
+  t.is(result.exitCode, 0);
+  for (const text of ['--port', '-p,', '--range', '--command', '-c,', '--interface', '--device', '--cooldown', '--dry-run', '--kill', '--pid-file', '--log-format', '--log-level', '--help', '--version', '{src}', '{port}', '{proto}', '{family}', '{ttl}', 'SIGUSR1', 'Exit status', 'traceroute -T']) {
+    t.true(result.stdout.includes(text), text);
+  }
+  t.is((await run(['-h'])).exitCode, 0);
+});
+
+test('--version prints the package version', async (t) => {
+  const result = await run(['--version']);
+  t.is(result.exitCode, 0);
+  t.regex(result.stdout, /^\d+\.\d+\.\d+/);
+});
+
+const usageErrors: [string, string[], RegExp][] = [
+  ['a port of 0', ['-p', '0'], /-p 0 is not a port; give a whole number from 1 to 65535/],
+  ['a port past 65535', ['-p', '65536'], /-p 65536 is not a port/],
+  ['a port that is not a number', ['-p', '19k'], /-p 19k is not a port/],
+  ['a negative port', ['--port=-5'], /-p -5 is not a port/],
+  ['a range of 0', ['--range', '0'], /--range 0 is not a number of ports/],
+  ['a range that is not a number', ['--range', 'many'], /--range many is not a number of ports/],
+  ['a range past port 65535', ['-p', '65500', '--range', '100'], /would end at port 65599; .*--range 36 at most/],
+  ['a negative cooldown', ['--cooldown=-1'], /--cooldown -1 is not a duration/],
+  ['a cooldown that is not a number', ['--cooldown', 'soon'], /--cooldown soon is not a duration/],
+  ['an unbalanced quote in -c', ['-c', "logger 'knock"], /-c has an unbalanced ' at character 8/],
+  ['shell syntax in -c', ['-c', 'wg-quick down wg0; wg-quick up wg0'], /-c has an unquoted ';' .*without a shell/],
+  ['an empty -c', ['-c', ''], /-c is empty/],
+  ['-i together with -c', ['-c', 'true', '-i', 'wg0'], /-i and -c do not go together/],
+  ['a bad interface name', ['-i', 'this-name-is-far-too-long'], /not a valid interface name/],
+  ['an empty device', ['-d', ''], /capture device \(-d\) must not be empty/],
+  ['an unknown flag', ['--frobnicate'], /frobnicate/],
+  ['a stray argument', ['wg0'], /unexpected argument 'wg0'/],
+];
+
+for (const [what, args, message] of usageErrors) {
+  test(`${what} is a usage error: exit 2, one clear line, no stack trace`, async (t) => {
+    const result = await run(args);
+    t.is(result.exitCode, 2, result.stderr);
+    t.regex(result.stderr, message);
+    t.notRegex(result.stderr, /\n\s+at /, 'no stack trace');
+    t.is(result.stdout, '');
+  });
+}
+
+test('-k when nothing runs says so and exits 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'knock-cli-'));
+  try {
+    const result = await run(['-k', '--pid-file', join(dir, 'pid')]);
+    t.is(result.exitCode, 1);
+    t.regex(result.stderr, /port-knock for port 19000 is not running/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+asRoot('a missing capture device is a clear error with exit 2 and leaves no pid file', async (t) => {
+  const lab = await createLab({ roamers: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'knock-cli-'));
+  try {
+    const pidFile = join(dir, 'pid');
+    const result = await runIn(lab.r2.ns, ['-c', 'true', '-d', 'nosuchdev0', '--pid-file', pidFile]);
+    t.is(result.exitCode, 2);
+    t.regex(result.stderr, /nosuchdev0/);
+    t.notRegex(result.stderr, /\n\s+at /);
+    t.false(existsSync(pidFile));
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+asRoot('one instance per port range: a second says so and exits 2; -k stops the first, which removes its pid file', async (t) => {
+  const lab = await createLab({ roamers: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'knock-cli-'));
+  try {
+    const pidFile = join(dir, 'pid');
+    const first = await startPortKnock(lab.scope, lab.r2.ns, ['-p', '19000', '-c', 'true', '--pid-file', pidFile]);
+    t.like(await waitForEvent(first, 'listening', 1000), { device: 'any', basePort: 19000, range: 100 });
+    t.like(await waitForEvent(first, 'started', 1000), { action: 'command', argv: ['true'], cooldownS: 10, dryRun: false });
+    t.true(existsSync(pidFile));
+
+    const second = await runIn(lab.r2.ns, ['-c', 'true', '--pid-file', pidFile]);
+    t.is(second.exitCode, 2);
+    t.regex(second.stderr, new RegExp(`already running as pid ${String(first.pid)}`));
+
+    const kill = await runIn(lab.r2.ns, ['-k', '--pid-file', pidFile]);
+    t.is(kill.exitCode, 0, kill.stderr);
+    t.is(await first.waitForExit(5000), 0);
+    t.false(existsSync(pidFile));
+    t.truthy(await waitForEvent(first, 'stopped', 1000));
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+asRoot('without -c and without -i it re-arms the only WireGuard interface, or says there is none', async (t) => {
+  const lab = await createLab({ roamers: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'knock-cli-'));
+  try {
+    // wireguard-go's sockets are shared by every namespace, so concurrent labs' interfaces
+    // can show up too: the default can only be observed while this lab runs alone.
+    const listed = (await execa('ip', ['netns', 'exec', lab.r2.ns, 'wg', 'show', 'interfaces'])).stdout.trim().split(/\s+/);
+    if (listed.length !== 1) {
+      t.pass('another lab is up; the single-interface default cannot be observed now');
+      return;
+    }
+    const daemon = await startPortKnock(lab.scope, lab.r2.ns, ['--pid-file', join(dir, 'pid')]);
+    t.like(await waitForEvent(daemon, 'started', 1000), { action: 'rearm', interface: lab.r2.wg });
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
