@@ -63,6 +63,7 @@ const help = `
 
 const cli = meow(help, {
   importMeta: import.meta,
+  description: false,
   allowUnknownFlags: false,
   autoHelp: true,
   autoVersion: true,

@@ -48,6 +48,7 @@ const help = `
 
 const cli = meow(help, {
   importMeta: import.meta,
+  description: false,
   allowUnknownFlags: false,
   autoHelp: true,
   autoVersion: true,
