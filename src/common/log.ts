@@ -34,6 +34,7 @@ export function createLogger(options: LogOptions): Logger {
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname,name',
       messageFormat: '{event} {msg}',
+      singleLine: true,
       destination: options.destination ?? 1,
     });
     return pino({ level: options.level, base, redact }, stream);

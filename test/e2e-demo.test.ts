@@ -1,0 +1,36 @@
+/**
+ * The demo, run as a newcomer would (non-interactively): it must pass every step of its story,
+ * print the summary table, exit 0 and leave nothing behind. Needs root.
+ */
+import test from 'ava';
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+const DEMO = fileURLToPath(new URL('../scripts/demo.js', import.meta.url));
+const isRoot = process.getuid?.() === 0;
+const asRoot = isRoot ? test : test.skip;
+
+asRoot('the demo plays all four steps, prints the summary and exits 0, leaving no namespace behind', async (t) => {
+  const result = await execa(process.execPath, [DEMO], { reject: false, timeout: 150_000, stdin: 'ignore' });
+  t.is(result.exitCode, 0, result.stdout.slice(-3000));
+  const summary = result.stdout.split('\n').filter((line) => /^[✔✘]\s+\d\. /.test(line));
+  t.is(summary.length, 4, 'one summary row per step');
+  t.true(summary.every((line) => line.startsWith('✔')));
+  t.regex(result.stdout, /demo: every step did what it says/);
+  t.regex(result.stdout, /reconfig-wg │ .*endpoint\.updated/, 'the real daemon logs are shown');
+  t.regex(result.stdout, /port-knock  │ .*knock/);
+  // Other tests' labs may be up at the same time: look only for this demo's lab id.
+  const id = /rwg-([0-9a-f]+)-r2/.exec(result.stdout)?.[1];
+  t.truthy(id, 'the demo names its lab');
+  const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.includes(`rwg-${id ?? ''}-`));
+  t.deepEqual(left, [], 'the demo removed its lab');
+});
+
+test('the demo refuses unknown arguments with exit 2 and explains --keep in --help', async (t) => {
+  const bad = await execa(process.execPath, [DEMO, '--frobnicate'], { reject: false });
+  t.is(bad.exitCode, 2);
+  t.regex(bad.stderr, /unknown argument --frobnicate/);
+  const help = await execa(process.execPath, [DEMO, '--help'], { reject: false });
+  t.is(help.exitCode, 0);
+  t.regex(help.stdout, /--keep/);
+});
