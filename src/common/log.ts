@@ -32,7 +32,7 @@ export function createLogger(options: LogOptions): Logger {
       sync: true,
       colorize: options.destination === undefined ? Boolean(process.stdout.isTTY) : false,
       translateTime: 'SYS:HH:MM:ss.l',
-      ignore: 'pid,hostname,name',
+      ignore: 'pid,hostname,name,event',
       messageFormat: '{event} {msg}',
       singleLine: true,
       destination: options.destination ?? 1,
