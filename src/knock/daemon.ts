@@ -6,6 +6,7 @@
  * knock acts at once.
  */
 import type { Logger } from '../common/log.js';
+import { handleSignals } from '../common/signals.js';
 import { acquirePidFile } from '../common/pidfile.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { defaultPidFile } from '../reconfig/options.js';
@@ -56,9 +57,46 @@ export async function startKnock(options: KnockOptions, deps: DaemonDeps): Promi
     openCapture: deps.openCapture ?? realOpenCapture,
     onKnock: (knock, capturedAt) => runner.knock(knock, capturedAt),
   });
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  let stopping: Promise<number> | undefined;
+  let unhandle = (): void => undefined;
+
+  const stop = (code = 0): Promise<number> => {
+    stopping ??= (async () => {
+      unhandle();
+      listener.stop();
+      await runner.stop();
+      release();
+      logger.info({ event: 'stopped', counters: { ...listener.counters(), ...runner.counters() } }, 'stopped');
+      finish(code);
+      return code;
+    })();
+    return stopping;
+  };
+
+  if (deps.signals ?? true) {
+    unhandle = handleSignals({
+      SIGTERM: () => void stop(0),
+      SIGINT: () => void stop(0),
+      SIGHUP: () => {
+        logger.info({ event: 'reload' }, 'SIGHUP: reopening the capture');
+        listener.reopen();
+      },
+      // also keeps Node from taking SIGUSR1 as the signal to open its inspector
+      SIGUSR1: () => {
+        logger.info({ event: 'rearm' }, 'SIGUSR1: cooldown ended; the next knock acts at once');
+        runner.rearm();
+      },
+    });
+  }
+
   try {
     listener.start();
   } catch (error) {
+    unhandle();
     release();
     throw error;
   }
@@ -72,44 +110,6 @@ export async function startKnock(options: KnockOptions, deps: DaemonDeps): Promi
     },
     iface === undefined ? 'a knock runs the command' : `a knock re-arms reconfig-wg for ${iface}`,
   );
-
-  let finish: (code: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => {
-    finish = resolve;
-  });
-  let stopping: Promise<number> | undefined;
-  const handlers: [NodeJS.Signals, () => void][] = [];
-
-  const stop = (code = 0): Promise<number> => {
-    stopping ??= (async () => {
-      for (const [signal, handler] of handlers) process.off(signal, handler);
-      listener.stop();
-      await runner.stop();
-      release();
-      logger.info({ event: 'stopped', counters: { ...listener.counters(), ...runner.counters() } }, 'stopped');
-      finish(code);
-      return code;
-    })();
-    return stopping;
-  };
-
-  if (deps.signals ?? true) {
-    const on = (signal: NodeJS.Signals, handler: () => void): void => {
-      handlers.push([signal, handler]);
-      process.on(signal, handler);
-    };
-    on('SIGTERM', () => void stop(0));
-    on('SIGINT', () => void stop(0));
-    on('SIGHUP', () => {
-      logger.info({ event: 'reload' }, 'SIGHUP: reopening the capture');
-      listener.reopen();
-    });
-    // also keeps Node from taking SIGUSR1 as the signal to open its inspector
-    on('SIGUSR1', () => {
-      logger.info({ event: 'rearm' }, 'SIGUSR1: cooldown ended; the next knock acts at once');
-      runner.rearm();
-    });
-  }
 
   return { listener, runner, interface: iface, done, stop: () => stop(0) };
 }

@@ -6,7 +6,7 @@
  * reopened with backoff until the device is back. The filter names no address, so a change
  * of the device's addresses needs nothing at all.
  */
-import { isReconfigError } from '../common/errors.js';
+import { CaptureKeeper } from '../common/capture-keeper.js';
 import type { Logger } from '../common/log.js';
 import type { Capture, CaptureOptions } from '../net/capture.js';
 import { knockFilter } from '../net/filter.js';
@@ -25,75 +25,38 @@ export interface ListenerDeps {
   readonly retryMs?: readonly number[];
 }
 
-const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
-
 export class KnockListener {
   probes = 0;
   knocks = 0;
   /** reason → count, for frames that were not (new) knocks */
   readonly ignored = new Map<string, number>();
 
-  private capture: Capture | undefined;
-  private failures = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private readonly keeper: CaptureKeeper;
 
-  constructor(private readonly deps: ListenerDeps) {}
+  constructor(private readonly deps: ListenerDeps) {
+    const { device, basePort, range } = deps;
+    this.keeper = new CaptureKeeper({
+      logger: deps.logger,
+      device,
+      openCapture: deps.openCapture,
+      retryMs: deps.retryMs,
+      onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
+      onOpen: (capture, reopened) =>
+        deps.logger.info(
+          { event: 'listening', device: capture.device, link: capture.link, basePort, range, ...(reopened ? { reopened } : {}) },
+          `watching ${capture.device} for traceroute probes to ports ${basePort}-${basePort + range - 1}`,
+        ),
+    });
+  }
 
   /** Opens the capture; a failure here is the caller's to report (bad device, no permission). */
   start(): void {
-    this.open();
+    this.keeper.open(knockFilter({ basePort: this.deps.basePort, range: this.deps.range }));
   }
 
   /** Opens the capture again now (SIGHUP); a failure goes through the retry path. */
   reopen(): void {
-    if (this.stopped) return;
-    try {
-      this.open();
-    } catch (error) {
-      this.onCaptureError(error as Error);
-    }
-  }
-
-  private open(): void {
-    clearTimeout(this.retryTimer);
-    this.capture?.close();
-    this.capture = undefined;
-    const { device, basePort, range } = this.deps;
-    this.capture = this.deps.openCapture({
-      device,
-      filter: knockFilter({ basePort, range }),
-      onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
-      onError: (error) => this.onCaptureError(error),
-    });
-    const reopened = this.failures > 0;
-    this.failures = 0;
-    this.deps.logger.info(
-      { event: 'listening', device: this.capture.device, link: this.capture.link, basePort, range, ...(reopened ? { reopened } : {}) },
-      `watching ${this.capture.device} for traceroute probes to ports ${basePort}-${basePort + range - 1}`,
-    );
-  }
-
-  private onCaptureError(error: Error): void {
-    if (this.stopped) return;
-    this.capture?.close();
-    this.capture = undefined;
-    const retries = this.deps.retryMs ?? CAPTURE_RETRY_MS;
-    const delay = retries[Math.min(this.failures, retries.length - 1)] ?? 10_000;
-    this.failures++;
-    this.deps.logger.error(
-      { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE', retryMs: delay },
-      `capture on ${this.deps.device} failed: ${error.message.replace(/\.$/, '')}; reopening in ${delay} ms`,
-    );
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      if (this.stopped || this.capture !== undefined) return;
-      try {
-        this.open();
-      } catch (reopenError) {
-        this.onCaptureError(reopenError as Error);
-      }
-    }, delay);
+    this.keeper.reopen();
   }
 
   private ignore(reason: string, details: Record<string, unknown> = {}): void {
@@ -104,7 +67,7 @@ export class KnockListener {
 
   /** Every captured frame comes through here. Never throws. */
   onFrame(frame: Buffer, timestampMs: number): void {
-    const link = this.capture?.link;
+    const link = this.keeper.link;
     if (link === undefined) return;
     const decoded = decodeFrame(link, frame);
     if (!decoded.ok) return this.ignore(decoded.reason);
@@ -121,9 +84,6 @@ export class KnockListener {
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    this.capture?.close();
-    this.capture = undefined;
+    this.keeper.stop();
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../common/log.js';
 import { acquirePidFile } from '../common/pidfile.js';
+import { handleSignals } from '../common/signals.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Listener } from './listener.js';
@@ -53,12 +54,12 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   let started = false;
   let stopping: Promise<number> | undefined;
   let poll: NodeJS.Timeout | undefined;
-  const handlers: [NodeJS.Signals, () => void][] = [];
+  let unhandle = (): void => undefined;
 
   const stop = (code = 0): Promise<number> => {
     stopping ??= (async () => {
       clearInterval(poll);
-      for (const [signal, handler] of handlers) process.off(signal, handler);
+      unhandle();
       await listener.stop();
       release();
       logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
@@ -83,29 +84,25 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     void stop(0);
   });
 
-  // Signals are handled from before the first `listening` line: a SIGHUP sent as soon as
-  // that line appears must not meet the default action (terminate).
   if (deps.signals ?? true) {
-    const on = (signal: NodeJS.Signals, handler: () => void): void => {
-      handlers.push([signal, handler]);
-      process.on(signal, handler);
-    };
-    on('SIGTERM', () => void stop(0));
-    on('SIGINT', () => void stop(0));
-    on('SIGHUP', () => {
-      logger.info({ event: 'reload', interface: iface }, 'SIGHUP: re-reading the WireGuard configuration');
-      if (started) void listener.refresh('sighup');
-    });
-    on('SIGUSR1', () => {
-      logger.info({ event: 'rearm', interface: iface }, 'SIGUSR1: re-arming');
-      if (started) void rearm();
+    unhandle = handleSignals({
+      SIGTERM: () => void stop(0),
+      SIGINT: () => void stop(0),
+      SIGHUP: () => {
+        logger.info({ event: 'reload', interface: iface }, 'SIGHUP: re-reading the WireGuard configuration');
+        if (started) void listener.refresh('sighup');
+      },
+      SIGUSR1: () => {
+        logger.info({ event: 'rearm', interface: iface }, 'SIGUSR1: re-arming');
+        if (started) void rearm();
+      },
     });
   }
 
   try {
     await listener.start();
   } catch (error) {
-    for (const [signal, handler] of handlers) process.off(signal, handler);
+    unhandle();
     release();
     throw error;
   }

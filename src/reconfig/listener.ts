@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
+import { CaptureKeeper } from '../common/capture-keeper.js';
 import type { Capture, CaptureOptions } from '../net/capture.js';
 import { initiationFilter } from '../net/filter.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
@@ -42,8 +43,6 @@ interface Keys {
   readonly responder: Responder;
 }
 
-const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
-
 export class Listener {
   /** reason → how many packets were ignored for it */
   readonly ignored = new Map<IgnoreReason, number>();
@@ -51,17 +50,37 @@ export class Listener {
   updated = 0;
 
   private keys: Keys | undefined;
-  private capture: Capture | undefined;
+  private readonly keeper: CaptureKeeper;
   private capturePort = 0;
   private queue: Promise<void> = Promise.resolve();
   private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
   private interfaceMissing = false;
-  private captureFailures = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private changeListeners: ((change: EndpointChange) => void)[] = [];
 
-  constructor(private readonly deps: ListenerDeps) {}
+  constructor(private readonly deps: ListenerDeps) {
+    this.keeper = new CaptureKeeper({
+      logger: deps.logger,
+      device: deps.options.device,
+      openCapture: deps.openCapture,
+      onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
+      onOpen: (capture, reopened) =>
+        deps.logger.info(
+          {
+            event: 'listening',
+            interface: this.iface,
+            device: capture.device,
+            link: capture.link,
+            port: this.capturePort,
+            peers: this.keys?.config.peers.size ?? 0,
+            dryRun: deps.options.dryRun,
+            once: deps.options.once,
+            ...(reopened ? { reopened } : {}),
+          },
+          `watching ${capture.device} for WireGuard initiations to port ${this.capturePort}`,
+        ),
+    });
+  }
 
   private get iface(): string {
     return this.deps.options.interface;
@@ -74,7 +93,7 @@ export class Listener {
   /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
   async start(): Promise<void> {
     this.keys = await this.loadKeys();
-    this.openCaptureFor(this.keys.config.listenPort);
+    this.listenOn(this.keys.config.listenPort, false);
   }
 
   onChange(listener: (change: EndpointChange) => void): void {
@@ -95,42 +114,11 @@ export class Listener {
     return { config: { ...config, privateKey: undefined }, responder: createResponder(secret.value) };
   }
 
-  private openCaptureFor(port: number): void {
-    this.capture?.close();
-    this.capture = undefined;
-    this.capture = this.deps.openCapture({
-      device: this.deps.options.device,
-      filter: initiationFilter(port),
-      onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
-      onError: (error) => this.onCaptureError(error),
-    });
+  /** (Re)opens the capture with the filter for `port`; throws only from start(). */
+  private listenOn(port: number, reopen: boolean): void {
     this.capturePort = port;
-    this.captureFailures = 0;
-    this.deps.logger.info(
-      { event: 'listening', interface: this.iface, device: this.capture.device, link: this.capture.link, port, peers: this.keys?.config.peers.size ?? 0, dryRun: this.deps.options.dryRun, once: this.deps.options.once },
-      `watching ${this.capture.device} for WireGuard initiations to port ${port}`,
-    );
-  }
-
-  private onCaptureError(error: Error): void {
-    if (this.stopped) return;
-    this.capture?.close();
-    this.capture = undefined;
-    const delay = CAPTURE_RETRY_MS[Math.min(this.captureFailures, CAPTURE_RETRY_MS.length - 1)] ?? 10_000;
-    this.captureFailures++;
-    this.deps.logger.error(
-      { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE', retryMs: delay },
-      `capture on ${this.deps.options.device} failed: ${error.message}; reopening`,
-    );
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      if (this.stopped || this.capture !== undefined) return;
-      try {
-        this.openCaptureFor(this.keys?.config.listenPort ?? this.capturePort);
-      } catch (reopenError) {
-        this.onCaptureError(reopenError as Error);
-      }
-    }, delay);
+    if (reopen) this.keeper.reopen(initiationFilter(port));
+    else this.keeper.open(initiationFilter(port));
   }
 
   private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}): void {
@@ -142,7 +130,7 @@ export class Listener {
   /** Every captured frame comes through here. Never throws. */
   onFrame(frame: Buffer, timestampMs: number): void {
     const keys = this.keys;
-    const link = this.capture?.link;
+    const link = this.keeper.link;
     if (keys === undefined || link === undefined) return;
     const decoded = decodeFrame(link, frame);
     if (!decoded.ok) return this.ignore(decoded.reason);
@@ -258,13 +246,7 @@ export class Listener {
     if (before !== undefined && !fresh.responder.publicKey.equals(before.responder.publicKey)) {
       this.deps.logger.info({ event: 'config.reloaded', interface: this.iface, why, keyChanged: true }, 'interface key changed');
     }
-    if (fresh.config.listenPort !== this.capturePort && !this.stopped) {
-      try {
-        this.openCaptureFor(fresh.config.listenPort);
-      } catch (error) {
-        this.onCaptureError(error as Error);
-      }
-    }
+    if (fresh.config.listenPort !== this.capturePort && !this.stopped) this.listenOn(fresh.config.listenPort, true);
   }
 
   /** Resolves when every queued initiation has been handled. */
@@ -279,9 +261,7 @@ export class Listener {
   /** Stops capturing and waits for queued work to finish. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
-    this.capture?.close();
-    this.capture = undefined;
+    this.keeper.stop();
     await this.queue;
   }
 }

@@ -1,0 +1,88 @@
+/**
+ * Keeps a capture open for a daemon: when it fails after opening (its device went down or
+ * away), it is reopened with backoff until the device is back, each failure logged as an
+ * `error` line. The first open throws, so a bad device or missing permission at startup is
+ * the caller's clear error; later failures never are.
+ */
+import type { Capture, CaptureOptions } from '../net/capture.js';
+import type { LinkType } from '../net/packet.js';
+import { isReconfigError } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface CaptureKeeperOptions {
+  readonly logger: Logger;
+  readonly device: string;
+  readonly openCapture: (options: CaptureOptions) => Capture;
+  readonly onFrame: (frame: Buffer, timestampMs: number) => void;
+  /** called after every successful open, to log the daemon's own `listening` line */
+  readonly onOpen: (capture: Capture, reopened: boolean) => void;
+  /** waits between reopen attempts, the last one repeating */
+  readonly retryMs?: readonly number[];
+}
+
+export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
+
+export class CaptureKeeper {
+  private capture: Capture | undefined;
+  private filter: string | undefined;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: CaptureKeeperOptions) {}
+
+  get link(): LinkType | undefined {
+    return this.capture?.link;
+  }
+
+  /** Opens (or reopens) the capture with `filter`; throws if that fails. */
+  open(filter: string): void {
+    clearTimeout(this.retryTimer);
+    this.capture?.close();
+    this.capture = undefined;
+    this.filter = filter;
+    this.capture = this.options.openCapture({
+      device: this.options.device,
+      filter,
+      onFrame: this.options.onFrame,
+      onError: (error) => this.failed(error),
+    });
+    const reopened = this.failures > 0;
+    this.failures = 0;
+    this.options.onOpen(this.capture, reopened);
+  }
+
+  /** Opens again now with `filter` (default: the last one); a failure goes the retry path. */
+  reopen(filter = this.filter): void {
+    if (this.stopped || filter === undefined) return;
+    try {
+      this.open(filter);
+    } catch (error) {
+      this.failed(error as Error);
+    }
+  }
+
+  private failed(error: Error): void {
+    if (this.stopped) return;
+    this.capture?.close();
+    this.capture = undefined;
+    const retries = this.options.retryMs ?? CAPTURE_RETRY_MS;
+    const delay = retries[Math.min(this.failures, retries.length - 1)] ?? 10_000;
+    this.failures++;
+    this.options.logger.error(
+      { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE', retryMs: delay },
+      `capture on ${this.options.device} failed: ${error.message.replace(/\.$/, '')}; reopening in ${delay} ms`,
+    );
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (!this.stopped && this.capture === undefined) this.reopen();
+    }, delay);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.capture?.close();
+    this.capture = undefined;
+  }
+}
