@@ -26,8 +26,14 @@ export function planEndpointChange(peer: PeerConfig, endpoint: string): ApplyPla
   return { steps: [['endpoint', endpoint, 'persistent-keepalive', 'off'], ['persistent-keepalive', String(peer.keepalive)]] };
 }
 
-export async function applyEndpointChange(iface: string, peer: PeerConfig, endpoint: string, run?: WgRunner): Promise<void> {
-  for (const step of planEndpointChange(peer, endpoint).steps) {
-    await setPeer(iface, peer.publicKey, step, run);
-  }
+/**
+ * Runs the plan; resolves with the wall-clock time (ms) at which the first step was done: the
+ * endpoint was set and the send triggered, which is when the tunnel can come up.
+ */
+export async function applyEndpointChange(iface: string, peer: PeerConfig, endpoint: string, run?: WgRunner): Promise<number> {
+  const [first, ...rest] = planEndpointChange(peer, endpoint).steps;
+  if (first !== undefined) await setPeer(iface, peer.publicKey, first, run);
+  const setAt = Date.now();
+  for (const step of rest) await setPeer(iface, peer.publicKey, step, run);
+  return setAt;
 }

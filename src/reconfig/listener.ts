@@ -201,10 +201,18 @@ export class Listener {
         `dry run: would point peer at ${to}`,
       );
     } else {
-      await applyEndpointChange(this.iface, peer, to, this.deps.run);
+      const setAt = await applyEndpointChange(this.iface, peer, to, this.deps.run);
       this.rememberEndpoint(peer, to);
       this.deps.logger.info(
-        { event: 'endpoint.updated', interface: this.iface, ...change, latencyMs: Number((this.now() - capturedAt).toFixed(3)) },
+        {
+          event: 'endpoint.updated',
+          interface: this.iface,
+          ...change,
+          // capture → endpoint set and send triggered; and → the peer's keepalive restored
+          latencyMs: Number((setAt - capturedAt).toFixed(3)),
+          doneMs: Number((this.now() - capturedAt).toFixed(3)),
+          setAt: new Date(setAt).toISOString(),
+        },
         `peer now at ${to}`,
       );
     }
