@@ -46,6 +46,15 @@ test('a bad interface name is refused with exit 2 and says what a valid one is',
   t.regex(result.stderr, /not a valid interface name/);
 });
 
+test('without the wg tool it says which package to install, with exit 2', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const files = ['--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json')];
+  const result = await execa(process.execPath, [RECONFIG_CLI, '-i', 'wg0', ...files], { reject: false, env: { PATH: '/nonexistent' } });
+  t.is(result.exitCode, 2);
+  t.regex(result.stderr, /The wg tool was not found\. Install it: apt-get install wireguard-tools/);
+});
+
 test('a stray argument is refused with exit 2', async (t) => {
   const result = await run(['wg0']);
   t.is(result.exitCode, 2);

@@ -253,3 +253,18 @@ test('the interface private key never reaches the log', async (t) => {
   t.true(r.log.length > 2);
   t.false(all.includes(keyText(r.r2)));
 });
+
+test('an interface without a private key is a clear configuration error', async (t) => {
+  const wg = new FakeWg('wg0', '(none)', '(none)', PORT, []);
+  const listener = new Listener({
+    logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
+    options: { ...normalizeOptions({ interface: 'wg0' }), interface: 'wg0' },
+    watermarks: Watermarks.load(join(tmpdir(), `rwg-none-${process.pid}.json`), 'wg0'),
+    openCapture: () => {
+      throw new Error('must not capture without a key');
+    },
+    run: wg.run,
+  });
+  const error = await t.throwsAsync(listener.start(), { message: /Interface wg0 has no private key.*wg set wg0 private-key FILE/ });
+  t.like(error, { code: 'E_NO_PRIVATE_KEY', exitCode: 2 });
+});

@@ -57,6 +57,9 @@ function noWg(): ReconfigError {
 
 function interfaceError(name: string, stderr: string): ReconfigError {
   const said = stderr.trim().split('\n')[0] ?? '';
+  if (/Operation not permitted|Permission denied/i.test(said)) {
+    return new ReconfigError('E_NOT_ROOT', `Not allowed to read WireGuard interface ${name} (wg says: ${said}). Run as root, or with CAP_NET_ADMIN.`);
+  }
   return new ReconfigError(
     'E_NO_INTERFACE',
     `Unable to access WireGuard interface ${name}${said ? ` (wg says: ${said})` : ''}. List the interfaces with 'wg show interfaces' and pass one with -i.`,
