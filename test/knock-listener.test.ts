@@ -5,31 +5,18 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { readPcapFile } from '../scripts/lab/pcapfile.js';
 import { waitFor } from '../scripts/lab/netns.js';
 import { ReconfigError } from '../src/common/errors.js';
-import { createLogger, type Logger } from '../src/common/log.js';
+import type { Logger } from '../src/common/log.js';
 import { startKnock } from '../src/knock/daemon.js';
 import { KnockDetector, type Knock } from '../src/knock/detector.js';
 import { KnockListener } from '../src/knock/listener.js';
 import { normalizeOptions } from '../src/knock/options.js';
 import type { Capture, CaptureOptions } from '../src/net/capture.js';
+import { memoryLogger } from './helpers/memory-logger.js';
 
-type Line = Record<string, unknown> & { event?: string };
-
-function memoryLogger(): { logger: Logger; events: (name: string) => Line[] } {
-  const lines: Line[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as Line);
-      callback();
-    },
-  });
-  const logger = createLogger({ name: 'test', format: 'json', level: 'debug', destination });
-  return { logger, events: (name) => lines.filter((l) => l.event === name) };
-}
 
 const frames = (name: string): Buffer[] => readPcapFile(readFileSync(new URL(`../../test/fixtures/${name}`, import.meta.url))).frames;
 

@@ -7,29 +7,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { waitFor } from '../scripts/lab/netns.js';
-import { createLogger, type Logger } from '../src/common/log.js';
+import type { Logger } from '../src/common/log.js';
 import { isAlive } from '../src/common/pidfile.js';
 import { parseCommand } from '../src/knock/command.js';
 import { Cooldown } from '../src/knock/cooldown.js';
 import type { Knock } from '../src/knock/detector.js';
 import { Runner, type RunnerDeps, type RunnerOptions } from '../src/knock/runner.js';
+import { memoryLogger } from './helpers/memory-logger.js';
 
-type Line = Record<string, unknown> & { event?: string };
-
-function memoryLogger(): { logger: Logger; lines: Line[]; events: (name: string) => Line[] } {
-  const lines: Line[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as Line);
-      callback();
-    },
-  });
-  const logger = createLogger({ name: 'test', format: 'json', level: 'debug', destination });
-  return { logger, lines, events: (name) => lines.filter((l) => l.event === name) };
-}
 
 /** Alive and not a zombie: an orphan that died waits for init to reap it, which may take a while. */
 function running(pid: number): boolean {

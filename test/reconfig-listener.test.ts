@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { createLogger } from '../src/common/log.js';
 import type { Capture, CaptureOptions } from '../src/net/capture.js';
@@ -16,6 +15,7 @@ import { Watermarks } from '../src/reconfig/replay.js';
 import { parseSecret, publicKeyOf, type Secret } from '../src/wireguard/keys.js';
 import { timestampFromDate } from '../src/wireguard/tai64n.js';
 import { FakeWg } from './helpers/fake-wg.js';
+import { memoryLogger } from './helpers/memory-logger.js';
 import { ipv4, ipv6, udp } from './helpers/net-frames.js';
 import { createInitiation } from '../scripts/lab/initiator.js';
 
@@ -65,13 +65,7 @@ async function rig(options: { peers?: number; keepalive?: number; dryRun?: boole
   const r2 = newKey();
   const peers = Array.from({ length: options.peers ?? 1 }, () => newKey());
   const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
-  const log: string[] = [];
-  const logger = createLogger({
-    name: 'test',
-    format: 'json',
-    level: 'debug',
-    destination: new Writable({ write: (chunk, _enc, cb) => { log.push(...String(chunk).split('\n').filter(Boolean)); cb(); } }),
-  });
+  const { logger, raw: log } = memoryLogger();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rwg-listener-'));
   let onFrame: CaptureOptions['onFrame'] = () => undefined;
   const openedFilters: string[] = [];
