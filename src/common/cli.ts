@@ -47,3 +47,44 @@ export async function killRunning(pidFile: string, what: string): Promise<number
 export function usageError(message: string): ReconfigError {
   return new ReconfigError('E_USAGE', `${message} See --help.`);
 }
+
+export interface DaemonCli<Options> {
+  readonly program: string;
+  readonly cli: {
+    readonly flags: { readonly help?: boolean; readonly kill?: boolean; readonly logFormat?: string; readonly logLevel?: string };
+    readonly input: readonly string[];
+    showHelp(exitCode?: number): never;
+  };
+  /** flags → validated options; throws a ReconfigError on bad usage */
+  readonly options: () => Options;
+  /** -k: stop the running instance */
+  readonly kill: (options: Options) => Promise<number>;
+  readonly start: (options: Options, logger: Logger) => Promise<{ readonly done: Promise<number> }>;
+}
+
+/**
+ * The whole life of a daemon command: usage checks, -k, the daemon, one clear line on failure,
+ * and the exit status. It exits explicitly: node_pcap lets go of a closed capture's socket
+ * only when another packet arrives, so an idle capture would keep the process alive forever.
+ */
+export async function runDaemonCli<Options>(command: DaemonCli<Options>): Promise<never> {
+  process.exit(await runDaemon(command));
+}
+
+async function runDaemon<Options>({ program, cli, options, kill, start }: DaemonCli<Options>): Promise<number> {
+  if (cli.flags.help) cli.showHelp(0);
+  if (cli.input.length > 0) {
+    process.stderr.write(`${program}: unexpected argument '${cli.input[0] ?? ''}'. See --help.\n`);
+    return 2;
+  }
+  let logger: Logger | undefined;
+  try {
+    const parsed = options();
+    if (cli.flags.kill) return await kill(parsed);
+    logger = loggerFromFlags(program, cli.flags);
+    const daemon = await start(parsed, logger);
+    return await daemon.done;
+  } catch (error) {
+    return reportFatal(program, error, logger);
+  }
+}

@@ -3,8 +3,7 @@
  * port-knock: flags → options → daemon. Nothing else lives here.
  */
 import meow from 'meow';
-import { killRunning, LOG_FLAGS, loggerFromFlags, reportFatal } from '../common/cli.js';
-import type { Logger } from '../common/log.js';
+import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
 import { knockPidFile, PROGRAM, startKnock } from './daemon.js';
 import { DEFAULTS, normalizeOptions } from './options.js';
 
@@ -83,35 +82,20 @@ const cli = meow(help, {
 // meow titles the process after the package (reconfig-wg); ps and /proc should say port-knock
 process.title = PROGRAM;
 
-async function main(): Promise<number> {
-  const flags = cli.flags;
-  if (flags.help) cli.showHelp(0);
-  if (cli.input.length > 0) {
-    process.stderr.write(`${PROGRAM}: unexpected argument '${cli.input[0] ?? ''}'. See --help.\n`);
-    return 2;
-  }
-  let logger: Logger | undefined;
-  try {
-    const options = normalizeOptions({
-      basePort: flags.port,
-      range: flags.range,
-      command: flags.command,
-      interface: flags.interface,
-      device: flags.device,
-      cooldown: flags.cooldown,
-      dryRun: flags.dryRun,
-      pidFile: flags.pidFile,
-    });
-    if (flags.kill) return await killRunning(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`);
-    logger = loggerFromFlags(PROGRAM, flags);
-    const daemon = await startKnock(options, { logger });
-    return await daemon.done;
-  } catch (error) {
-    return reportFatal(PROGRAM, error, logger);
-  }
-}
-
-const code = await main();
-// Everything is stopped and the log written (synchronously) by now. node_pcap lets go of its
-// socket only when a packet arrives after close, so an idle capture would keep us alive.
-process.exit(code);
+await runDaemonCli({
+  program: PROGRAM,
+  cli,
+  options: () =>
+    normalizeOptions({
+      basePort: cli.flags.port,
+      range: cli.flags.range,
+      command: cli.flags.command,
+      interface: cli.flags.interface,
+      device: cli.flags.device,
+      cooldown: cli.flags.cooldown,
+      dryRun: cli.flags.dryRun,
+      pidFile: cli.flags.pidFile,
+    }),
+  kill: (options) => killRunning(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`),
+  start: (options, logger) => startKnock(options, { logger }),
+});

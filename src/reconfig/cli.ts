@@ -4,8 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import meow from 'meow';
-import { killRunning, LOG_FLAGS, loggerFromFlags, reportFatal } from '../common/cli.js';
-import type { Logger } from '../common/log.js';
+import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
 import { resolveInterface } from '../wireguard/wg.js';
 import { PROGRAM, startReconfig } from './daemon.js';
 import { defaultPidFile, normalizeOptions } from './options.js';
@@ -64,35 +63,21 @@ const cli = meow(help, {
   },
 });
 
-async function main(): Promise<number> {
-  const flags = cli.flags;
-  if (flags.help) cli.showHelp(0);
-  if (cli.input.length > 0) {
-    process.stderr.write(`${PROGRAM}: unexpected argument '${cli.input[0] ?? ''}'. See --help.\n`);
-    return 2;
-  }
-  let logger: Logger | undefined;
-  try {
-    const options = normalizeOptions({
-      interface: flags.interface,
-      device: flags.device,
-      once: flags.once,
-      dryRun: flags.dryRun,
-      pidFile: flags.pidFile,
-      stateFile: flags.stateFile,
-    });
-    if (flags.kill) {
-      const iface = await resolveInterface(options.interface);
-      return await killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`);
-    }
-    logger = loggerFromFlags(PROGRAM, flags);
-    const daemon = await startReconfig(options, { logger });
-    return await daemon.done;
-  } catch (error) {
-    return reportFatal(PROGRAM, error, logger);
-  }
-}
-
-// Exit explicitly: a closed node_pcap session still holds the event loop open (its poll handle
-// is stopped but never released), so waiting for the loop to drain would never end.
-process.exit(await main());
+await runDaemonCli({
+  program: PROGRAM,
+  cli,
+  options: () =>
+    normalizeOptions({
+      interface: cli.flags.interface,
+      device: cli.flags.device,
+      once: cli.flags.once,
+      dryRun: cli.flags.dryRun,
+      pidFile: cli.flags.pidFile,
+      stateFile: cli.flags.stateFile,
+    }),
+  kill: async (options) => {
+    const iface = await resolveInterface(options.interface);
+    return killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`);
+  },
+  start: (options, logger) => startReconfig(options, { logger }),
+});
