@@ -5,8 +5,8 @@
  *   --keep   leave the lab up afterwards and print the commands to poke at it
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { readPid } from '../src/common/pidfile.js';
-import { defaultPidFile, defaultStateFile } from '../src/reconfig/options.js';
+import { findReconfig, reconfigPidFile } from '../src/knock/rearm.js';
+import { defaultStateFile } from '../src/reconfig/options.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../src/wireguard/keys.js';
@@ -24,7 +24,7 @@ import {
   WG_PORT,
   type Lab,
 } from './lab/lab.js';
-import { isProcessOf, nsRun, waitFor, type LabProcess } from './lab/netns.js';
+import { nsRun, waitFor, type LabProcess } from './lab/netns.js';
 
 interface Step {
   readonly title: string;
@@ -146,7 +146,7 @@ async function story(lab: Lab, dir: string): Promise<void> {
     await nsRun(roamer.ns, 'traceroute', ['-n', '-q', '1', '-w', '1', '-m', '4', '-p', String(KNOCK_PORT), R2_V4]);
     const took = await pingUntilAnswered(roamer, 40_000);
     const moved = await endpointOf(lab, roamer);
-    const onceExited = await waitFor(() => !existsSync(defaultPidFile('reconfig-wg', wg)), 5000);
+    const onceExited = await waitFor(() => !existsSync(reconfigPidFile(wg)), 5000);
     const ok = down && took !== undefined && moved !== endpoint && onceExited;
     return { ok, outcome: ok ? `knock → reconfig-wg --once → endpoint ${moved ?? '?'}, tunnel back, reconfig-wg exited` : 'the knock did not bring the tunnel back' };
   });
@@ -161,10 +161,10 @@ async function main(): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     // A reconfig-wg that port-knock started is known only by its pid file: stop it by that pid.
-    const pidFile = defaultPidFile('reconfig-wg', lab.r2.wg);
-    const pid = readPid(pidFile);
-    if (pid !== undefined && isProcessOf(pid, RECONFIG_CLI)) process.kill(pid, 'SIGTERM');
-    await waitFor(() => pid === undefined || !isProcessOf(pid, RECONFIG_CLI), 5000);
+    const pidFile = reconfigPidFile(lab.r2.wg);
+    const found = findReconfig(pidFile);
+    if (found.kind === 'running') process.kill(found.pid, 'SIGTERM');
+    await waitFor(() => findReconfig(pidFile).kind === 'absent', 5000);
     await lab.close();
     rmSync(defaultStateFile(lab.r2.wg), { force: true });
     rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,6 @@
  * process started here is remembered by pid and stopped by pid, never by name.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 
 /**
@@ -150,18 +149,6 @@ export class LabProcess {
 
   stop(graceMs?: number): Promise<void> {
     return stopProcess(this.child, graceMs);
-  }
-}
-
-/**
- * True if `pid` is alive and runs `script` (read from /proc): a pid from a pid file is only
- * signalled after this check, so a recycled pid never hits an unrelated process.
- */
-export function isProcessOf(pid: number, script: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(script);
-  } catch {
-    return false;
   }
 }
 
