@@ -54,10 +54,10 @@ badMac[20] = badMac[20]! ^ 1;
 const frame = sllFrame(genuine);
 
 process.stdout.write(`node ${process.version}, ${process.arch}\n`);
-rate('verify: genuine initiation (mac1 + 2 DH + 2 AEAD)', 5_000, () => {
+rate('verify: genuine initiation (mac1 + 2 DH + 2 AEAD)', 20_000, () => {
   if (!consumeInitiation(responder, genuine).ok) throw new Error('genuine initiation refused');
 });
-rate('verify: foreign key, valid mac1 (same work)', 5_000, () => void consumeInitiation(responder, foreign));
+rate('verify: foreign key, valid mac1 (same work)', 20_000, () => void consumeInitiation(responder, foreign));
 rate('verify: bad mac1 (rejected before any DH)', 200_000, () => void consumeInitiation(responder, badMac));
 rate('decode: SLL + IPv4 + UDP frame', 1_000_000, () => {
   if (!decodeFrame('sll', frame).ok) throw new Error('frame did not decode');
