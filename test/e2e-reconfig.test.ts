@@ -18,6 +18,8 @@ import {
   R2_V4,
   R2_V6,
   recordInitiation,
+  recreateServer,
+  connectRoamer,
   WG_PORT,
   type Lab,
 } from '../scripts/lab/lab.js';
@@ -158,5 +160,21 @@ e2e('replayed and forged initiations from a third host move nothing, also after 
     t.is(await endpointOf(lab, roamer), endpoint);
     t.false(events(again).some((e) => JSON.stringify(e).includes(lab.r2.privateKey)), 'the private key is never logged');
     t.not(ATTACKER_V4, String(await endpointOf(lab, roamer)).split(':')[0]);
+  });
+});
+
+e2e('when R2 recreates its interface on another listen port, the running daemon follows by itself', async (t) => {
+  await withLab({ connect: false }, async (lab, dir) => {
+    const roamer = lab.roamers[0]!;
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, daemonArgs(lab, dir));
+    await recreateServer(lab, 51999);
+    // The daemon re-reads the interface every 10 s: it notices the interface went away and came
+    // back, and moves its capture filter to the new port.
+    const moved = await waitForEvent(daemon, 'listening', 25_000, (e) => e.port === 51999);
+    t.truthy(moved, daemon.lines.join('\n'));
+    await connectRoamer(lab, roamer, false, 51999);
+    t.not(await pingUntilAnswered(roamer, 15_000), undefined, 'the tunnel comes up on the new port');
+    t.like(await waitForEvent(daemon, 'endpoint.updated', 2000), { peer: roamer.publicKey });
+    t.false(daemon.exited);
   });
 });

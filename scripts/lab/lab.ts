@@ -89,6 +89,33 @@ async function startWireguardGo(scope: Scope, ns: string, wg: string): Promise<L
   return proc;
 }
 
+/** R2's WireGuard interface, up, with its key, listen port and tunnel address (no peers). */
+async function startServer(scope: Scope, ns: string, wg: string, privateKey: string, port: number): Promise<LabProcess> {
+  const wireguard = await startWireguardGo(scope, ns, wg);
+  await wgSetPrivateKey(ns, wg, privateKey, ['listen-port', String(port)]);
+  await nsRun(ns, 'ip', ['addr', 'add', `${R2_TUNNEL}/24`, 'dev', wg]);
+  await nsRun(ns, 'ip', ['link', 'set', wg, 'up']);
+  return wireguard;
+}
+
+async function addServerPeer(ns: string, wg: string, roamer: Pick<Roamer, 'publicKey' | 'tunnel'>): Promise<void> {
+  await nsRun(ns, 'wg', ['set', wg, 'peer', roamer.publicKey, 'allowed-ips', `${roamer.tunnel}/32`]);
+}
+
+/**
+ * Deletes R2's WireGuard interface and creates it again, same name and key, on `port`, with the
+ * same peers, as `wg-quick down; wg-quick up` with a changed ListenPort would. The firewall is
+ * closed to new inbound UDP on the new port too.
+ */
+export async function recreateServer(lab: Lab, port: number): Promise<LabProcess> {
+  await nsRun(lab.r2.ns, 'ip', ['link', 'del', lab.r2.wg]);
+  await lab.r2.wireguard.waitForExit(5000);
+  const wireguard = await startServer(lab.scope, lab.r2.ns, lab.r2.wg, lab.r2.privateKey, port);
+  for (const roamer of lab.roamers) await addServerPeer(lab.r2.ns, lab.r2.wg, roamer);
+  await nsRun(lab.r2.ns, 'nft', ['add', 'rule', 'inet', 'filter', 'input', 'udp', 'dport', String(port), 'ct', 'state', 'new', 'counter', 'name', 'wg_new_dropped', 'drop']);
+  return wireguard;
+}
+
 async function nft(ns: string, ruleset: string): Promise<void> {
   await nsRun(ns, 'nft', ['-f', '-'], ruleset);
 }
@@ -137,10 +164,7 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
     await nft(r2ns, R2_FIREWALL);
     const r2wg = `rw${id}s`;
     const r2keys = await genKeyPair();
-    const r2wireguard = await startWireguardGo(scope, r2ns, r2wg);
-    await wgSetPrivateKey(r2ns, r2wg, r2keys.privateKey, ['listen-port', String(WG_PORT)]);
-    await nsRun(r2ns, 'ip', ['addr', 'add', `${R2_TUNNEL}/24`, 'dev', r2wg]);
-    await nsRun(r2ns, 'ip', ['link', 'set', r2wg, 'up']);
+    const r2wireguard = await startServer(scope, r2ns, r2wg, r2keys.privateKey, WG_PORT);
 
     const attackerNs = await scope.addNamespace(name('atk'));
     await plug(attackerNs, ATTACKER_V4, ATTACKER_V6);
@@ -169,7 +193,7 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
       await wgSetPrivateKey(ns, wg, keys.privateKey, []);
       await nsRun(ns, 'ip', ['addr', 'add', `${tunnel}/24`, 'dev', wg]);
       await nsRun(ns, 'ip', ['link', 'set', wg, 'up']);
-      await nsRun(r2ns, 'wg', ['set', r2wg, 'peer', keys.publicKey, 'allowed-ips', `${tunnel}/32`]);
+      await addServerPeer(r2ns, r2wg, { publicKey: keys.publicKey, tunnel });
       roamers.push({ index, ns, natNs, wg, ...keys, tunnel, natV4, natV6, wireguard });
     }
 
@@ -193,8 +217,8 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
 }
 
 /** Gives a roamer R2 as its peer; from then on its traffic makes it initiate handshakes. */
-export async function connectRoamer(lab: Lab, roamer: Roamer, ipv6: boolean): Promise<void> {
-  const endpoint = ipv6 ? `[${R2_V6}]:${WG_PORT}` : `${R2_V4}:${WG_PORT}`;
+export async function connectRoamer(lab: Lab, roamer: Roamer, ipv6: boolean, port = WG_PORT): Promise<void> {
+  const endpoint = ipv6 ? `[${R2_V6}]:${port}` : `${R2_V4}:${port}`;
   await nsRun(roamer.ns, 'wg', ['set', roamer.wg, 'peer', lab.r2.publicKey, 'endpoint', endpoint, 'allowed-ips', `${R2_TUNNEL}/32`]);
 }
 
