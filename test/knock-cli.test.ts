@@ -20,7 +20,7 @@ const runIn = (ns: string, args: string[]) =>
 test('--help teaches every flag, the placeholders and the exit codes, and exits 0', async (t) => {
   const result = await run(['--help']);
   t.is(result.exitCode, 0);
-  for (const text of ['--port', '-p,', '--range', '--command', '-c,', '--interface', '--device', '--cooldown', '--dry-run', '--kill', '--pid-file', '--log-format', '--log-level', '--help', '--version', '{src}', '{port}', '{proto}', '{family}', '{ttl}', 'SIGUSR1', 'Exit status', 'traceroute -T']) {
+  for (const text of ['--port', '-p,', '--range', '--command', '-c,', '--interface', '--device', '--cooldown', '--dry-run', '--kill', '--pid-file', '--reconfig-pid-file', '--log-format', '--log-level', '--help', '--version', '{src}', '{port}', '{proto}', '{family}', '{ttl}', 'SIGUSR1', 'Exit status', 'traceroute -T']) {
     t.true(result.stdout.includes(text), text);
   }
   t.is((await run(['-h'])).exitCode, 0);
@@ -46,6 +46,7 @@ const usageErrors: [string, string[], RegExp][] = [
   ['shell syntax in -c', ['-c', 'wg-quick down wg0; wg-quick up wg0'], /-c has an unquoted ';' .*without a shell/],
   ['an empty -c', ['-c', ''], /-c is empty/],
   ['-i together with -c', ['-c', 'true', '-i', 'wg0'], /-i and -c do not go together/],
+  ['--reconfig-pid-file together with -c', ['-c', 'true', '--reconfig-pid-file', '/tmp/x.pid'], /--reconfig-pid-file and -c do not go together/],
   ['a bad interface name', ['-i', 'this-name-is-far-too-long'], /not a valid interface name/],
   ['an empty device', ['-d', ''], /capture device \(-d\) must not be empty/],
   ['an unknown flag', ['--frobnicate'], /frobnicate/],

@@ -30,6 +30,9 @@ const help = `
         --dry-run           log what a knock would do, do nothing
     -k, --kill              stop the instance running for BASE, then exit
         --pid-file PATH     default: /run/port-knock-BASE.pid (/tmp when /run is not writable)
+        --reconfig-pid-file PATH
+                            without -c: the pid file of the reconfig-wg to re-arm, when it
+                            runs with its own --pid-file (default: reconfig-wg's default)
         --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
@@ -76,6 +79,7 @@ const cli = meow(help, {
     dryRun: { type: 'boolean', default: false },
     kill: { type: 'boolean', shortFlag: 'k', default: false },
     pidFile: { type: 'string' },
+    reconfigPidFile: { type: 'string' },
     ...LOG_FLAGS,
   },
 });
@@ -95,6 +99,7 @@ await runDaemonCli({
       cooldown: cli.flags.cooldown,
       dryRun: cli.flags.dryRun,
       pidFile: cli.flags.pidFile,
+      reconfigPidFile: cli.flags.reconfigPidFile,
     }),
   kill: (options) => killRunning(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`),
   start: (options, logger) => startKnock(options, { logger }),

@@ -13,6 +13,7 @@ import { defaultPidFile } from '../reconfig/options.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { KnockDetector } from './detector.js';
 import { KnockListener } from './listener.js';
+import { reconfigArgv } from './rearm.js';
 import type { KnockOptions } from './options.js';
 import { Runner, type RunnerDeps } from './runner.js';
 
@@ -47,7 +48,11 @@ export async function startKnock(options: KnockOptions, deps: DaemonDeps): Promi
   const iface = options.command === undefined ? await resolveInterface(options.interface, deps.run) : undefined;
   const release = acquirePidFile(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`);
   const logger = deps.logger;
-  const runner = new Runner({ logger, options: { ...options, interface: iface }, ...deps.runner });
+  const reconfig =
+    iface === undefined || options.reconfigPidFile === undefined
+      ? {}
+      : { reconfigPidFile: options.reconfigPidFile, reconfigArgv: reconfigArgv(iface, options.reconfigPidFile) };
+  const runner = new Runner({ logger, options: { ...options, interface: iface }, ...reconfig, ...deps.runner });
   const listener = new KnockListener({
     logger,
     device: options.device,

@@ -21,6 +21,8 @@ export interface KnockOptions {
   readonly dryRun: boolean;
   /** undefined: derived from the base port */
   readonly pidFile: string | undefined;
+  /** without -c: reconfig-wg's pid file, when it is not the default for the interface */
+  readonly reconfigPidFile: string | undefined;
   /** quiet time after which the same source knocks again */
   readonly windowMs: number;
   /** how long a previous run gets between TERM and KILL */
@@ -36,6 +38,7 @@ export interface KnockInput {
   readonly cooldown?: string | number;
   readonly dryRun?: boolean;
   readonly pidFile?: string;
+  readonly reconfigPidFile?: string;
   readonly windowMs?: number;
   readonly graceMs?: number;
 }
@@ -85,6 +88,9 @@ export function normalizeOptions(input: KnockInput): KnockOptions {
     if (input.interface !== undefined) {
       throw usage('-i and -c do not go together: -c runs your command instead of re-arming reconfig-wg for an interface.');
     }
+    if (input.reconfigPidFile !== undefined) {
+      throw usage('--reconfig-pid-file and -c do not go together: -c runs your command instead of re-arming reconfig-wg.');
+    }
   }
   const device = input.device ?? DEFAULTS.device;
   if (device.length === 0) throw usage('The capture device (-d) must not be empty; use -d any to capture on all.');
@@ -97,6 +103,7 @@ export function normalizeOptions(input: KnockInput): KnockOptions {
     cooldownMs: cooldownS * 1000,
     dryRun: input.dryRun ?? false,
     pidFile: input.pidFile,
+    reconfigPidFile: input.reconfigPidFile,
     windowMs: input.windowMs ?? DEFAULTS.windowMs,
     graceMs: input.graceMs ?? DEFAULTS.graceMs,
   };

@@ -17,8 +17,10 @@ export function reconfigPidFile(iface: string): string {
   return defaultPidFile(RECONFIG, iface);
 }
 
-export function reconfigArgv(iface: string): string[] {
-  return [process.execPath, RECONFIG_CLI, '--once', '-i', iface, '--log-format', 'json'];
+/** `reconfig-wg --once -i IFACE`, with its pid file when that is not the default one. */
+export function reconfigArgv(iface: string, pidFile?: string): string[] {
+  const argv = [process.execPath, RECONFIG_CLI, '--once', '-i', iface, '--log-format', 'json'];
+  return pidFile === undefined ? argv : [...argv, '--pid-file', pidFile];
 }
 
 /**
