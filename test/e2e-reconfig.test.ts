@@ -89,14 +89,21 @@ e2e('reconfig-wg brings the tunnel up through the closed firewall, and follows a
   });
 });
 
-e2e('over IPv6 transport the endpoint is set as [address]:port and the tunnel comes up', async (t) => {
+e2e('over IPv6 transport the endpoint is set as [address]:port, the tunnel comes up and follows a NAT remap', async (t) => {
   await withLab({ ipv6: true }, async (lab, dir) => {
     const roamer = lab.roamers[0]!;
     const daemon = await startReconfigWg(lab.scope, lab.r2.ns, daemonArgs(lab, dir));
     t.not(await pingUntilAnswered(roamer, 15_000), undefined);
     const updated = await waitForEvent(daemon, 'endpoint.updated', 1000);
-    t.regex(String(updated?.to), new RegExp(`^\\[${roamer.natV6}\\]:\\d+$`));
+    const bracketed = new RegExp(`^\\[${roamer.natV6}\\]:\\d+$`);
+    t.regex(String(updated?.to), bracketed);
     t.is(await endpointOf(lab, roamer), updated?.to as string);
+
+    await natRemap(roamer);
+    t.not(await pingUntilAnswered(roamer, 40_000), undefined, 'the tunnel recovers after the remap');
+    const after = await endpointOf(lab, roamer);
+    t.regex(String(after), bracketed);
+    t.not(after, updated?.to as string);
   });
 });
 
