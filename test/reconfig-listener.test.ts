@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import fc from 'fast-check';
 import { createLogger } from '../src/common/log.js';
 import type { Capture, CaptureOptions } from '../src/net/capture.js';
 import { Listener } from '../src/reconfig/listener.js';
@@ -261,4 +262,32 @@ test('an interface without a private key is a clear configuration error', async 
   });
   const error = await t.throwsAsync(listener.start(), { message: /Interface wg0 has no private key.*wg set wg0 private-key FILE/ });
   t.like(error, { code: 'E_NO_PRIVATE_KEY', exitCode: 2 });
+});
+
+test('random and mutated frames never throw; only the genuine payload moves an endpoint, and only once (seeded)', async (t) => {
+  const r = await rig({ peers: 2 });
+  t.teardown(r.close);
+  const genuine = initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 400 }).map((bytes) => Buffer.from(bytes)),
+        fc.array(fc.record({ index: fc.nat({ max: genuine.length - 1 }), mask: fc.integer({ min: 1, max: 255 }) }), { minLength: 1, maxLength: 4 }).map((edits) => {
+          const frame = Buffer.from(genuine);
+          for (const { index, mask } of edits) frame[index] = frame[index]! ^ mask;
+          return frame;
+        }),
+      ),
+      async (frame) => {
+        await r.feed(frame);
+      },
+    ),
+    { seed: 42, numRuns: 1500 },
+  );
+  // A flip in the IP or UDP header (addresses, ports, checksum) keeps the payload genuine; the
+  // first such frame legitimately moves the endpoint and every later copy is a replay.
+  const moved = r.wg.sets.filter((s) => s[2] === 'endpoint');
+  t.true(moved.length <= 1, `endpoint moved ${moved.length} times`);
+  t.true(moved.every((s) => s[1] === b64(r.peers[0]!)));
+  t.true((r.listener.ignored.get('replay') ?? 0) + (r.listener.ignored.get('bad-mac1') ?? 0) > 0);
 });
