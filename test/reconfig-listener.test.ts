@@ -291,3 +291,14 @@ test('random and mutated frames never throw; only the genuine payload moves an e
   t.true(moved.every((s) => s[1] === b64(r.peers[0]!)));
   t.true((r.listener.ignored.get('replay') ?? 0) + (r.listener.ignored.get('bad-mac1') ?? 0) > 0);
 });
+
+test('a flood of mac1-valid initiations from one source is rate-limited before the Noise work; other sources still get through', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const stranger = newKey();
+  for (let i = 0; i < 40; i++) await r.feed(initiationFrom(r, stranger, '203.0.113.66', 1000 + i));
+  t.true((r.listener.ignored.get('rate-limited') ?? 0) >= 15);
+  t.true((r.listener.ignored.get('unknown-peer') ?? 0) <= 25);
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000');
+});

@@ -11,13 +11,14 @@ import { CaptureKeeper } from '../common/capture-keeper.js';
 import type { Capture, CaptureOptions } from '../net/capture.js';
 import { initiationFilter } from '../net/filter.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
-import { consumeInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
+import { openInitiation, screenInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
 import { parseSecret } from '../wireguard/keys.js';
 import { createResponder, type Responder } from '../wireguard/responder.js';
 import { timestampToDate } from '../wireguard/tai64n.js';
 import { readInterface, type InterfaceConfig, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
 import { applyEndpointChange } from './apply.js';
 import { formatEndpoint, sameEndpoint } from './endpoint.js';
+import { VerifyBudget } from './budget.js';
 import type { ReconfigOptions } from './options.js';
 import type { Watermarks } from './replay.js';
 
@@ -30,6 +31,8 @@ export interface ListenerDeps {
   readonly openCapture: (options: CaptureOptions) => Capture;
   readonly run?: WgRunner;
   readonly now?: () => number;
+  /** bounds the Noise work an unauthenticated sender can cause */
+  readonly budget?: VerifyBudget;
 }
 
 export interface EndpointChange {
@@ -57,8 +60,10 @@ export class Listener {
   private interfaceMissing = false;
   private stopped = false;
   private changeListeners: ((change: EndpointChange) => void)[] = [];
+  private readonly budget: VerifyBudget;
 
   constructor(private readonly deps: ListenerDeps) {
+    this.budget = deps.budget ?? new VerifyBudget();
     this.keeper = new CaptureKeeper({
       logger: deps.logger,
       device: deps.options.device,
@@ -138,8 +143,12 @@ export class Listener {
     if (datagram.protocol !== 'udp' || datagram.dstPort !== keys.config.listenPort) {
       return this.ignore('wrong-port', { src: datagram.src });
     }
-    const verified = consumeInitiation(keys.responder, datagram.payload);
-    if (!verified.ok) return this.ignore(verified.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    const screened = screenInitiation(keys.responder, datagram.payload);
+    if (!screened.ok) return this.ignore(screened.reason, { src });
+    if (!this.budget.take(datagram.src)) return this.ignore('rate-limited', { src });
+    const verified = openInitiation(keys.responder, datagram.payload);
+    if (!verified.ok) return this.ignore(verified.reason, { src });
     this.enqueue(() => this.onAuthentic(datagram, verified.value, timestampMs));
   }
 

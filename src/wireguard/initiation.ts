@@ -55,15 +55,38 @@ function hasInitiationHeader(msg: Buffer): boolean {
   return reserved.every((byte) => byte === 0);
 }
 
+export type ScreenReason = 'bad-size' | 'bad-type' | 'bad-mac1';
+
+/**
+ * The cheap checks, before any Curve25519 work (paper §5.4.4): size, type and mac1. A caller
+ * may put a rate limit between this and `openInitiation`, which costs two X25519.
+ */
+export function screenInitiation(responder: Responder, msg: Buffer): Result<true, ScreenReason> {
+  if (msg.length !== INITIATION_SIZE) return fail('bad-size');
+  if (!hasInitiationHeader(msg)) return fail('bad-type');
+  if (!checkMac1(responder, msg)) return fail('bad-mac1');
+  return ok(true);
+}
+
+/** Screens, then runs the Noise IK responder steps. */
 export function consumeInitiation(
   responder: Responder,
   msg: Buffer,
 ): Result<VerifiedInitiation, InitiationReason> {
-  if (msg.length !== INITIATION_SIZE) return fail('bad-size');
-  if (!hasInitiationHeader(msg)) return fail('bad-type');
-  // Cheap filter before any Curve25519 work (paper §5.4.4).
-  if (!checkMac1(responder, msg)) return fail('bad-mac1');
+  const screened = screenInitiation(responder, msg);
+  if (!screened.ok) return screened;
+  return openInitiation(responder, msg);
+}
 
+/**
+ * The Noise IK responder steps on a screened initiation: decrypts the initiator's static key
+ * and timestamp. Never throws; call screenInitiation first.
+ */
+export function openInitiation(
+  responder: Responder,
+  msg: Buffer,
+): Result<VerifiedInitiation, InitiationReason> {
+  if (msg.length !== INITIATION_SIZE) return fail('bad-size');
   const ephemeral = field(msg, INITIATION_EPHEMERAL_OFFSET, INITIATION_EPHEMERAL_SIZE);
   let chainingKey = kdf1(responder.chainingKey, ephemeral);
   let handshakeHash = hash(responder.handshakeHash, ephemeral);
