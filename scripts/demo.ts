@@ -169,9 +169,16 @@ async function main(): Promise<number> {
     rmSync(defaultStateFile(lab.r2.wg), { force: true });
     rmSync(dir, { recursive: true, force: true });
   };
+  const verdict = (): boolean => steps.length === 4 && steps.every((s) => s.ok);
+  const report = (): number => {
+    process.stdout.write(`${verdict() ? 'demo: every step did what it says' : 'demo: some step failed'}\n`);
+    return verdict() ? 0 : 1;
+  };
+  let kept = false;
   const interrupted = (): void => {
-    say('interrupted: removing the lab');
-    void cleanup().then(() => process.exit(130));
+    say(kept ? 'Ctrl-C: removing the lab' : 'interrupted: removing the lab');
+    // After --keep, Ctrl-C is the normal end: the exit status is the story's.
+    void cleanup().then(() => process.exit(kept ? report() : 130));
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
@@ -185,13 +192,12 @@ async function main(): Promise<number> {
     ip netns exec ${lab.roamers[0]!.ns} ping 203.0.113.1
     ip netns exec ${lab.r2.ns} nft list ruleset
     ip netns exec ${lab.roamers[0]!.ns} traceroute -p ${KNOCK_PORT} ${R2_V4}`);
+      kept = true;
       await new Promise(() => undefined);
     }
     await cleanup();
   }
-  const ok = steps.length === 4 && steps.every((s) => s.ok);
-  process.stdout.write(`${ok ? 'demo: every step did what it says' : 'demo: some step failed'}\n`);
-  return ok ? 0 : 1;
+  return report();
 }
 
 process.exitCode = await main();

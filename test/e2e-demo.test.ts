@@ -26,6 +26,28 @@ asRoot('the demo plays all four steps, prints the summary and exits 0, leaving n
   t.deepEqual(left, [], 'the demo removed its lab');
 });
 
+asRoot('with --keep the lab stays up until Ctrl-C, which removes it and exits with the story\'s status', async (t) => {
+  const demo = execa(process.execPath, [DEMO, '--keep'], { reject: false, timeout: 150_000, stdin: 'ignore', buffer: false });
+  let out = '';
+  demo.stdout.setEncoding('utf8');
+  const kept = new Promise<void>((resolve) => {
+    demo.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      if (out.includes('the lab stays up until you press Ctrl-C')) resolve();
+    });
+  });
+  await Promise.race([kept, demo]);
+  const id = /rwg-([0-9a-f]+)-r2/.exec(out)?.[1] ?? 'none';
+  const labNamespaces = async (): Promise<string[]> =>
+    (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.includes(`rwg-${id}-`));
+  t.true((await labNamespaces()).length > 0, 'the lab is still up');
+  demo.kill('SIGINT');
+  const result = await demo;
+  t.is(result.exitCode, 0, out.slice(-2000));
+  t.regex(out, /demo: every step did what it says/);
+  t.deepEqual(await labNamespaces(), [], 'Ctrl-C removed the lab');
+});
+
 test('the demo refuses unknown arguments with exit 2 and explains --keep in --help', async (t) => {
   const bad = await execa(process.execPath, [DEMO, '--frobnicate'], { reject: false });
   t.is(bad.exitCode, 2);
