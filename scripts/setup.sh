@@ -52,4 +52,4 @@ if [ ! -f node_modules/pcap/build/Release/pcap_binding.node ]; then
   npm rebuild pcap --loglevel=error
 fi
 
-npx --no-install tsc -p tsconfig.json
+npm run --silent build
