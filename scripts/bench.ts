@@ -131,6 +131,16 @@ async function labRounds(rounds: number): Promise<void> {
   }
 }
 
+if (process.argv.includes('--flood')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --flood needs root (network namespaces)\n');
+    process.exitCode = 2;
+  } else {
+    const { floodRounds, printFloodFigures } = await import('./bench-flood.js');
+    printFloodFigures('flood: reconfig-wg under junk initiations from 155 addresses', await floodRounds([1000, 10_000, 50_000]));
+  }
+}
+
 if (process.argv.includes('--lab')) {
   if (process.getuid?.() !== 0) {
     process.stderr.write('bench: --lab needs root (network namespaces)\n');

@@ -3,8 +3,12 @@
  * away), it is reopened with backoff until the device is back, each failure logged as an
  * `error` line. The first open throws, so a bad device or missing permission at startup is
  * the caller's clear error; later failures never are.
+ *
+ * It also watches libpcap's drop counter (packets the kernel ring had no room for, genuine
+ * ones among them under a flood): growth is logged as `capture.drops`, at most once every
+ * DROP_LOG_EVERY_MS, and the totals over every capture it opened are in stats().
  */
-import type { Capture, CaptureOptions } from '../net/capture.js';
+import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
 import type { LinkType } from '../net/packet.js';
 import { isReconfigError } from './errors.js';
 import type { Logger } from './log.js';
@@ -18,9 +22,13 @@ export interface CaptureKeeperOptions {
   readonly onOpen: (capture: Capture, reopened: boolean) => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
+  readonly screen?: CaptureOptions['screen'];
+  readonly bufferTimeoutMs?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
+const DROP_CHECK_MS = 1000;
+export const DROP_LOG_EVERY_MS = 5000;
 
 export class CaptureKeeper {
   private capture: Capture | undefined;
@@ -28,8 +36,46 @@ export class CaptureKeeper {
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** what captures closed before the current one counted */
+  private closedTotals: CaptureStats = { received: 0, dropped: 0 };
+  private dropTimer: NodeJS.Timeout | undefined;
+  private droppedLogged = 0;
+  private dropLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: CaptureKeeperOptions) {}
+
+  /** Packets received and dropped over every capture opened so far. */
+  stats(): CaptureStats {
+    let current: CaptureStats = { received: 0, dropped: 0 };
+    try {
+      current = this.capture?.stats() ?? current;
+    } catch {
+      // a capture whose device just went away: its figures come with its close
+    }
+    return { received: this.closedTotals.received + current.received, dropped: this.closedTotals.dropped + current.dropped };
+  }
+
+  private closeCapture(): void {
+    const capture = this.capture;
+    if (capture === undefined) return;
+    this.capture = undefined;
+    capture.close();
+    const last = capture.stats();
+    this.closedTotals = { received: this.closedTotals.received + last.received, dropped: this.closedTotals.dropped + last.dropped };
+  }
+
+  /** Logs drop growth, rate-limited; runs every DROP_CHECK_MS while a capture is kept. */
+  private checkDrops(): void {
+    const { received, dropped } = this.stats();
+    const now = performance.now();
+    if (dropped <= this.droppedLogged || now - this.dropLoggedAt < DROP_LOG_EVERY_MS) return;
+    this.options.logger.warn(
+      { event: 'capture.drops', device: this.options.device, dropped, received, since: dropped - this.droppedLogged },
+      `the capture on ${this.options.device} lost ${dropped - this.droppedLogged} packets for lack of buffer space (${dropped} in all)`,
+    );
+    this.droppedLogged = dropped;
+    this.dropLoggedAt = now;
+  }
 
   get link(): LinkType | undefined {
     return this.capture?.link;
@@ -38,15 +84,17 @@ export class CaptureKeeper {
   /** Opens (or reopens) the capture with `filter`; throws if that fails. */
   open(filter: string): void {
     clearTimeout(this.retryTimer);
-    this.capture?.close();
-    this.capture = undefined;
+    this.closeCapture();
     this.filter = filter;
     this.capture = this.options.openCapture({
       device: this.options.device,
       filter,
       onFrame: this.options.onFrame,
       onError: (error) => this.failed(error),
+      ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
+      ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
     });
+    this.dropTimer ??= setInterval(() => this.checkDrops(), DROP_CHECK_MS).unref();
     const reopened = this.failures > 0;
     this.failures = 0;
     this.options.onOpen(this.capture, reopened);
@@ -64,8 +112,7 @@ export class CaptureKeeper {
 
   private failed(error: Error): void {
     if (this.stopped) return;
-    this.capture?.close();
-    this.capture = undefined;
+    this.closeCapture();
     const retries = this.options.retryMs ?? CAPTURE_RETRY_MS;
     const delay = retries[Math.min(this.failures, retries.length - 1)] ?? 10_000;
     this.failures++;
@@ -82,7 +129,7 @@ export class CaptureKeeper {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    this.capture?.close();
-    this.capture = undefined;
+    clearInterval(this.dropTimer);
+    this.closeCapture();
   }
 }

@@ -10,10 +10,22 @@
  *   Either way no packet would ever be delivered again, even after the device is back, so
  *   both become an `onError` and the capture is over. (`any` is bound to no device and never
  *   sees this.)
- * * close() only calls pcap_breakloop(), which libpcap honours when the next packet is read;
- *   until a packet passes the filter, the socket stays open and keeps the event loop alive.
- *   A device that was deleted never delivers one, so its socket is never released.
+ * * close() only calls pcap_breakloop(), which libpcap honours when the next packet is read
+ *   (in non-blocking mode nothing else ends a read); until then the socket and its kernel ring
+ *   stay open, and libuv may have stopped polling it. So a closed capture is kept in a list
+ *   and read again (once a second, and whenever another capture delivers a packet) until that
+ *   read releases it; and every filter also passes a "wake" datagram that only this capture
+ *   asks for: a UDP datagram to 127.0.0.1 port 9 (discard) carrying its own random token,
+ *   which close() sends, so a capture on `any` (or `lo`) is released at once. A capture on a
+ *   device that went down is released by the first packet after the device is up again (the
+ *   kernel re-attaches its socket); one whose device was deleted can never be released.
+ * * In immediate mode every packet wakes the event loop; with a buffer timeout the kernel
+ *   hands over a block of packets at a time (TPACKET_V3), at most that many ms late, and one
+ *   wake-up reads them all. `screen` runs on node_pcap's reused buffer before any copy, so a
+ *   packet that fails the caller's cheap checks costs no allocation here.
  */
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -32,8 +44,15 @@ export interface CaptureOptions {
   /** the capture stopped after it was opened (its device went down or away) and is closed;
    *  an E_CAPTURE ReconfigError. Without this, it becomes a process warning. */
   readonly onError?: (error: Error) => void;
+  /**
+   * Cheap checks on the frame's first `length` bytes in node_pcap's reused buffer, before it
+   * is copied: false drops it (the caller counts why). Must not keep `frame`.
+   */
+  readonly screen?: (frame: Buffer, length: number) => boolean;
   readonly snapLength?: number;
   readonly bufferSize?: number;
+  /** 0: immediate mode (each packet as it arrives); otherwise packets come in blocks, at most this late */
+  readonly bufferTimeoutMs?: number;
 }
 
 export interface CaptureStats {
@@ -76,6 +95,59 @@ interface PcapModule {
   warningHandler: (message: string) => void;
   createSession(device: string, options: Record<string, unknown>): PcapSession;
   createOfflineSession(path: string, options: { filter: string }): PcapSession;
+}
+
+/** Where close() sends its wake datagram (see the top of this file); port 9 is discard. */
+const WAKE_HOST = '127.0.0.1';
+const WAKE_PORT = 9;
+const WAKE_TOKEN_SIZE = 4;
+const REAP_EVERY_MS = 1000;
+
+/** A closed capture not yet released; `released` once a read returned PCAP_ERROR_BREAK. */
+interface Closing {
+  readonly session: PcapSession;
+  released: boolean;
+}
+
+const closing = new Set<Closing>();
+let reapTimer: NodeJS.Timeout | undefined;
+const PCAP_ERROR_BREAK = -2;
+
+/** Reads once from a closed capture; true when that released it. Never reads a released one (it would crash). */
+function readClosed(entry: Closing): boolean {
+  if (entry.released) return true;
+  if (entry.session.session.dispatch(entry.session.buf, entry.session.header) === PCAP_ERROR_BREAK) entry.released = true;
+  return entry.released;
+}
+
+function reapClosed(): void {
+  for (const entry of closing) if (readClosed(entry)) closing.delete(entry);
+  if (closing.size === 0) {
+    clearInterval(reapTimer);
+    reapTimer = undefined;
+  }
+}
+
+/** How many closed captures still hold their socket (for tests and the status output). */
+export function unreleasedCaptures(): number {
+  return closing.size;
+}
+
+function withWake(filter: string, token: Buffer): string {
+  const wake = `(dst host ${WAKE_HOST} and udp dst port ${WAKE_PORT} and udp[8:4] = 0x${token.toString('hex')})`;
+  return filter === '' ? '' : `(${filter}) or ${wake}`;
+}
+
+function sendWake(token: Buffer, then: () => void): void {
+  const socket = createSocket('udp4');
+  socket.on('error', () => {
+    socket.close();
+    then();
+  });
+  socket.send(Buffer.concat([token, Buffer.alloc(8)]), WAKE_PORT, WAKE_HOST, () => {
+    socket.close();
+    then();
+  });
 }
 
 /** 64 KiB holds any IPv4 or IPv6 packet without jumbo payload. */
@@ -156,11 +228,12 @@ export function openCapture(options: CaptureOptions): Capture {
   const { device, filter } = options;
   const pcap = loadPcap();
   let session: PcapSession;
+  const token = randomBytes(WAKE_TOKEN_SIZE);
   try {
     session = pcap.createSession(device, {
-      filter,
+      filter: withWake(filter, token),
       // 0 selects libpcap's immediate mode: each packet is handed over as it arrives.
-      buffer_timeout: 0,
+      buffer_timeout: options.bufferTimeoutMs ?? 0,
       snap_length: options.snapLength ?? DEFAULT_SNAP_LENGTH,
       buffer_size: options.bufferSize ?? DEFAULT_BUFFER_SIZE,
       promiscuous: false,
@@ -168,9 +241,17 @@ export function openCapture(options: CaptureOptions): Capture {
   } catch (error) {
     throw openError(device, filter, error as Error);
   }
+  const entry: Closing = { session, released: false };
+  const release = (): void => {
+    session.close();
+    if (readClosed(entry)) return;
+    closing.add(entry);
+    reapTimer ??= setInterval(reapClosed, REAP_EVERY_MS).unref();
+    if (device === 'any' || device === 'lo') sendWake(token, reapClosed);
+  };
   const link = linkTypeFromPcap(session.link_type);
   if (!link.ok) {
-    session.close();
+    release();
     throw linkTypeError(`Capture device ${device}`, session.link_type);
   }
 
@@ -180,7 +261,16 @@ export function openCapture(options: CaptureOptions): Capture {
   const close = (): void => {
     if (!open) return;
     open = false;
-    session.close();
+    try {
+      lastStats = readStats();
+    } catch {
+      // the device is gone: the last figures read stay
+    }
+    release();
+  };
+  const readStats = (): CaptureStats => {
+    const stats = session.stats();
+    return { received: stats.ps_recv, dropped: stats.ps_drop + stats.ps_ifdrop };
   };
   const stop = (why: string): void => {
     close();
@@ -189,17 +279,22 @@ export function openCapture(options: CaptureOptions): Capture {
     else process.emitWarning(error);
   };
 
+  const screen = options.screen;
   session.on('packet', (packet) => {
     if (!open) return;
     delivered++;
+    if (screen !== undefined && !screen(packet.buf, Math.min(packet.header.readUInt32LE(HEADER_CAPLEN), packet.buf.length))) return;
     const { frame, timestampMs } = copyFrame(packet);
     options.onFrame(frame, timestampMs);
   });
   const native = session.session;
   native.read_callback = () => {
+    if (entry.released) return;
     const before = delivered;
     const result = native.dispatch(session.buf, session.header);
     // After close() this read returned PCAP_ERROR_BREAK and node_pcap released the handle.
+    if (result === PCAP_ERROR_BREAK) entry.released = true;
+    if (closing.size > 0) reapClosed(); // a packet here may be one an old capture waits for
     if (!open) return;
     if (result < 0) stop('the device went away');
     // Woken with nothing to read: the POLLERR of a device going down (see the top of this file).
@@ -212,8 +307,7 @@ export function openCapture(options: CaptureOptions): Capture {
     close,
     stats: () => {
       if (!open) return lastStats;
-      const stats = session.stats();
-      lastStats = { received: stats.ps_recv, dropped: stats.ps_drop + stats.ps_ifdrop };
+      lastStats = readStats();
       return lastStats;
     },
   };

@@ -37,6 +37,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
+  watermarks.checkWritable();
   const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
   const logger = deps.logger;
   const listener = new Listener({

@@ -24,3 +24,11 @@ function canonical(endpoint: string): string {
     return endpoint;
   }
 }
+
+/** The address part of an endpoint (`192.0.2.7`, `2001:db8::7`), canonical for IPv6. */
+export function endpointAddress(endpoint: string): string {
+  const match = /^\[([^\]]+)\]:\d+$/.exec(canonical(endpoint));
+  if (match !== null) return match[1] ?? '';
+  const colon = endpoint.lastIndexOf(':');
+  return colon < 0 ? endpoint : endpoint.slice(0, colon);
+}

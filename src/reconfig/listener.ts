@@ -17,8 +17,10 @@ import { createResponder, type Responder } from '../wireguard/responder.js';
 import { timestampToDate } from '../wireguard/tai64n.js';
 import { readInterface, type InterfaceConfig, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
 import { applyEndpointChange } from './apply.js';
-import { formatEndpoint, sameEndpoint } from './endpoint.js';
-import { VerifyBudget } from './budget.js';
+import { endpointAddress, formatEndpoint, sameEndpoint } from './endpoint.js';
+import { Admission } from './admission.js';
+import { screenFrame } from './screen.js';
+import type { CaptureStats } from '../net/capture.js';
 import type { ReconfigOptions } from './options.js';
 import type { Watermarks } from './replay.js';
 
@@ -32,8 +34,22 @@ export interface ListenerDeps {
   readonly run?: WgRunner;
   readonly now?: () => number;
   /** bounds the Noise work an unauthenticated sender can cause */
-  readonly budget?: VerifyBudget;
+  readonly admission?: Admission<HeldInitiation>;
 }
+
+/** A mac1-valid initiation waiting for its turn at the Noise steps. */
+export interface HeldInitiation {
+  readonly datagram: Datagram;
+  readonly capturedAt: number;
+}
+
+/**
+ * The kernel hands captured packets over in blocks at most this many ms late: under a flood
+ * one wake-up reads hundreds, and a genuine initiation waits at most this long.
+ */
+export const CAPTURE_BUFFER_TIMEOUT_MS = 10;
+/** Waiting initiations are looked at no more often than this. */
+const ADMISSION_TICK_MS = 10;
 
 export interface EndpointChange {
   readonly peer: string;
@@ -49,6 +65,9 @@ interface Keys {
 export class Listener {
   /** reason → how many packets were ignored for it */
   readonly ignored = new Map<IgnoreReason, number>();
+  /** verified and fresh: the initiation.accepted log lines */
+  authentic = 0;
+  /** authentic and carried out: the endpoint was already current, or was changed */
   accepted = 0;
   updated = 0;
 
@@ -60,14 +79,21 @@ export class Listener {
   private interfaceMissing = false;
   private stopped = false;
   private changeListeners: ((change: EndpointChange) => void)[] = [];
-  private readonly budget: VerifyBudget;
+  private readonly admission: Admission<HeldInitiation>;
+  private drainTimer: NodeJS.Timeout | undefined;
+  /** set by the capture's screen for the frame it is about to deliver */
+  private screened = false;
+  private readonly debug: boolean;
 
   constructor(private readonly deps: ListenerDeps) {
-    this.budget = deps.budget ?? new VerifyBudget();
+    this.admission = deps.admission ?? new Admission<HeldInitiation>();
+    this.debug = deps.logger.isLevelEnabled('debug');
     this.keeper = new CaptureKeeper({
       logger: deps.logger,
       device: deps.options.device,
       openCapture: deps.openCapture,
+      bufferTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+      screen: (frame, length) => this.screen(frame, length),
       onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
       onOpen: (capture, reopened) =>
         deps.logger.info(
@@ -115,6 +141,7 @@ export class Listener {
     }
     const secret = parseSecret(config.privateKey);
     if (!secret.ok) throw new ReconfigError('E_WG', `wg printed a private key for ${this.iface} that is not a valid key.`);
+    for (const peer of config.peers.values()) if (peer.endpoint !== undefined) this.admission.notePeerEndpoint(endpointAddress(peer.endpoint));
     // Keep the configuration without its private key; the Secret inside the responder is the one copy.
     return { config: { ...config, privateKey: undefined }, responder: createResponder(secret.value) };
   }
@@ -126,14 +153,27 @@ export class Listener {
     else this.keeper.open(initiationFilter(port));
   }
 
-  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}): void {
+  private ignore(reason: IgnoreReason, details?: Record<string, unknown>): void {
     const count = (this.ignored.get(reason) ?? 0) + 1;
     this.ignored.set(reason, count);
-    this.deps.logger.debug({ event: 'initiation.ignored', reason, count, ...details }, `ignored: ${reason}`);
+    if (this.debug) this.deps.logger.debug({ event: 'initiation.ignored', reason, count, ...details }, `ignored: ${reason}`);
+  }
+
+  /** The capture's first look, in its reused buffer, before any copy (screen.ts). */
+  private screen(frame: Buffer, length: number): boolean {
+    const keys = this.keys;
+    const link = this.keeper.link;
+    if (keys === undefined || link === undefined) return false;
+    const reason = screenFrame(link, frame, length, keys.config.listenPort, keys.responder);
+    if (reason !== undefined) this.ignore(reason);
+    this.screened = reason === undefined;
+    return this.screened;
   }
 
   /** Every captured frame comes through here. Never throws. */
   onFrame(frame: Buffer, timestampMs: number): void {
+    const screened = this.screened;
+    this.screened = false;
     const keys = this.keys;
     const link = this.keeper.link;
     if (keys === undefined || link === undefined) return;
@@ -143,13 +183,40 @@ export class Listener {
     if (datagram.protocol !== 'udp' || datagram.dstPort !== keys.config.listenPort) {
       return this.ignore('wrong-port', { src: datagram.src });
     }
-    const src = formatEndpoint(datagram.src, datagram.srcPort);
-    const screened = screenInitiation(keys.responder, datagram.payload);
-    if (!screened.ok) return this.ignore(screened.reason, { src });
-    if (!this.budget.take(datagram.src)) return this.ignore('rate-limited', { src });
+    if (!screened) {
+      const checked = screenInitiation(keys.responder, datagram.payload);
+      if (!checked.ok) return this.ignore(checked.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+    }
+    const held: HeldInitiation = { datagram, capturedAt: timestampMs };
+    if (this.admission.offer(datagram.src, () => held)) this.verify(held);
+    else this.scheduleDrain();
+  }
+
+  /** Admitted: the Noise steps, then the decision in order with every other authentic one. */
+  private verify({ datagram, capturedAt }: HeldInitiation): void {
+    const keys = this.keys;
+    if (keys === undefined) return;
     const verified = openInitiation(keys.responder, datagram.payload);
-    if (!verified.ok) return this.ignore(verified.reason, { src });
-    this.enqueue(() => this.onAuthentic(datagram, verified.value, timestampMs));
+    if (!verified.ok) return this.ignore(verified.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+    this.enqueue(() => this.onAuthentic(datagram, verified.value, capturedAt));
+  }
+
+  /** Waiting initiations get their turns as tokens come (admission.ts). */
+  private scheduleDrain(): void {
+    if (this.drainTimer !== undefined || this.stopped) return;
+    const wait = this.admission.nextDrainMs();
+    if (wait === undefined) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = undefined;
+      if (this.stopped) return;
+      for (const held of this.admission.drain()) this.verify(held);
+      this.scheduleDrain();
+    }, Math.max(ADMISSION_TICK_MS, wait));
+  }
+
+  /** Packets received and lost by the capture, over every capture opened (for the status output). */
+  captureStats(): CaptureStats {
+    return this.keeper.stats();
   }
 
   private enqueue(task: () => Promise<void>): void {
@@ -181,7 +248,7 @@ export class Listener {
       // The watermark is raised in memory; losing it on disk must not stop the tunnel.
       this.logError(error);
     }
-    this.accepted++;
+    this.authentic++;
     const sent = timestampToDate(initiation.timestamp);
     this.deps.logger.info(
       { event: 'initiation.accepted', interface: this.iface, peer: peerKey, src, timestamp: sent.ok ? sent.value.toISOString() : undefined },
@@ -191,10 +258,12 @@ export class Listener {
     // packets by itself), so ask wg for the current one before deciding.
     const current = await this.currentPeer(peerKey, peer);
     if (sameEndpoint(current.endpoint, src)) {
+      this.accepted++;
       this.deps.logger.debug({ event: 'endpoint.unchanged', interface: this.iface, peer: peerKey, endpoint: src }, 'endpoint already current');
       return;
     }
     await this.applyChange(current, src, capturedAt);
+    this.accepted++;
   }
 
   private async currentPeer(peerKey: string, fallback: PeerConfig): Promise<PeerConfig> {
@@ -212,6 +281,7 @@ export class Listener {
     } else {
       const setAt = await applyEndpointChange(this.iface, peer, to, this.deps.run);
       this.rememberEndpoint(peer, to);
+      this.admission.notePeerEndpoint(endpointAddress(to));
       this.deps.logger.info(
         {
           event: 'endpoint.updated',
@@ -272,12 +342,20 @@ export class Listener {
   }
 
   counters(): Record<string, number> {
-    return { accepted: this.accepted, updated: this.updated, ...Object.fromEntries(this.ignored) };
+    const limited = this.admission.dropped;
+    return {
+      authentic: this.authentic,
+      accepted: this.accepted,
+      updated: this.updated,
+      ...Object.fromEntries(this.ignored),
+      ...(limited > 0 ? { 'rate-limited': limited } : {}),
+    };
   }
 
   /** Stops capturing and waits for queued work to finish. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.drainTimer);
     this.keeper.stop();
     await this.queue;
   }

@@ -5,6 +5,7 @@
  * the daemon restarts. The file is replaced atomically on every advance.
  */
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.js';
 import { ReconfigError } from '../common/errors.js';
 import { compareTimestamps } from '../wireguard/tai64n.js';
@@ -72,6 +73,26 @@ export class Watermarks {
   /** Raises the peer's watermark and writes the file before anything acts on the packet. */
   advance(peer: string, timestamp: Buffer): void {
     this.timestamps.set(peer, Buffer.from(timestamp));
+    this.write();
+  }
+
+  /**
+   * Writes the file as it is, at start: a state file that cannot be written is a configuration
+   * error then (exit 2), never a silent loss of replay protection at the first accepted packet.
+   */
+  checkWritable(): void {
+    try {
+      this.write();
+    } catch (error) {
+      throw new ReconfigError(
+        'E_STATE_FILE',
+        `${(error as Error).message.replace(/\.$/, '')}. Replay protection must survive restarts: make ${dirname(this.path)} writable for reconfig-wg, or pass --state-file with a path it can write.`,
+        { exitCode: 2 },
+      );
+    }
+  }
+
+  private write(): void {
     const state: StateFile = {
       version: STATE_VERSION,
       interface: this.iface,

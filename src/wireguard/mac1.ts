@@ -3,9 +3,9 @@
  * responder's public key can compute it, so it only filters noise and foreign traffic cheaply
  * before any Curve25519 work; it proves nothing about the sender.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { hash, mac } from './blake2.js';
-import { INITIATION_MAC1_OFFSET, INITIATION_SIZE, LABEL_MAC1, MAC_SIZE } from './constants.js';
+import { Mac16Key } from './blake2s-mac.js';
+import { INITIATION_MAC1_OFFSET, INITIATION_SIZE, LABEL_MAC1 } from './constants.js';
 import type { Responder } from './responder.js';
 
 export function mac1KeyOf(responderPublicKey: Uint8Array): Buffer {
@@ -17,10 +17,29 @@ export function computeMac1(mac1Key: Uint8Array, initiation: Uint8Array): Buffer
   return mac(mac1Key, initiation.subarray(0, INITIATION_MAC1_OFFSET));
 }
 
-/** Constant-time check; false for anything that is not initiation-sized. */
+/** mac1 keys with their key block compressed, one per responder key. */
+const prepared = new WeakMap<Uint8Array, Mac16Key>();
+
+function preparedKey(mac1Key: Uint8Array): Mac16Key {
+  let key = prepared.get(mac1Key);
+  if (key === undefined) {
+    key = new Mac16Key(mac1Key);
+    prepared.set(mac1Key, key);
+  }
+  return key;
+}
+
+/**
+ * Constant-time check, allocating nothing (it runs for every captured packet); false for
+ * anything that is not initiation-sized.
+ */
 export function checkMac1(responder: Responder, msg: Buffer): boolean {
   if (msg.length !== INITIATION_SIZE) return false;
-  const expected = computeMac1(responder.mac1Key, msg);
-  const received = msg.subarray(INITIATION_MAC1_OFFSET, INITIATION_MAC1_OFFSET + MAC_SIZE);
-  return timingSafeEqual(expected, received);
+  return checkMac1At(responder, msg, 0);
+}
+
+/** checkMac1 on the initiation-sized message at `offset` of a larger buffer (a captured frame). */
+export function checkMac1At(responder: Responder, buf: Buffer, offset: number): boolean {
+  if (offset < 0 || buf.length < offset + INITIATION_SIZE) return false;
+  return preparedKey(responder.mac1Key).verify(buf, offset, offset + INITIATION_MAC1_OFFSET, offset + INITIATION_MAC1_OFFSET);
 }

@@ -1,0 +1,119 @@
+/**
+ * `npm run bench -- --flood` (root): reconfig-wg under a flood in the netns lab. For bad-mac1
+ * and valid-mac1 junk initiations at 1k, 10k and 50k a second from 155 addresses, it prints the
+ * daemon's CPU share and cost per packet, how long a genuine peer's fresh initiation (R1 after
+ * a NAT remap, starting its handshake in the middle of the flood) took to be accepted, and
+ * the capture's drop counter. Figures are printed, never asserted.
+ */
+import { readFileSync } from 'node:fs';
+import { events, startReconfigWg, type LogEvent } from './lab/daemons.js';
+import { addFloodSources, floodSourcesV4, junkInitiations, startFlood } from './lab/flood.js';
+import { connectRoamer, createLab, natRemap, pingOnce, R2_V4, WG_PORT, type Lab, type Roamer } from './lab/lab.js';
+import { nsRun, waitFor, type LabProcess } from './lab/netns.js';
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+const FLOOD_SECONDS = 10;
+/** R1 starts its handshake this long into the flood */
+const GENUINE_AFTER_MS = 3000;
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+export interface FloodFigures {
+  readonly kind: string;
+  readonly perSecond: number;
+  readonly sent: number;
+  readonly cpuShare: number;
+  readonly microsPerPacket: number;
+  /** ms from R1's handshake start to its initiation.accepted; undefined if not within the flood */
+  readonly acceptMs: number | undefined;
+  readonly captureDrops: number | undefined;
+}
+
+async function restartHandshake(lab: Lab, roamer: Roamer): Promise<void> {
+  await nsRun(roamer.ns, 'wg', ['set', roamer.wg, 'peer', lab.r2.publicKey, 'remove']);
+  await natRemap(roamer);
+  await connectRoamer(lab, roamer, false);
+}
+
+function lastDrops(daemon: LabProcess): number | undefined {
+  const stats = events(daemon, 'capture.stats').at(-1);
+  return typeof stats?.dropped === 'number' ? stats.dropped : undefined;
+}
+
+/** One flood with R1's fresh handshake in the middle of it. */
+async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'valid-mac1', perSecond: number): Promise<FloodFigures> {
+  const roamer = lab.roamers[0]!;
+  const payloads = junkInitiations(Buffer.from(lab.r2.publicKey, 'base64'), 1024, kind === 'valid-mac1');
+  const pid = daemon.pid!;
+  const flood = await startFlood(lab.scope, lab.attacker.ns, {
+    to: R2_V4, port: WG_PORT, perSecond, seconds: FLOOD_SECONDS, sources: floodSourcesV4(155), payloads,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const cpuStart = cpuSeconds(pid);
+  const wallStart = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, GENUINE_AFTER_MS - 1000));
+  const seen = events(daemon, 'initiation.accepted').length;
+  const startedAt = Date.now();
+  await restartHandshake(lab, roamer);
+  const accepted = (e: LogEvent): boolean => e.peer === roamer.publicKey;
+  // R1 initiates on its first packet and retries every 5 s: keep it sending.
+  await waitFor(async () => {
+    void pingOnce(roamer, 0.2);
+    return events(daemon, 'initiation.accepted').slice(seen).some(accepted);
+  }, (FLOOD_SECONDS - 1) * 1000 - GENUINE_AFTER_MS, 200);
+  const acceptedEvent = events(daemon, 'initiation.accepted').slice(seen).find(accepted);
+  const wallLeft = FLOOD_SECONDS * 1000 - 500 - (performance.now() - wallStart) - 1000;
+  if (wallLeft > 0) await new Promise((resolve) => setTimeout(resolve, wallLeft));
+  const cpu = cpuSeconds(pid) - cpuStart;
+  const wall = (performance.now() - wallStart) / 1000;
+  const { sent } = await flood.finished();
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // the next stats line
+  return {
+    kind,
+    perSecond,
+    sent,
+    cpuShare: cpu / wall,
+    microsPerPacket: (cpu / (perSecond * wall)) * 1e6,
+    acceptMs: typeof acceptedEvent?.time === 'string' ? Date.parse(acceptedEvent.time) - startedAt : undefined,
+    captureDrops: lastDrops(daemon),
+  };
+}
+
+export function printFloodFigures(title: string, rows: readonly FloodFigures[]): void {
+  process.stdout.write(`\n${title}\n`);
+  process.stdout.write(`${'junk'.padEnd(11)} ${'rate/s'.padStart(7)} ${'CPU'.padStart(7)} ${'µs/pkt'.padStart(7)}  ${'genuine accepted after'.padEnd(24)} capture drops\n`);
+  for (const r of rows) {
+    const accept = r.acceptMs === undefined ? `not within ${FLOOD_SECONDS - 1 - GENUINE_AFTER_MS / 1000} s` : `${(r.acceptMs / 1000).toFixed(2)} s`;
+    process.stdout.write(
+      `${r.kind.padEnd(11)} ${r.perSecond.toLocaleString('en-US').padStart(7)} ${`${(r.cpuShare * 100).toFixed(1)} %`.padStart(7)} ${r.microsPerPacket.toFixed(1).padStart(7)}  ${accept.padEnd(24)} ${r.captureDrops ?? 'not reported'}\n`,
+    );
+  }
+}
+
+/** Every kind and rate against one reconfig-wg started with `args` (plus the lab's own). */
+export async function floodRounds(rates: readonly number[], extraArgs: readonly string[] = [], command?: string): Promise<FloodFigures[]> {
+  const lab = await createLab();
+  try {
+    const roamer = lab.roamers[0]!;
+    await addFloodSources(lab.attacker.ns, floodSourcesV4(155));
+    const dir = `/tmp/rwg-flood-${lab.id}`;
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', `${dir}.pid`, '--state-file', `${dir}.json`, ...extraArgs], true, command);
+    // R1 connects once before any flood: its NAT's address is a known endpoint from then on.
+    if (!(await waitFor(() => pingOnce(roamer, 0.5), 15_000, 0))) throw new Error('the tunnel did not come up before the floods');
+    const rows: FloodFigures[] = [];
+    for (const kind of ['bad-mac1', 'valid-mac1'] as const) {
+      for (const rate of rates) rows.push(await floodRound(lab, daemon, kind, rate));
+    }
+    return rows;
+  } finally {
+    await lab.close();
+    const { rmSync } = await import('node:fs');
+    rmSync(`/tmp/rwg-flood-${lab.id}.pid`, { force: true });
+    rmSync(`/tmp/rwg-flood-${lab.id}.json`, { force: true });
+  }
+}
