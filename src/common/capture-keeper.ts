@@ -24,6 +24,8 @@ export interface CaptureKeeperOptions {
   readonly retryMs?: readonly number[];
   readonly screen?: CaptureOptions['screen'];
   readonly bufferTimeoutMs?: number;
+  /** how often the drop counter is read (tests shorten it) */
+  readonly dropCheckMs?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
@@ -94,7 +96,7 @@ export class CaptureKeeper {
       ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
       ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
     });
-    this.dropTimer ??= setInterval(() => this.checkDrops(), DROP_CHECK_MS).unref();
+    this.dropTimer ??= setInterval(() => this.checkDrops(), this.options.dropCheckMs ?? DROP_CHECK_MS).unref();
     const reopened = this.failures > 0;
     this.failures = 0;
     this.options.onOpen(this.capture, reopened);
