@@ -5,7 +5,11 @@
  * a NAT remap, starting its handshake in the middle of the flood) took to be accepted, and
  * the capture's drop counter. Figures are printed, never asserted.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { events, startReconfigWg, type LogEvent } from './lab/daemons.js';
 import { addFloodSources, floodSourcesV4, junkInitiations, startFlood } from './lab/flood.js';
 import { connectRoamer, createLab, natRemap, pingOnce, R2_V4, WG_PORT, type Lab, type Roamer } from './lab/lab.js';
@@ -31,7 +35,10 @@ export interface FloodFigures {
   readonly microsPerPacket: number;
   /** ms from R1's handshake start to its initiation.accepted; undefined if not within the flood */
   readonly acceptMs: number | undefined;
-  readonly captureDrops: number | undefined;
+  readonly captureDrops: number;
+  /** packets a second that reached R2's interface during the measurement */
+  readonly delivered: number;
+  readonly wanDrops: number;
 }
 
 async function restartHandshake(lab: Lab, roamer: Roamer): Promise<void> {
@@ -40,9 +47,16 @@ async function restartHandshake(lab: Lab, roamer: Roamer): Promise<void> {
   await connectRoamer(lab, roamer, false);
 }
 
-function lastDrops(daemon: LabProcess): number | undefined {
-  const stats = events(daemon, 'capture.stats').at(-1);
-  return typeof stats?.dropped === 'number' ? stats.dropped : undefined;
+/** The capture's drop total as last logged (0 when it never logged any). */
+function lastDrops(daemon: LabProcess): number {
+  const stats = events(daemon, 'capture.drops').at(-1);
+  return typeof stats?.dropped === 'number' ? stats.dropped : 0;
+}
+
+/** Packets R2's `wan` received, and dropped before any capture saw them (a saturated link). */
+async function wanCounters(lab: Lab): Promise<{ packets: number; dropped: number }> {
+  const [link] = JSON.parse(await nsRun(lab.r2.ns, 'ip', ['-s', '-j', 'link', 'show', 'wan'])) as { stats64: { rx: { packets: number; dropped: number } } }[];
+  return { packets: link?.stats64.rx.packets ?? 0, dropped: link?.stats64.rx.dropped ?? 0 };
 }
 
 /** One flood with R1's fresh handshake in the middle of it. */
@@ -54,6 +68,7 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
     to: R2_V4, port: WG_PORT, perSecond, seconds: FLOOD_SECONDS, sources: floodSourcesV4(155), payloads,
   });
   await new Promise((resolve) => setTimeout(resolve, 1000));
+  const wanStart = await wanCounters(lab);
   const cpuStart = cpuSeconds(pid);
   const wallStart = performance.now();
   await new Promise((resolve) => setTimeout(resolve, GENUINE_AFTER_MS - 1000));
@@ -71,14 +86,18 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
   if (wallLeft > 0) await new Promise((resolve) => setTimeout(resolve, wallLeft));
   const cpu = cpuSeconds(pid) - cpuStart;
   const wall = (performance.now() - wallStart) / 1000;
+  const wanEnd = await wanCounters(lab);
   const { sent } = await flood.finished();
-  await new Promise((resolve) => setTimeout(resolve, 1500)); // the next stats line
+  await new Promise((resolve) => setTimeout(resolve, 6000)); // the last drop line (one per 5 s at most)
+  const delivered = (wanEnd.packets - wanStart.packets) / wall;
   return {
     kind,
     perSecond,
     sent,
     cpuShare: cpu / wall,
-    microsPerPacket: (cpu / (perSecond * wall)) * 1e6,
+    microsPerPacket: (cpu / Math.max(1, delivered * wall)) * 1e6,
+    delivered,
+    wanDrops: wanEnd.dropped - wanStart.dropped,
     acceptMs: typeof acceptedEvent?.time === 'string' ? Date.parse(acceptedEvent.time) - startedAt : undefined,
     captureDrops: lastDrops(daemon),
   };
@@ -86,13 +105,18 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
 
 export function printFloodFigures(title: string, rows: readonly FloodFigures[]): void {
   process.stdout.write(`\n${title}\n`);
-  process.stdout.write(`${'junk'.padEnd(11)} ${'rate/s'.padStart(7)} ${'CPU'.padStart(7)} ${'µs/pkt'.padStart(7)}  ${'genuine accepted after'.padEnd(24)} capture drops\n`);
+  process.stdout.write(
+    `${'junk'.padEnd(11)} ${'sent/s'.padStart(7)} ${'at R2/s'.padStart(8)} ${'CPU'.padStart(7)} ${'µs/pkt'.padStart(7)}  ${'genuine accepted after'.padEnd(23)} ${'capture drops'.padStart(13)} ${'link drops'.padStart(10)}\n`,
+  );
   for (const r of rows) {
     const accept = r.acceptMs === undefined ? `not within ${FLOOD_SECONDS - 1 - GENUINE_AFTER_MS / 1000} s` : `${(r.acceptMs / 1000).toFixed(2)} s`;
     process.stdout.write(
-      `${r.kind.padEnd(11)} ${r.perSecond.toLocaleString('en-US').padStart(7)} ${`${(r.cpuShare * 100).toFixed(1)} %`.padStart(7)} ${r.microsPerPacket.toFixed(1).padStart(7)}  ${accept.padEnd(24)} ${r.captureDrops ?? 'not reported'}\n`,
+      `${r.kind.padEnd(11)} ${r.perSecond.toLocaleString('en-US').padStart(7)} ${Math.round(r.delivered).toLocaleString('en-US').padStart(8)} ` +
+        `${`${(r.cpuShare * 100).toFixed(1)} %`.padStart(7)} ${r.microsPerPacket.toFixed(1).padStart(7)}  ${accept.padEnd(23)} ` +
+        `${String(r.captureDrops).padStart(13)} ${String(r.wanDrops).padStart(10)}\n`,
     );
   }
+  process.stdout.write('(µs/pkt: the daemon\'s CPU time over the packets that reached R2; capture drops: libpcap\'s counter as logged; link drops: R2\'s interface)\n');
 }
 
 /** Every kind and rate against one reconfig-wg started with `args` (plus the lab's own). */
@@ -115,5 +139,24 @@ export async function floodRounds(rates: readonly number[], extraArgs: readonly 
     const { rmSync } = await import('node:fs');
     rmSync(`/tmp/rwg-flood-${lab.id}.pid`, { force: true });
     rmSync(`/tmp/rwg-flood-${lab.id}.json`, { force: true });
+  }
+}
+
+/**
+ * The project at git `ref`, exported (not checked out: no worktree is touched) into a temporary
+ * directory, with this checkout's node_modules linked in and built; its reconfig-wg entry point.
+ */
+export async function buildBaseline(ref: string): Promise<{ cli: string; remove(): void }> {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-baseline-'));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  try {
+    await execa('sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', root, ref, dir]);
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    await execa(join(root, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')]);
+    return { cli: join(dir, 'dist/src/reconfig/cli.js'), remove };
+  } catch (error) {
+    remove();
+    throw new Error(`bench: cannot build baseline ${ref}: ${(error as Error).message}`);
   }
 }

@@ -5,6 +5,9 @@
  *   decode   decodeFrame on a Linux cooked frame carrying an initiation (ops/s)
  *   memory   heap growth over a million decoded and rejected frames
  *
+ * With --flood (root), reconfig-wg under floods in the lab (scripts/bench-flood.ts); add
+ * --baseline REF to run the same floods against an earlier commit first, in the same run.
+ *
  * With --lab (root), also end-to-end figures from the netns lab: initiation captured →
  * endpoint set, the outage after R1 starts afresh (20 rounds), and after a NAT remap under a
  * live session (3 rounds, each about 15 s: WireGuard's own timer for noticing a dead path).
@@ -136,8 +139,18 @@ if (process.argv.includes('--flood')) {
     process.stderr.write('bench: --flood needs root (network namespaces)\n');
     process.exitCode = 2;
   } else {
-    const { floodRounds, printFloodFigures } = await import('./bench-flood.js');
-    printFloodFigures('flood: reconfig-wg under junk initiations from 155 addresses', await floodRounds([1000, 10_000, 50_000]));
+    const { buildBaseline, floodRounds, printFloodFigures } = await import('./bench-flood.js');
+    const rates = [1000, 10_000, 50_000];
+    // `--baseline REF`: the same floods against the code of git REF, built aside, in this run.
+    const at = process.argv.indexOf('--baseline');
+    const ref = at > 0 ? process.argv[at + 1] : undefined;
+    const baseline = ref === undefined ? undefined : await buildBaseline(ref);
+    try {
+      if (baseline !== undefined) printFloodFigures(`flood, baseline ${ref}: reconfig-wg under junk initiations from 155 addresses`, await floodRounds(rates, [], baseline.cli));
+      printFloodFigures('flood: reconfig-wg under junk initiations from 155 addresses', await floodRounds(rates));
+    } finally {
+      baseline?.remove();
+    }
   }
 }
 

@@ -40,10 +40,17 @@ export async function waitForEvent(proc: LabProcess, name: string, timeoutMs: nu
 
 /**
  * Starts `reconfig-wg` in a namespace with JSON logs; waits for `listening` unless told not to.
- * `cli` is another entry point to the same command (the benchmark's baseline).
+ * `cli` is another entry point to the same command; `nodeArgs` go to node (--cpu-prof).
  */
-export async function startReconfigWg(scope: Scope, ns: string, args: readonly string[], wait = true, cli = RECONFIG_CLI): Promise<LabProcess> {
-  const proc = scope.start(ns, process.execPath, [cli, '--log-format', 'json', ...args]);
+export async function startReconfigWg(
+  scope: Scope,
+  ns: string,
+  args: readonly string[],
+  wait = true,
+  cli = RECONFIG_CLI,
+  nodeArgs: readonly string[] = [],
+): Promise<LabProcess> {
+  const proc = scope.start(ns, process.execPath, [...nodeArgs, cli, '--log-format', 'json', ...args]);
   if (wait && (await waitForEvent(proc, 'listening', 15_000)) === undefined) {
     throw new Error(`reconfig-wg did not start listening:\n${proc.lines.join('\n')}`);
   }
