@@ -62,6 +62,7 @@ async function wanCounters(lab: Lab): Promise<{ packets: number; dropped: number
 /** One flood with R1's fresh handshake in the middle of it. */
 async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'valid-mac1', perSecond: number): Promise<FloodFigures> {
   const roamer = lab.roamers[0]!;
+  const dropsBefore = lastDrops(daemon);
   const payloads = junkInitiations(Buffer.from(lab.r2.publicKey, 'base64'), 1024, kind === 'valid-mac1');
   const pid = daemon.pid!;
   const flood = await startFlood(lab.scope, lab.attacker.ns, {
@@ -99,11 +100,12 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
     delivered,
     wanDrops: wanEnd.dropped - wanStart.dropped,
     acceptMs: typeof acceptedEvent?.time === 'string' ? Date.parse(acceptedEvent.time) - startedAt : undefined,
-    captureDrops: lastDrops(daemon),
+    captureDrops: lastDrops(daemon) - dropsBefore,
   };
 }
 
-export function printFloodFigures(title: string, rows: readonly FloodFigures[]): void {
+/** `logsDrops` false: the code measured never logged libpcap's counter, so its drops are unknown. */
+export function printFloodFigures(title: string, rows: readonly FloodFigures[], logsDrops = true): void {
   process.stdout.write(`\n${title}\n`);
   process.stdout.write(
     `${'junk'.padEnd(11)} ${'sent/s'.padStart(7)} ${'at R2/s'.padStart(8)} ${'CPU'.padStart(7)} ${'µs/pkt'.padStart(7)}  ${'genuine accepted after'.padEnd(23)} ${'capture drops'.padStart(13)} ${'link drops'.padStart(10)}\n`,
@@ -113,7 +115,7 @@ export function printFloodFigures(title: string, rows: readonly FloodFigures[]):
     process.stdout.write(
       `${r.kind.padEnd(11)} ${r.perSecond.toLocaleString('en-US').padStart(7)} ${Math.round(r.delivered).toLocaleString('en-US').padStart(8)} ` +
         `${`${(r.cpuShare * 100).toFixed(1)} %`.padStart(7)} ${r.microsPerPacket.toFixed(1).padStart(7)}  ${accept.padEnd(23)} ` +
-        `${String(r.captureDrops).padStart(13)} ${String(r.wanDrops).padStart(10)}\n`,
+        `${(logsDrops ? String(r.captureDrops) : 'not logged').padStart(13)} ${String(r.wanDrops).padStart(10)}\n`,
     );
   }
   process.stdout.write('(µs/pkt: the daemon\'s CPU time over the packets that reached R2; capture drops: libpcap\'s counter as logged; link drops: R2\'s interface)\n');
@@ -158,5 +160,59 @@ export async function buildBaseline(ref: string): Promise<{ cli: string; remove(
   } catch (error) {
     remove();
     throw new Error(`bench: cannot build baseline ${ref}: ${(error as Error).message}`);
+  }
+}
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly hitCount?: number;
+}
+
+/** Self time by function from a V8 .cpuprofile, largest first: where the time goes. */
+export function summariseProfile(path: string, top = 15): { name: string; share: number }[] {
+  const profile = JSON.parse(readFileSync(path, 'utf8')) as { nodes: ProfileNode[] };
+  const byName = new Map<string, number>();
+  let total = 0;
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    total += hits;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const file = url.replace(/^.*\/(dist|node_modules)\//, '$1/');
+    const name = `${functionName || '(anonymous)'} ${file ? `${file}:${lineNumber + 1}` : ''}`.trim();
+    byName.set(name, (byName.get(name) ?? 0) + hits);
+  }
+  return [...byName]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, hits]) => ({ name, share: hits / Math.max(1, total) }));
+}
+
+/**
+ * A CPU profile (node --cpu-prof) of reconfig-wg under one flood, summarised: the share of
+ * samples in each function. `(idle)` is the event loop waiting; `(program)` is native work
+ * outside JavaScript (libuv, libpcap, the kernel calls).
+ */
+export async function profileFlood(kind: 'bad-mac1' | 'valid-mac1', perSecond: number, seconds = 10): Promise<{ name: string; share: number }[]> {
+  const lab = await createLab();
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-profile-'));
+  try {
+    await addFloodSources(lab.attacker.ns, floodSourcesV4(155));
+    const daemon = await startReconfigWg(
+      lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json')],
+      true, undefined, ['--cpu-prof', '--cpu-prof-dir', dir],
+    );
+    const flood = await startFlood(lab.scope, lab.attacker.ns, {
+      to: R2_V4, port: WG_PORT, perSecond, seconds, sources: floodSourcesV4(155),
+      payloads: junkInitiations(Buffer.from(lab.r2.publicKey, 'base64'), 1024, kind === 'valid-mac1'),
+    });
+    await flood.finished();
+    await daemon.stop(10_000); // SIGTERM: a clean exit writes the profile
+    const file = (await import('node:fs')).readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error('no CPU profile was written');
+    return summariseProfile(join(dir, file));
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

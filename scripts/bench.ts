@@ -7,6 +7,7 @@
  *
  * With --flood (root), reconfig-wg under floods in the lab (scripts/bench-flood.ts); add
  * --baseline REF to run the same floods against an earlier commit first, in the same run.
+ * With --profile (root), a CPU profile of reconfig-wg under each kind of flood, summarised.
  *
  * With --lab (root), also end-to-end figures from the netns lab: initiation captured →
  * endpoint set, the outage after R1 starts afresh (20 rounds), and after a NAT remap under a
@@ -146,10 +147,23 @@ if (process.argv.includes('--flood')) {
     const ref = at > 0 ? process.argv[at + 1] : undefined;
     const baseline = ref === undefined ? undefined : await buildBaseline(ref);
     try {
-      if (baseline !== undefined) printFloodFigures(`flood, baseline ${ref}: reconfig-wg under junk initiations from 155 addresses`, await floodRounds(rates, [], baseline.cli));
+      if (baseline !== undefined) printFloodFigures(`flood, baseline ${ref}: reconfig-wg under junk initiations from 155 addresses`, await floodRounds(rates, [], baseline.cli), false);
       printFloodFigures('flood: reconfig-wg under junk initiations from 155 addresses', await floodRounds(rates));
     } finally {
       baseline?.remove();
+    }
+  }
+}
+
+if (process.argv.includes('--profile')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --profile needs root (network namespaces)\n');
+    process.exitCode = 2;
+  } else {
+    const { profileFlood } = await import('./bench-flood.js');
+    for (const kind of ['bad-mac1', 'valid-mac1'] as const) {
+      process.stdout.write(`\nprofile: reconfig-wg under 10,000/s ${kind} junk for 10 s, self time by function\n`);
+      for (const { name, share } of await profileFlood(kind, 10_000)) process.stdout.write(`${`${(share * 100).toFixed(1)} %`.padStart(7)}  ${name}\n`);
     }
   }
 }

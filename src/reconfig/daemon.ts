@@ -63,7 +63,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       unhandle();
       await listener.stop();
       release();
-      logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
+      logger.info({ event: 'stopped', interface: iface, counters: listener.counters(), capture: listener.captureStats() }, 'stopped');
       finish(code);
       return code;
     })();

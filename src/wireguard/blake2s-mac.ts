@@ -25,51 +25,76 @@ const DIGEST = 16;
 const KEY_MAX = 32;
 
 // Scratch space shared by every call: JavaScript runs one compression at a time.
-const v = new Uint32Array(16);
-const m = new Uint32Array(16);
+const m = new Int32Array(16);
 const h = new Uint32Array(8);
 const padded = new Uint8Array(BLOCK);
 
-function rotr(x: number, n: number): number {
-  return (x >>> n) | (x << (32 - n));
-}
-
-/** RFC 7693 §3.1, the mixing function G with BLAKE2s's rotations (16, 12, 8, 7). */
-function g(a: number, b: number, c: number, d: number, x: number, y: number): void {
-  v[a] = v[a]! + v[b]! + x;
-  v[d] = rotr(v[d]! ^ v[a]!, 16);
-  v[c] = v[c]! + v[d]!;
-  v[b] = rotr(v[b]! ^ v[c]!, 12);
-  v[a] = v[a]! + v[b]! + y;
-  v[d] = rotr(v[d]! ^ v[a]!, 8);
-  v[c] = v[c]! + v[d]!;
-  v[b] = rotr(v[b]! ^ v[c]!, 7);
-}
-
-/** RFC 7693 §3.2, F: compresses the 64 bytes of `block` at `offset` into `h`. */
+/**
+ * RFC 7693 §3.2, F: compresses the 64 bytes of `block` at `offset` into `h`. The working
+ * vector lives in sixteen locals (int32, `| 0` keeps every sum in 32 bits) and G (§3.1, with
+ * BLAKE2s's rotations 16, 12, 8, 7) is written out: this runs twice for every captured packet.
+ */
 function compress(block: Uint8Array, offset: number, counter: number, last: boolean): void {
   for (let i = 0; i < 16; i++) {
     const at = offset + i * 4;
     m[i] = block[at]! | (block[at + 1]! << 8) | (block[at + 2]! << 16) | (block[at + 3]! << 24);
   }
-  for (let i = 0; i < 8; i++) {
-    v[i] = h[i]!;
-    v[i + 8] = IV[i]!;
-  }
-  v[12] = v[12]! ^ counter; // the byte counter's high word stays 0: messages here are short
-  if (last) v[14] = ~v[14]!;
+  let v0 = h[0]! | 0, v1 = h[1]! | 0, v2 = h[2]! | 0, v3 = h[3]! | 0;
+  let v4 = h[4]! | 0, v5 = h[5]! | 0, v6 = h[6]! | 0, v7 = h[7]! | 0;
+  let v8 = IV[0]! | 0, v9 = IV[1]! | 0, v10 = IV[2]! | 0, v11 = IV[3]! | 0;
+  // The byte counter's high word stays 0: messages here are short.
+  let v12 = (IV[4]! ^ counter) | 0, v13 = IV[5]! | 0, v14 = (last ? ~IV[6]! : IV[6]!) | 0, v15 = IV[7]! | 0;
   for (let round = 0; round < 10; round++) {
     const s = round * 16;
-    g(0, 4, 8, 12, m[SIGMA[s]!]!, m[SIGMA[s + 1]!]!);
-    g(1, 5, 9, 13, m[SIGMA[s + 2]!]!, m[SIGMA[s + 3]!]!);
-    g(2, 6, 10, 14, m[SIGMA[s + 4]!]!, m[SIGMA[s + 5]!]!);
-    g(3, 7, 11, 15, m[SIGMA[s + 6]!]!, m[SIGMA[s + 7]!]!);
-    g(0, 5, 10, 15, m[SIGMA[s + 8]!]!, m[SIGMA[s + 9]!]!);
-    g(1, 6, 11, 12, m[SIGMA[s + 10]!]!, m[SIGMA[s + 11]!]!);
-    g(2, 7, 8, 13, m[SIGMA[s + 12]!]!, m[SIGMA[s + 13]!]!);
-    g(3, 4, 9, 14, m[SIGMA[s + 14]!]!, m[SIGMA[s + 15]!]!);
+    // G(0, 4, 8, 12)
+    v0 = (v0 + v4 + m[SIGMA[s]!]!) | 0; v12 ^= v0; v12 = (v12 >>> 16) | (v12 << 16);
+    v8 = (v8 + v12) | 0; v4 ^= v8; v4 = (v4 >>> 12) | (v4 << 20);
+    v0 = (v0 + v4 + m[SIGMA[s + 1]!]!) | 0; v12 ^= v0; v12 = (v12 >>> 8) | (v12 << 24);
+    v8 = (v8 + v12) | 0; v4 ^= v8; v4 = (v4 >>> 7) | (v4 << 25);
+    // G(1, 5, 9, 13)
+    v1 = (v1 + v5 + m[SIGMA[s + 2]!]!) | 0; v13 ^= v1; v13 = (v13 >>> 16) | (v13 << 16);
+    v9 = (v9 + v13) | 0; v5 ^= v9; v5 = (v5 >>> 12) | (v5 << 20);
+    v1 = (v1 + v5 + m[SIGMA[s + 3]!]!) | 0; v13 ^= v1; v13 = (v13 >>> 8) | (v13 << 24);
+    v9 = (v9 + v13) | 0; v5 ^= v9; v5 = (v5 >>> 7) | (v5 << 25);
+    // G(2, 6, 10, 14)
+    v2 = (v2 + v6 + m[SIGMA[s + 4]!]!) | 0; v14 ^= v2; v14 = (v14 >>> 16) | (v14 << 16);
+    v10 = (v10 + v14) | 0; v6 ^= v10; v6 = (v6 >>> 12) | (v6 << 20);
+    v2 = (v2 + v6 + m[SIGMA[s + 5]!]!) | 0; v14 ^= v2; v14 = (v14 >>> 8) | (v14 << 24);
+    v10 = (v10 + v14) | 0; v6 ^= v10; v6 = (v6 >>> 7) | (v6 << 25);
+    // G(3, 7, 11, 15)
+    v3 = (v3 + v7 + m[SIGMA[s + 6]!]!) | 0; v15 ^= v3; v15 = (v15 >>> 16) | (v15 << 16);
+    v11 = (v11 + v15) | 0; v7 ^= v11; v7 = (v7 >>> 12) | (v7 << 20);
+    v3 = (v3 + v7 + m[SIGMA[s + 7]!]!) | 0; v15 ^= v3; v15 = (v15 >>> 8) | (v15 << 24);
+    v11 = (v11 + v15) | 0; v7 ^= v11; v7 = (v7 >>> 7) | (v7 << 25);
+    // G(0, 5, 10, 15)
+    v0 = (v0 + v5 + m[SIGMA[s + 8]!]!) | 0; v15 ^= v0; v15 = (v15 >>> 16) | (v15 << 16);
+    v10 = (v10 + v15) | 0; v5 ^= v10; v5 = (v5 >>> 12) | (v5 << 20);
+    v0 = (v0 + v5 + m[SIGMA[s + 9]!]!) | 0; v15 ^= v0; v15 = (v15 >>> 8) | (v15 << 24);
+    v10 = (v10 + v15) | 0; v5 ^= v10; v5 = (v5 >>> 7) | (v5 << 25);
+    // G(1, 6, 11, 12)
+    v1 = (v1 + v6 + m[SIGMA[s + 10]!]!) | 0; v12 ^= v1; v12 = (v12 >>> 16) | (v12 << 16);
+    v11 = (v11 + v12) | 0; v6 ^= v11; v6 = (v6 >>> 12) | (v6 << 20);
+    v1 = (v1 + v6 + m[SIGMA[s + 11]!]!) | 0; v12 ^= v1; v12 = (v12 >>> 8) | (v12 << 24);
+    v11 = (v11 + v12) | 0; v6 ^= v11; v6 = (v6 >>> 7) | (v6 << 25);
+    // G(2, 7, 8, 13)
+    v2 = (v2 + v7 + m[SIGMA[s + 12]!]!) | 0; v13 ^= v2; v13 = (v13 >>> 16) | (v13 << 16);
+    v8 = (v8 + v13) | 0; v7 ^= v8; v7 = (v7 >>> 12) | (v7 << 20);
+    v2 = (v2 + v7 + m[SIGMA[s + 13]!]!) | 0; v13 ^= v2; v13 = (v13 >>> 8) | (v13 << 24);
+    v8 = (v8 + v13) | 0; v7 ^= v8; v7 = (v7 >>> 7) | (v7 << 25);
+    // G(3, 4, 9, 14)
+    v3 = (v3 + v4 + m[SIGMA[s + 14]!]!) | 0; v14 ^= v3; v14 = (v14 >>> 16) | (v14 << 16);
+    v9 = (v9 + v14) | 0; v4 ^= v9; v4 = (v4 >>> 12) | (v4 << 20);
+    v3 = (v3 + v4 + m[SIGMA[s + 15]!]!) | 0; v14 ^= v3; v14 = (v14 >>> 8) | (v14 << 24);
+    v9 = (v9 + v14) | 0; v4 ^= v9; v4 = (v4 >>> 7) | (v4 << 25);
   }
-  for (let i = 0; i < 8; i++) h[i] = h[i]! ^ v[i]! ^ v[i + 8]!;
+  h[0] = h[0]! ^ v0 ^ v8;
+  h[1] = h[1]! ^ v1 ^ v9;
+  h[2] = h[2]! ^ v2 ^ v10;
+  h[3] = h[3]! ^ v3 ^ v11;
+  h[4] = h[4]! ^ v4 ^ v12;
+  h[5] = h[5]! ^ v5 ^ v13;
+  h[6] = h[6]! ^ v6 ^ v14;
+  h[7] = h[7]! ^ v7 ^ v15;
 }
 
 /** A BLAKE2s key ready for MAC(key, ·): the state after its key block. */
