@@ -20,11 +20,15 @@ const FLOOD_SECONDS = 10;
 /** R1 starts its handshake this long into the flood */
 const GENUINE_AFTER_MS = 3000;
 
-/** utime + stime of a process, in seconds. */
+/** utime + stime of a process, in seconds, and stime alone (time in the kernel for it). */
 export function cpuSeconds(pid: number): number {
+  return cpuTimes(pid).user + cpuTimes(pid).system;
+}
+
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS };
 }
 
 export interface FloodFigures {
@@ -32,6 +36,8 @@ export interface FloodFigures {
   readonly perSecond: number;
   readonly sent: number;
   readonly cpuShare: number;
+  /** the part of cpuShare spent in the kernel (poll, the capture ring, timers) */
+  readonly systemShare: number;
   readonly microsPerPacket: number;
   /** ms from R1's handshake start to its initiation.accepted; undefined if not within the flood */
   readonly acceptMs: number | undefined;
@@ -71,6 +77,7 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const wanStart = await wanCounters(lab);
   const cpuStart = cpuSeconds(pid);
+  const systemStart = cpuTimes(pid).system;
   const wallStart = performance.now();
   await new Promise((resolve) => setTimeout(resolve, GENUINE_AFTER_MS - 1000));
   const seen = events(daemon, 'initiation.accepted').length;
@@ -86,6 +93,7 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
   const wallLeft = FLOOD_SECONDS * 1000 - 500 - (performance.now() - wallStart) - 1000;
   if (wallLeft > 0) await new Promise((resolve) => setTimeout(resolve, wallLeft));
   const cpu = cpuSeconds(pid) - cpuStart;
+  const system = cpuTimes(pid).system - systemStart;
   const wall = (performance.now() - wallStart) / 1000;
   const wanEnd = await wanCounters(lab);
   const { sent } = await flood.finished();
@@ -96,6 +104,7 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
     perSecond,
     sent,
     cpuShare: cpu / wall,
+    systemShare: system / wall,
     microsPerPacket: (cpu / Math.max(1, delivered * wall)) * 1e6,
     delivered,
     wanDrops: wanEnd.dropped - wanStart.dropped,
@@ -108,13 +117,13 @@ async function floodRound(lab: Lab, daemon: LabProcess, kind: 'bad-mac1' | 'vali
 export function printFloodFigures(title: string, rows: readonly FloodFigures[], logsDrops = true): void {
   process.stdout.write(`\n${title}\n`);
   process.stdout.write(
-    `${'junk'.padEnd(11)} ${'sent/s'.padStart(7)} ${'at R2/s'.padStart(8)} ${'CPU'.padStart(7)} ${'µs/pkt'.padStart(7)}  ${'genuine accepted after'.padEnd(23)} ${'capture drops'.padStart(13)} ${'link drops'.padStart(10)}\n`,
+    `${'junk'.padEnd(11)} ${'sent/s'.padStart(7)} ${'at R2/s'.padStart(8)} ${'CPU'.padStart(7)} ${'(sys)'.padStart(7)} ${'µs/pkt'.padStart(7)}  ${'genuine accepted after'.padEnd(23)} ${'capture drops'.padStart(13)} ${'link drops'.padStart(10)}\n`,
   );
   for (const r of rows) {
     const accept = r.acceptMs === undefined ? `not within ${FLOOD_SECONDS - 1 - GENUINE_AFTER_MS / 1000} s` : `${(r.acceptMs / 1000).toFixed(2)} s`;
     process.stdout.write(
       `${r.kind.padEnd(11)} ${r.perSecond.toLocaleString('en-US').padStart(7)} ${Math.round(r.delivered).toLocaleString('en-US').padStart(8)} ` +
-        `${`${(r.cpuShare * 100).toFixed(1)} %`.padStart(7)} ${r.microsPerPacket.toFixed(1).padStart(7)}  ${accept.padEnd(23)} ` +
+        `${`${(r.cpuShare * 100).toFixed(1)} %`.padStart(7)} ${`${(r.systemShare * 100).toFixed(1)} %`.padStart(7)} ${r.microsPerPacket.toFixed(1).padStart(7)}  ${accept.padEnd(23)} ` +
         `${(logsDrops ? String(r.captureDrops) : 'not logged').padStart(13)} ${String(r.wanDrops).padStart(10)}\n`,
     );
   }
@@ -169,23 +178,32 @@ interface ProfileNode {
   readonly hitCount?: number;
 }
 
-/** Self time by function from a V8 .cpuprofile, largest first: where the time goes. */
-export function summariseProfile(path: string, top = 15): { name: string; share: number }[] {
+/**
+ * Self time by function from a V8 .cpuprofile, largest first, as shares of the samples in
+ * which the main thread was busy (not `(idle)`): where the time goes.
+ */
+export function summariseProfile(path: string, top = 15): { busy: number; functions: { name: string; share: number }[] } {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as { nodes: ProfileNode[] };
   const byName = new Map<string, number>();
   let total = 0;
+  let idle = 0;
   for (const node of profile.nodes) {
     const hits = node.hitCount ?? 0;
+    if (node.callFrame.functionName === '(idle)') {
+      idle += hits;
+      continue;
+    }
     total += hits;
     const { functionName, url, lineNumber } = node.callFrame;
     const file = url.replace(/^.*\/(dist|node_modules)\//, '$1/');
     const name = `${functionName || '(anonymous)'} ${file ? `${file}:${lineNumber + 1}` : ''}`.trim();
     byName.set(name, (byName.get(name) ?? 0) + hits);
   }
-  return [...byName]
+  const functions = [...byName]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([name, hits]) => ({ name, share: hits / Math.max(1, total) }));
+  return { busy: total / Math.max(1, total + idle), functions };
 }
 
 /**
@@ -193,7 +211,7 @@ export function summariseProfile(path: string, top = 15): { name: string; share:
  * samples in each function. `(idle)` is the event loop waiting; `(program)` is native work
  * outside JavaScript (libuv, libpcap, the kernel calls).
  */
-export async function profileFlood(kind: 'bad-mac1' | 'valid-mac1', perSecond: number, seconds = 10): Promise<{ name: string; share: number }[]> {
+export async function profileFlood(kind: 'bad-mac1' | 'valid-mac1', perSecond: number, seconds = 10): Promise<ReturnType<typeof summariseProfile>> {
   const lab = await createLab();
   const dir = mkdtempSync(join(tmpdir(), 'rwg-profile-'));
   try {

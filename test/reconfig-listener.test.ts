@@ -10,7 +10,8 @@ import test from 'ava';
 import fc from 'fast-check';
 import { createLogger } from '../src/common/log.js';
 import type { Capture, CaptureOptions } from '../src/net/capture.js';
-import { Listener } from '../src/reconfig/listener.js';
+import { Listener, type HeldInitiation } from '../src/reconfig/listener.js';
+import { Admission } from '../src/reconfig/admission.js';
 import { waitFor } from '../scripts/lab/netns.js';
 import { normalizeOptions } from '../src/reconfig/options.js';
 import { Watermarks } from '../src/reconfig/replay.js';
@@ -63,7 +64,7 @@ interface Rig {
   close(): void;
 }
 
-async function rig(options: { peers?: number; keepalive?: number; dryRun?: boolean; dir?: string } = {}): Promise<Rig> {
+async function rig(options: { peers?: number; keepalive?: number; dryRun?: boolean; dir?: string; admission?: Admission<HeldInitiation> } = {}): Promise<Rig> {
   const r2 = newKey();
   const peers = Array.from({ length: options.peers ?? 1 }, () => newKey());
   const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
@@ -85,6 +86,7 @@ async function rig(options: { peers?: number; keepalive?: number; dryRun?: boole
     watermarks: Watermarks.load(join(dir, 'state.json'), 'wg0'),
     openCapture,
     run: wg.run,
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
   });
   await listener.start();
   return {
@@ -297,7 +299,8 @@ test('random and mutated frames never throw; only the genuine payload moves an e
 });
 
 test('a flood of mac1-valid initiations from one source is rate-limited before the Noise work; other sources still get through', async (t) => {
-  const r = await rig();
+  let now = 0; // the policy's clock: the flood arrives within one instant
+  const r = await rig({ admission: new Admission<HeldInitiation>({}, () => now) });
   t.teardown(r.close);
   const stranger = newKey();
   const frames = Array.from({ length: 100 }, (_, i) => initiationFrom(r, stranger, '203.0.113.66', 1000 + i));
@@ -305,7 +308,8 @@ test('a flood of mac1-valid initiations from one source is rate-limited before t
   const counters = r.listener.counters();
   t.true((counters['rate-limited'] ?? 0) >= 50, JSON.stringify(counters));
   t.true((counters['unknown-peer'] ?? 0) <= 50);
-  // The genuine one waits for its turn (a drain tick), then goes through.
+  // A second later the genuine one waits for its turn (a drain tick), then goes through.
+  now += 1000;
   await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
   t.true(await waitFor(() => r.wg.peers[0]!.endpoint === '198.51.100.7:40000', 2000));
 });

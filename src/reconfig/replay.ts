@@ -4,8 +4,8 @@
  * per-peer watermark, but on disk, so a packet captured yesterday cannot move an endpoint after
  * the daemon restarts. The file is replaced atomically on every advance.
  */
-import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.js';
 import { ReconfigError } from '../common/errors.js';
 import { compareTimestamps } from '../wireguard/tai64n.js';
@@ -77,16 +77,20 @@ export class Watermarks {
   }
 
   /**
-   * Writes the file as it is, at start: a state file that cannot be written is a configuration
+   * Checks at start that the file can be written: one that cannot is a configuration
    * error then (exit 2), never a silent loss of replay protection at the first accepted packet.
    */
   checkWritable(): void {
+    // A probe beside the file, written the way the file is and removed: nothing of the state
+    // changes, so a start that fails later leaves no state behind.
+    const probe = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.probe`);
     try {
-      this.write();
+      writeFileAtomic(probe, '', 0o600);
+      rmSync(probe, { force: true });
     } catch (error) {
       throw new ReconfigError(
         'E_STATE_FILE',
-        `${(error as Error).message.replace(/\.$/, '')}. Replay protection must survive restarts: make ${dirname(this.path)} writable for reconfig-wg, or pass --state-file with a path it can write.`,
+        `Cannot write state file ${this.path} (${(error as Error).message.replace(/\.$/, '')}). Replay protection must survive restarts: make ${dirname(this.path)} writable for reconfig-wg, or pass --state-file with a path it can write.`,
         { exitCode: 2 },
       );
     }
