@@ -20,7 +20,11 @@ export type ErrorCode =
   | 'E_NOT_RUNNING'
   | 'E_PID_FILE'
   | 'E_STATE_FILE'
-  | 'E_COMMAND';
+  | 'E_COMMAND'
+  | 'E_INJECT'
+  | 'E_INJECT_PERMISSION'
+  | 'E_PINHOLE'
+  | 'E_PINHOLE_PERMISSION';
 
 const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE']);
 
