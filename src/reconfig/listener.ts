@@ -219,16 +219,20 @@ export class Listener {
     if (this.filterUpdate !== undefined || this.stopped) return;
     this.filterUpdate = setImmediate(() => {
       this.filterUpdate = undefined;
-      const keys = this.keys;
-      if (keys === undefined || this.stopped) return;
-      const filter = this.filterFor(keys.config);
-      if (filter === this.captureFilter) return;
-      const portChanged = keys.config.listenPort !== this.capturePort;
-      this.captureFilter = filter;
-      this.capturePort = keys.config.listenPort;
-      if (portChanged) this.keeper.reopen(filter);
-      else this.keeper.replace(filter);
+      this.updateFilter();
     });
+  }
+
+  private updateFilter(): void {
+    const keys = this.keys;
+    if (keys === undefined || this.stopped) return;
+    const filter = this.filterFor(keys.config);
+    if (filter === this.captureFilter) return;
+    const portChanged = keys.config.listenPort !== this.capturePort;
+    this.captureFilter = filter;
+    this.capturePort = keys.config.listenPort;
+    if (portChanged) this.keeper.reopen(filter);
+    else this.keeper.replace(filter);
   }
 
   private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'initiation.ignored'): void {
@@ -532,7 +536,7 @@ export class Listener {
     }
     this.indices.retainPeers(new Set(fresh.config.peers.keys()));
     if (before !== undefined && !keyChanged) this.noticeRoams(before.config, fresh.config);
-    if (!this.stopped) this.scheduleFilterUpdate();
+    this.updateFilter();
   }
 
   /** Endpoints that moved between two reads without us: WireGuard roamed on a packet it was let in. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Capture, CaptureOptions } from '../../src/net/capture.js';
 import { Delivery, type PacketInjector, type PacketPinholer, type PinholeMode, type UdpTuple } from '../../src/reconfig/deliver.js';
+import { DATA_BUDGET, VerifyBudget } from '../../src/reconfig/budget.js';
 import { Listener } from '../../src/reconfig/listener.js';
 import { normalizeOptions } from '../../src/reconfig/options.js';
 import { Watermarks } from '../../src/reconfig/replay.js';
@@ -141,6 +142,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     run: wg.run,
     delivery,
     now: () => clock.now,
+    dataBudget: new VerifyBudget(DATA_BUDGET, () => clock.now),
     confirmDelaysMs: [0, 1, 2],
   });
   if (delivery !== undefined) delivery.prepare = () => undefined;
