@@ -18,8 +18,9 @@ export interface CaptureKeeperOptions {
   readonly device: string;
   readonly openCapture: (options: CaptureOptions) => Capture;
   readonly onFrame: (frame: Buffer, timestampMs: number) => void;
-  /** called after every successful open, to log the daemon's own `listening` line */
-  readonly onOpen: (capture: Capture, reopened: boolean) => void;
+  /** called after every successful open, to log the daemon's own `listening` line; `filter`
+   *  when only the filter was replaced on a working capture */
+  readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
   readonly screen?: CaptureOptions['screen'];
@@ -57,6 +58,17 @@ export class CaptureKeeper {
     return { received: this.closedTotals.received + current.received, dropped: this.closedTotals.dropped + current.dropped };
   }
 
+  private captureOptions(filter: string): CaptureOptions {
+    return {
+      device: this.options.device,
+      filter,
+      onFrame: this.options.onFrame,
+      onError: (error) => this.failed(error),
+      ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
+      ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
+    };
+  }
+
   private closeCapture(): void {
     const capture = this.capture;
     if (capture === undefined) return;
@@ -88,14 +100,7 @@ export class CaptureKeeper {
     clearTimeout(this.retryTimer);
     this.closeCapture();
     this.filter = filter;
-    this.capture = this.options.openCapture({
-      device: this.options.device,
-      filter,
-      onFrame: this.options.onFrame,
-      onError: (error) => this.failed(error),
-      ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
-      ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
-    });
+    this.capture = this.options.openCapture(this.captureOptions(filter));
     this.dropTimer ??= setInterval(() => this.checkDrops(), this.options.dropCheckMs ?? DROP_CHECK_MS).unref();
     const reopened = this.failures > 0;
     this.failures = 0;
@@ -110,6 +115,33 @@ export class CaptureKeeper {
     } catch (error) {
       this.failed(error as Error);
     }
+  }
+
+  /**
+   * Swaps in `filter` without a gap: the capture with the new filter is open before the old one
+   * is closed, so no packet is missed while the filter changes (one may be seen twice, which
+   * every consumer tolerates: a replayed initiation or data packet is refused downstream).
+   * On failure the old capture stays.
+   */
+  replace(filter: string): void {
+    if (this.stopped) return;
+    const old = this.capture;
+    if (old === undefined) return this.reopen(filter);
+    let fresh: Capture;
+    try {
+      fresh = this.options.openCapture(this.captureOptions(filter));
+    } catch (error) {
+      this.options.logger.error(
+        { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE' },
+        `capture filter not updated: ${(error as Error).message.replace(/\.$/, '')}`,
+      );
+      return;
+    }
+    // The old capture is closed for good (capture.ts releases its socket, see there).
+    this.closeCapture();
+    this.capture = fresh;
+    this.filter = filter;
+    this.options.onOpen(fresh, 'filter');
   }
 
   private failed(error: Error): void {

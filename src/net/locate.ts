@@ -115,3 +115,8 @@ export function udpPayloadLength(frame: Buffer, payloadOffset: number): number {
 export function udpDestinationPort(frame: Buffer, payloadOffset: number): number {
   return frame.readUInt16BE(payloadOffset - UDP_HEADER + 2);
 }
+
+/** The source port of the UDP datagram whose payload starts at `payloadOffset`. */
+export function udpSourcePort(frame: Buffer, payloadOffset: number): number {
+  return frame.readUInt16BE(payloadOffset - UDP_HEADER);
+}

@@ -55,6 +55,18 @@ export const INITIATION_ADMISSION: AdmissionOptions = {
   maxWaitMs: 5000,
 };
 
+/**
+ * Transport data handed to WireGuard (a send and a decryption attempt each): a roaming peer
+ * needs a handful before WireGuard's answer opens the firewall for it; after a NAT remap its
+ * address is usually a known endpoint, hence the larger reserved share.
+ */
+export const DATA_ADMISSION: AdmissionOptions = {
+  ...INITIATION_ADMISSION,
+  perSecond: 500,
+  burst: 20,
+  reservedShare: 0.5,
+};
+
 interface Held<T> {
   item: T;
   seen: number;
