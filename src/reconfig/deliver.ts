@@ -170,9 +170,25 @@ export function selfTestLoopback(injector: PacketInjector, listenPort: number, r
     const before = udpDelivered(readSnmp());
     if (before === undefined) return undefined;
     if (!injector.inject(tuple, SELF_TEST_PAYLOAD).ok) return undefined;
-    const after = udpDelivered(readSnmp());
+    const after = deliveredSince(before, readSnmp);
     if (after === undefined) return undefined;
     if (after === before) return false;
   }
   return true;
+}
+
+/**
+ * On a busy machine the kernel may finish a loopback delivery in ksoftirqd just after the
+ * send call returns: the counter is read again, 1 ms apart, for up to SELF_TEST_SETTLE_MS.
+ */
+const SELF_TEST_SETTLE_MS = 50;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function deliveredSince(before: number, readSnmp: () => string): number | undefined {
+  const deadline = Date.now() + SELF_TEST_SETTLE_MS;
+  for (;;) {
+    const after = udpDelivered(readSnmp());
+    if (after === undefined || after !== before || Date.now() >= deadline) return after;
+    Atomics.wait(sleepCell, 0, 0, 1);
+  }
 }
