@@ -58,6 +58,8 @@ export interface ListenerDeps {
 export interface HeldPacket {
   readonly datagram: Datagram;
   readonly capturedAt: number;
+  /** a data packet: the peer whose session its receiver index names */
+  readonly peer?: string;
 }
 
 /**
@@ -288,7 +290,7 @@ export class Listener {
 
   /**
    * Offers a packet to `admission`: `work` runs now, or later from a drain, or never (counted
-   * as rate-limited with `event`).
+   * as rate-limited with `event`). One `work` per admission: what it needs travels in `held`.
    */
   private admit(admission: Admission<HeldPacket>, held: HeldPacket, work: (held: HeldPacket) => void, event: string): void {
     const dropped = admission.dropped;
@@ -457,12 +459,12 @@ export class Listener {
       // A data packet never moves an endpoint by our hand: without injection it is only counted.
       return this.ignore(this.deps.options.dryRun ? 'dry-run' : 'not-injected', { src, peer: peerKey }, 'data.ignored');
     }
-    this.admit(this.dataAdmission, { datagram, capturedAt }, (held) => this.handOverData(peerKey, held), 'data.ignored');
+    this.admit(this.dataAdmission, { datagram, capturedAt, peer: peerKey }, (held) => this.handOverData(held), 'data.ignored');
   }
 
   /** Admitted: hand the data packet to WireGuard and confirm it moved the endpoint. */
-  private handOverData(peerKey: string, { datagram, capturedAt }: HeldPacket): void {
-    if (this.stopped || !this.inject(datagram, 'data')) return;
+  private handOverData({ datagram, capturedAt, peer: peerKey }: HeldPacket): void {
+    if (this.stopped || peerKey === undefined || !this.inject(datagram, 'data')) return;
     const src = formatEndpoint(datagram.src, datagram.srcPort);
     const pending = this.confirming.get(peerKey);
     if (pending === undefined || pending.src !== src) this.confirm(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
