@@ -26,7 +26,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,26 @@ const REAP_EVERY_MS = 1000;
 interface Closing {
   readonly session: PcapSession;
   released: boolean;
+}
+
+/**
+ * How often a capture on a named device compares the device's ifindex and carrier change
+ * count with those it opened with. libuv stops polling for good on the POLLERR of a device
+ * going down; when a packet was waiting in the same wake-up, the read finds it and the
+ * "nothing to read" sign of the POLLERR is lost, so the capture would be dead without a word.
+ */
+const LINK_CHECK_MS = 2000;
+const DEVICE_NAME = /^[\w.@:-]{1,32}$/;
+
+/** `ifindex:carrier_changes` of a device, from sysfs; undefined if it is gone or unreadable. */
+function linkState(device: string): string | undefined {
+  if (!DEVICE_NAME.test(device)) return undefined;
+  try {
+    const read = (what: string): string => readFileSync(`/sys/class/net/${device}/${what}`, 'utf8').trim();
+    return `${read('ifindex')}:${read('carrier_changes')}`;
+  } catch {
+    return undefined;
+  }
 }
 
 const closing = new Set<Closing>();
@@ -262,9 +282,11 @@ export function openCapture(options: CaptureOptions): Capture {
   let open = true;
   let delivered = 0;
   let lastStats: CaptureStats = { received: 0, dropped: 0 };
+  let linkWatch: NodeJS.Timeout | undefined;
   const close = (): void => {
     if (!open) return;
     open = false;
+    clearInterval(linkWatch);
     try {
       lastStats = readStats();
     } catch {
@@ -304,6 +326,13 @@ export function openCapture(options: CaptureOptions): Capture {
     // Woken with nothing to read: the POLLERR of a device going down (see the top of this file).
     else if (delivered === before && device !== 'any') stop('the device went down');
   };
+
+  const linkAtOpen = device === 'any' ? undefined : linkState(device);
+  if (linkAtOpen !== undefined) {
+    linkWatch = setInterval(() => {
+      if (open && linkState(device) !== linkAtOpen) stop('the device went down or was replaced');
+    }, LINK_CHECK_MS).unref();
+  }
 
   return {
     link: link.value,
