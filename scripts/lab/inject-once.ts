@@ -2,7 +2,7 @@
  * Opens the injector (and, with --pinhole, the conntrack pinholer) in the namespace it runs in
  * (through `ip netns exec`) and sends one UDP packet with a foreign source:
  *   node inject-once.js [--pinhole SECONDS] [--checksum good|bad|zero] SRC SPORT DST DPORT HEX
- *   node inject-once.js --open-only
+ *   node inject-once.js --open injector|pinholer
  * Prints one JSON line: {"ok":true,…} or {"ok":false,"reason":…}, or {"code":…,"message":…}
  * when opening failed. Exit 0 sent, 1 failed, 2 usage.
  */
@@ -22,10 +22,15 @@ function option(name: string): string | undefined {
 }
 
 try {
-  if (args[0] === '--open-only') {
-    const injector = openInjector();
-    print({ ok: true, families: [...injector.families] });
-    injector.close();
+  if (args[0] === '--open') {
+    if (args[1] === 'pinholer') {
+      openPinholer().close();
+      print({ ok: true });
+    } else {
+      const injector = openInjector();
+      print({ ok: true, families: [...injector.families] });
+      injector.close();
+    }
     process.exit(0);
   }
   const pinhole = option('--pinhole');
