@@ -91,7 +91,7 @@ test('address text becomes header bytes in every RFC 4291 form', (t) => {
   for (const bad of ['2001:db8::1::2', '12345::', '192.0.2.1', '', 'fe80::1%eth0', '1:2:3:4:5:6:7:8:9']) t.is(ipv6Bytes(bad), undefined, bad);
 });
 
-test('random IPv6 addresses survive text → bytes → text (seeded)', (t) => {
+test('random IPv6 addresses survive text → bytes → text, and random text never throws (seeded)', (t) => {
   fc.assert(
     fc.property(fc.ipV6(), (text) => {
       const bytes = ipv6Bytes(text);
@@ -100,6 +100,14 @@ test('random IPv6 addresses survive text → bytes → text (seeded)', (t) => {
       return isIPv6(back) && ipv6Bytes(back)!.equals(bytes);
     }),
     { seed: 4291, numRuns: 1000 },
+  );
+  // and any text at all gives bytes or undefined, never an exception
+  fc.assert(
+    fc.property(fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF:.%x '.split('')), maxLength: 45 }), (text) => {
+      const bytes = ipv6Bytes(text);
+      return bytes === undefined || bytes.length === 16;
+    }),
+    { seed: 4292, numRuns: 5000 },
   );
   t.pass();
 });

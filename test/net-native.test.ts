@@ -49,3 +49,35 @@ test('a netlink socket opens, and a read with nothing sent times out within its 
   t.true(Date.now() - start < 5000);
   t.is(native.close(fd), 0);
 });
+
+test('without the built addon, openInjector and openPinholer fail with E_INJECT / E_PINHOLE and say how to build it', async (t) => {
+  const { cpSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { execFileSync } = await import('node:child_process');
+  // A copy of the compiled modules in a tree that has no build/ directory.
+  const root = mkdtempSync(join(tmpdir(), 'rwg-no-addon-'));
+  try {
+    const dist = new URL('../src/', import.meta.url);
+    for (const dir of ['net', 'common']) cpSync(new URL(`${dir}/`, dist), join(root, 'dist', 'src', dir), { recursive: true });
+    writeFileSync(join(root, 'package.json'), '{"type":"module"}');
+    const script = join(root, 'try.js');
+    writeFileSync(
+      script,
+      `import { openInjector } from './dist/src/net/inject.js';
+       import { openPinholer } from './dist/src/net/conntrack.js';
+       for (const open of [openInjector, openPinholer]) {
+         try { open(); console.log('opened'); } catch (error) { console.log(JSON.stringify({ code: error.code, exitCode: error.exitCode, message: error.message })); }
+       }`,
+    );
+    const lines = execFileSync(process.execPath, [script], { encoding: 'utf8' }).trim().split('\n').map((line) => JSON.parse(line) as { code: string; exitCode: number; message: string });
+    t.deepEqual(lines.map((line) => line.code), ['E_INJECT', 'E_PINHOLE']);
+    for (const line of lines) {
+      t.is(line.exitCode, 1);
+      t.regex(line.message, /reconfig_inject\.node/);
+      t.regex(line.message, /npm run build:native/);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
