@@ -21,7 +21,7 @@ import {
 import { nsRun, withScope } from '../scripts/lab/netns.js';
 
 const isRoot = process.getuid?.() === 0;
-const e2e = isRoot ? test : test.skip;
+const e2e = isRoot ? test.serial : test.serial.skip;
 
 const FAMILIES = [
   { family: 4, foreign: FOREIGN_V4, host: HOST_V4 },
