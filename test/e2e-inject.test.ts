@@ -122,6 +122,18 @@ e2e('a pinhole over an assured entry (a live, answered flow) keeps it assured an
   });
 });
 
+e2e('the loopback self-test sees the firewall from the IP delivery counter, whether or not a socket reads the packet', async (t) => {
+  await withScope(async (scope) => {
+    const open = await createInjectionHost(scope, { firewall: false });
+    const closed = await createInjectionHost(scope, { firewall: true });
+    // Nobody listens on PORT + 2: no socket ever reads these, yet the kernel delivered them.
+    t.like(await injectOnce(open.ns, ['--self-test', String(PORT + 2)]), { exitCode: 0, accepted: true });
+    t.like(await injectOnce(open.ns, ['--self-test', String(PORT)]), { exitCode: 0, accepted: true });
+    t.like(await injectOnce(closed.ns, ['--self-test', String(PORT)]), { exitCode: 0, accepted: false });
+    t.true((await droppedByFirewall(closed.ns)) >= 1, 'the firewall did drop the self-test packet');
+  });
+});
+
 e2e('without CAP_NET_RAW, opening the injector fails with E_INJECT_PERMISSION and says what to do', async (t) => {
   const answer = await injectOnce(undefined, ['--open', 'injector'], ['setpriv', '--inh-caps=-all', '--bounding-set=-net_raw']);
   t.is(answer.exitCode, 1);

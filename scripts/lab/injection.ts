@@ -59,6 +59,7 @@ export interface InjectAnswer {
   readonly code?: string;
   readonly message?: string;
   readonly families?: number[];
+  readonly accepted?: boolean | null;
   readonly stderr: string;
 }
 

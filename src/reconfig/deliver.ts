@@ -139,13 +139,19 @@ export class Delivery {
   }
 }
 
-/** Packets the kernel delivered to UDP sockets in this network namespace (/proc/net/snmp). */
-export function udpDelivered(snmp: string): number | undefined {
-  const lines = snmp.split('\n').filter((line) => line.startsWith('Udp: '));
+/**
+ * IP packets that passed INPUT and were handed to a local protocol in this network namespace
+ * (/proc/net/snmp `Ip: InDelivers`). The kernel counts them in the receive path itself, within
+ * the send call for a packet on `lo`. (`Udp: InDatagrams` would not do: it counts a datagram
+ * only when a socket reads it, and wireguard-go reads in its own thread, so whether it moved
+ * right after the send was a race that a loaded machine lost.)
+ */
+export function ipDelivered(snmp: string): number | undefined {
+  const lines = snmp.split('\n').filter((line) => line.startsWith('Ip: '));
   const names = lines[0]?.split(/\s+/);
   const values = lines[1]?.split(/\s+/);
   if (names === undefined || values === undefined) return undefined;
-  const at = names.indexOf('InDatagrams');
+  const at = names.indexOf('InDelivers');
   const value = at < 0 ? Number.NaN : Number(values[at]);
   return Number.isFinite(value) ? value : undefined;
 }
@@ -158,8 +164,8 @@ const SELF_TEST_TRIES = 3;
 
 /**
  * Does a packet re-sent to the listen port get past the firewall on `lo`? Sends a message
- * WireGuard ignores and watches the UDP delivery counter: a loopback packet is delivered within
- * the send call, so the counter moves at once if it got in. Any other datagram arriving in that
+ * WireGuard ignores and watches the IP delivery counter: a loopback packet is delivered within
+ * the send call, so the counter moves at once if it got in. Any other packet arriving in that
  * instant would also move it, so every one of three tries must see it move. Undefined when it
  * cannot tell (no IPv4 raw socket, no counters).
  */
@@ -167,10 +173,10 @@ export function selfTestLoopback(injector: PacketInjector, listenPort: number, r
   if (!injector.families.has(4)) return undefined;
   const tuple: UdpTuple = { family: 4, ...SELF_TEST_SOURCE, dst: '127.0.0.1', dstPort: listenPort };
   for (let i = 0; i < SELF_TEST_TRIES; i++) {
-    const before = udpDelivered(readSnmp());
+    const before = ipDelivered(readSnmp());
     if (before === undefined) return undefined;
     if (!injector.inject(tuple, SELF_TEST_PAYLOAD).ok) return undefined;
-    const after = udpDelivered(readSnmp());
+    const after = ipDelivered(readSnmp());
     if (after === undefined) return undefined;
     if (after === before) return false;
   }
