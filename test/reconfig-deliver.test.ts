@@ -6,12 +6,12 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { ok, fail } from '../src/common/result.js';
-import { Delivery, selfTestLoopback, udpDelivered, type PacketInjector, type PacketPinholer, type UdpTuple } from '../src/reconfig/deliver.js';
+import { Delivery, ipDelivered, selfTestLoopback, type PacketInjector, type PacketPinholer, type UdpTuple } from '../src/reconfig/deliver.js';
 import type { Datagram } from '../src/net/packet.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 
-const SNMP = `Ip: Forwarding DefaultTTL InReceives
-Ip: 1 64 100
+const SNMP = `Ip: Forwarding DefaultTTL InReceives InDelivers
+Ip: 1 64 100 41
 Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
 Udp: 41 2 0 40 0 0 0 0 0
 UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
@@ -19,7 +19,7 @@ UdpLite: 0 0 0 0 0 0 0 0 0
 `;
 
 function snmpWith(delivered: number): string {
-  return SNMP.replace('Udp: 41 ', `Udp: ${delivered} `);
+  return SNMP.replace('Ip: 1 64 100 41', `Ip: 1 64 100 ${delivered}`);
 }
 
 const datagram: Datagram = {
@@ -54,10 +54,15 @@ function standIns(families: (4 | 6)[] = [4, 6]) {
   return { order, injector, pinholer };
 }
 
-test('the UDP delivery counter is read from /proc/net/snmp, and from this machine’s', (t) => {
-  t.is(udpDelivered(SNMP), 41);
-  t.is(udpDelivered('Ip: 1\nIp: 2\n'), undefined);
-  t.is(typeof udpDelivered(readFileSync('/proc/net/snmp', 'utf8')), 'number');
+test('the IP delivery counter (Ip: InDelivers) is read from /proc/net/snmp, and from this machine’s', (t) => {
+  t.is(ipDelivered(SNMP), 41);
+  t.is(ipDelivered('Ip: 1\nIp: 2\n'), undefined);
+  t.is(ipDelivered(''), undefined);
+  t.is(ipDelivered('Udp: InDatagrams NoPorts\nUdp: 5 0\n'), undefined, 'the UDP counter is not the one');
+  t.is(ipDelivered('Ip: InDelivers\nIp: many\n'), undefined);
+  const real = readFileSync('/proc/net/snmp', 'utf8');
+  const [names, values] = real.split('\n').filter((line) => line.startsWith('Ip: ')).map((line) => line.split(/\s+/));
+  t.is(ipDelivered(real), Number(values![names!.indexOf('InDelivers')]));
 });
 
 test('the self-test says lo is accepted only if every try moves the counter', async (t) => {

@@ -139,13 +139,19 @@ export class Delivery {
   }
 }
 
-/** Packets the kernel delivered to UDP sockets in this network namespace (/proc/net/snmp). */
-export function udpDelivered(snmp: string): number | undefined {
-  const lines = snmp.split('\n').filter((line) => line.startsWith('Udp: '));
+/**
+ * IP packets that passed INPUT and were handed to a local protocol in this network namespace
+ * (/proc/net/snmp `Ip: InDelivers`). The kernel counts them in the receive path itself, within
+ * the send call for a packet on `lo`. (`Udp: InDatagrams` would not do: it counts a datagram
+ * only when a socket reads it, and wireguard-go reads in its own thread, so whether it moved
+ * right after the send was a race that a loaded machine lost.)
+ */
+export function ipDelivered(snmp: string): number | undefined {
+  const lines = snmp.split('\n').filter((line) => line.startsWith('Ip: '));
   const names = lines[0]?.split(/\s+/);
   const values = lines[1]?.split(/\s+/);
   if (names === undefined || values === undefined) return undefined;
-  const at = names.indexOf('InDatagrams');
+  const at = names.indexOf('InDelivers');
   const value = at < 0 ? Number.NaN : Number(values[at]);
   return Number.isFinite(value) ? value : undefined;
 }
@@ -162,9 +168,11 @@ const SELF_TEST_WAIT_MS = 50;
 
 /**
  * Does a packet re-sent to the listen port get past the firewall on `lo`? Sends a message
- * WireGuard ignores and watches the kernel's UDP delivery counter. Any other datagram arriving
- * meanwhile would also move it, so every one of three tries must see it move. Undefined when
- * it cannot tell (no IPv4 raw socket, no counters).
+ * WireGuard ignores and watches the IP delivery counter (InDelivers, counted as a packet passes
+ * INPUT, whether or not the socket reads it yet). Delivery on lo is normally done within the
+ * send call; a busy machine may defer it to the softirq thread, so each try waits briefly. Any
+ * other packet arriving meanwhile would also move it, so every one of three tries must see it
+ * move. Undefined when it cannot tell (no IPv4 raw socket, no counters).
  */
 export async function selfTestLoopback(
   injector: PacketInjector,
@@ -174,13 +182,13 @@ export async function selfTestLoopback(
   if (!injector.families.has(4)) return undefined;
   const tuple: UdpTuple = { family: 4, ...SELF_TEST_SOURCE, dst: '127.0.0.1', dstPort: listenPort };
   for (let i = 0; i < SELF_TEST_TRIES; i++) {
-    const before = udpDelivered(readSnmp());
+    const before = ipDelivered(readSnmp());
     if (before === undefined) return undefined;
     if (!injector.inject(tuple, SELF_TEST_PAYLOAD).ok) return undefined;
     const deadline = performance.now() + SELF_TEST_WAIT_MS;
     let moved = false;
     for (;;) {
-      const after = udpDelivered(readSnmp());
+      const after = ipDelivered(readSnmp());
       if (after === undefined) return undefined;
       if (after !== before) {
         moved = true;
