@@ -23,6 +23,8 @@ export interface CaptureKeeperOptions {
   readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
+  /** bytes kept of each packet (see capture.ts); the kernel ring holds more packets when small */
+  readonly snapLength?: number;
   readonly screen?: CaptureOptions['screen'];
   readonly bufferTimeoutMs?: number;
   /** how often the drop counter is read (tests shorten it) */
@@ -32,6 +34,8 @@ export interface CaptureKeeperOptions {
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
 const DROP_CHECK_MS = 1000;
 export const DROP_LOG_EVERY_MS = 5000;
+/** How long a replaced capture stays open beside its successor (see replace()). */
+export const OVERLAP_MS = 50;
 
 export class CaptureKeeper {
   private capture: Capture | undefined;
@@ -39,6 +43,10 @@ export class CaptureKeeper {
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** captures replaced but still open for the overlap, and what was passed on meanwhile */
+  private readonly retiring = new Set<Capture>();
+  private readonly seen = new Set<string>();
+  private overlapUntil = 0;
   /** what captures closed before the current one counted */
   private closedTotals: CaptureStats = { received: 0, dropped: 0 };
   private dropTimer: NodeJS.Timeout | undefined;
@@ -62,17 +70,17 @@ export class CaptureKeeper {
     return {
       device: this.options.device,
       filter,
-      onFrame: this.options.onFrame,
+      onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
       onError: (error) => this.failed(error),
+      ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
       ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
       ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
     };
   }
 
-  private closeCapture(): void {
-    const capture = this.capture;
+  /** Closes a capture for good (capture.ts releases its socket) and keeps its counts. */
+  private retire(capture: Capture | undefined): void {
     if (capture === undefined) return;
-    this.capture = undefined;
     capture.close();
     const last = capture.stats();
     this.closedTotals = { received: this.closedTotals.received + last.received, dropped: this.closedTotals.dropped + last.dropped };
@@ -98,7 +106,8 @@ export class CaptureKeeper {
   /** Opens (or reopens) the capture with `filter`; throws if that fails. */
   open(filter: string): void {
     clearTimeout(this.retryTimer);
-    this.closeCapture();
+    this.retire(this.capture);
+    this.capture = undefined;
     this.filter = filter;
     this.capture = this.options.openCapture(this.captureOptions(filter));
     this.dropTimer ??= setInterval(() => this.checkDrops(), this.options.dropCheckMs ?? DROP_CHECK_MS).unref();
@@ -118,10 +127,10 @@ export class CaptureKeeper {
   }
 
   /**
-   * Swaps in `filter` without a gap: the capture with the new filter is open before the old one
-   * is closed, so no packet is missed while the filter changes (one may be seen twice, which
-   * every consumer tolerates: a replayed initiation or data packet is refused downstream).
-   * On failure the old capture stays.
+   * Swaps in `filter` without a gap: the capture with the new filter is opened first and the old
+   * one is kept for OVERLAP_MS more, because a new libpcap socket misses what arrives while its
+   * filter is being installed (measured: about 10 ms of packets at every swap). While both are
+   * open, a frame seen twice is passed on once. On failure the old capture stays.
    */
   replace(filter: string): void {
     if (this.stopped) return;
@@ -137,16 +146,32 @@ export class CaptureKeeper {
       );
       return;
     }
-    // The old capture is closed for good (capture.ts releases its socket, see there).
-    this.closeCapture();
     this.capture = fresh;
     this.filter = filter;
+    this.overlapUntil = performance.now() + OVERLAP_MS;
+    this.retiring.add(old);
+    setTimeout(() => {
+      this.retiring.delete(old);
+      this.retire(old);
+      if (this.retiring.size === 0) this.seen.clear();
+    }, OVERLAP_MS).unref();
     this.options.onOpen(fresh, 'filter');
+  }
+
+  /** Every frame of every capture: passed on once, also while two captures overlap. */
+  private deliver(frame: Buffer, timestampMs: number): void {
+    if (this.retiring.size > 0 || performance.now() < this.overlapUntil) {
+      const key = frame.toString('base64');
+      if (this.seen.has(key)) return;
+      this.seen.add(key);
+    }
+    this.options.onFrame(frame, timestampMs);
   }
 
   private failed(error: Error): void {
     if (this.stopped) return;
-    this.closeCapture();
+    this.retire(this.capture);
+    this.capture = undefined;
     const retries = this.options.retryMs ?? CAPTURE_RETRY_MS;
     const delay = retries[Math.min(this.failures, retries.length - 1)] ?? 10_000;
     this.failures++;
@@ -164,6 +189,10 @@ export class CaptureKeeper {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.dropTimer);
-    this.closeCapture();
+    for (const capture of this.retiring) this.retire(capture);
+    this.retiring.clear();
+    this.seen.clear();
+    this.retire(this.capture);
+    this.capture = undefined;
   }
 }

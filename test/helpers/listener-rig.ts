@@ -151,7 +151,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     ...(options.admission === undefined ? {} : { admission: options.admission }),
     confirmDelaysMs: [0, 1, 2],
   });
-  if (delivery !== undefined) delivery.prepare = () => undefined;
+  if (delivery !== undefined) delivery.prepare = () => Promise.resolve();
   await listener.start();
   return {
     listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, clock,
