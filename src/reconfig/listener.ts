@@ -10,6 +10,8 @@
  * The synchronous part runs for every captured frame and never throws; everything that waits
  * for `wg` runs in one queue per peer, so calls for the same peer never race.
  */
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/atomic.js';
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
@@ -17,7 +19,14 @@ import type { Capture, CaptureOptions } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import { capturedOnLoopback } from '../net/link.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
-import { MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE, TRANSPORT_RECEIVER_OFFSET } from '../wireguard/constants.js';
+import {
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  REJECT_AFTER_TIME_MS,
+  TRANSPORT_MIN_SIZE,
+  TRANSPORT_RECEIVER_OFFSET,
+} from '../wireguard/constants.js';
 import { IndexTable } from '../wireguard/indextable.js';
 import { openInitiation, screenInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
 import { parseSecret } from '../wireguard/keys.js';
@@ -50,6 +59,12 @@ export interface ListenerDeps {
   readonly delivery?: Delivery;
   /** waits between `wg show` reads while confirming an injection (ms, cumulative) */
   readonly confirmDelaysMs?: readonly number[];
+  /**
+   * Where the live session indices are left on stop and taken over on start (a runtime file:
+   * written once per stop, never per handshake), so a restarted or knock-started instance can
+   * vouch for data packets of sessions that began before it.
+   */
+  readonly sessionsFile?: string;
 }
 
 /** Who moved the endpoint: WireGuard on a packet we handed it, our `wg set`, or WireGuard on its own. */
@@ -172,6 +187,7 @@ export class Listener {
   /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
   async start(): Promise<void> {
     this.keys = await this.loadKeys();
+    this.takeOverSessions();
     if (this.injecting) await this.deps.delivery?.prepare(this.keys.config.listenPort);
     this.captureFilter = this.filterFor(this.keys.config);
     this.capturePort = this.keys.config.listenPort;
@@ -590,11 +606,53 @@ export class Listener {
     };
   }
 
-  /** Stops capturing and waits for queued work to finish. */
+  /** Stops capturing and waits for queued work to finish; leaves the live indices behind. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
     this.keeper.stop();
     await this.settled();
+    this.leaveSessions();
+  }
+
+  private takeOverSessions(): void {
+    const file = this.deps.sessionsFile;
+    const peers = this.keys?.config.peers;
+    if (file === undefined || peers === undefined) return;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return; // none left behind
+    }
+    const at = this.now();
+    let taken = 0;
+    try {
+      const saved = JSON.parse(text) as { interface?: unknown; sessions?: unknown };
+      if (saved.interface !== this.iface || !Array.isArray(saved.sessions)) throw new Error('not ours');
+      for (const entry of saved.sessions as { index?: unknown; peer?: unknown; learnedAt?: unknown }[]) {
+        const { index, peer, learnedAt } = entry;
+        if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 0xffffffff) continue;
+        if (typeof peer !== 'string' || !peers.has(peer) || typeof learnedAt !== 'number' || learnedAt > at) continue;
+        if (at - learnedAt > REJECT_AFTER_TIME_MS) continue;
+        this.indices.learn(index, peer, learnedAt);
+        taken++;
+      }
+    } catch {
+      this.deps.logger.warn({ event: 'sessions.ignored', file }, `ignoring ${file}: not a session list of ${this.iface}`);
+      return;
+    }
+    if (taken > 0) this.deps.logger.info({ event: 'sessions.taken-over', interface: this.iface, sessions: taken }, `took over ${taken} live session indices`);
+  }
+
+  private leaveSessions(): void {
+    const file = this.deps.sessionsFile;
+    if (file === undefined) return;
+    const sessions = this.indices.live(this.now());
+    try {
+      writeFileAtomic(file, `${JSON.stringify({ interface: this.iface, sessions })}\n`, 0o600);
+    } catch (error) {
+      this.deps.logger.warn({ event: 'sessions.not-saved', file }, `could not leave the session indices in ${file}: ${(error as Error).message}`);
+    }
   }
 }
