@@ -215,3 +215,21 @@ test('left-behind indices that are too old, of another interface or of no peer a
   for (const index of [1, 2, 3, 4, 5]) await other.feed(data(other, index));
   t.is(other.injected.length, 0);
 });
+
+test('a flood of replayed data from many sources runs one confirmation for the peer, and a genuine initiation amid it is still taken up', async (t) => {
+  const sessions = new Map<number, string>();
+  // The stand-in WireGuard drops the replayed data (only the initiation moves the peer).
+  const r = await rig({ inject: true, sessions, takesUp: (_tuple, payload) => payload[0] === 1 });
+  t.teardown(r.close);
+  const peer = b64(r.peers[0]!);
+  sessions.set(0xabcd, peer);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 1)));
+  const showsBefore = r.wg.calls.filter((c) => c[2] === 'endpoints').length;
+  for (let i = 0; i < 50; i++) r.listener.onFrame(data(r, 0xabcd, `203.0.113.${1 + (i % 40)}`, 1000 + i), Date.now());
+  r.listener.onFrame(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000), Date.now());
+  await r.listener.settled();
+  const shows = r.wg.calls.filter((c) => c[2] === 'endpoints').length - showsBefore;
+  t.true(shows <= 3 * 2, `${shows} wg show calls: one confirmation loop, restarted once by the initiation`);
+  t.like(events(r, 'endpoint.updated').at(-1), { peer, to: `${NEW_SRC}:40000`, how: 'injected' });
+  t.deepEqual(r.wg.sets, []);
+});

@@ -110,6 +110,8 @@ const INITIATOR_HINT_MS = 10_000;
  */
 export const SNAP_LENGTH = 2048;
 const MAX_INITIATOR_HINTS = 1024;
+/** Sources remembered per peer while its confirmation runs (the newest kept). */
+const MAX_HANDED_OVER_SOURCES = 16;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -128,7 +130,9 @@ export class Listener {
   private filterUpdate: NodeJS.Immediate | undefined;
   private readonly peerQueues = new Map<string, Promise<void>>();
   private readonly work = new Set<Promise<void>>();
-  private readonly confirming = new Map<string, Injected>();
+  /** per peer with a confirmation running: the packets handed over meanwhile, by source */
+  private readonly handedOver = new Map<string, Map<string, Injected>>();
+  private readonly restartWatch = new Set<string>();
   private readonly indices = new IndexTable();
   private readonly initiators = new Map<number, { peer: string; at: number }>();
   private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
@@ -367,7 +371,7 @@ export class Listener {
       `authentic initiation from ${src}`,
     );
     if (injected) {
-      if (!sameEndpoint(peer.endpoint, src)) this.confirm(peerKey, { src, kind: 'initiation', capturedAt, injectedAt: Date.now(), datagram });
+      if (!sameEndpoint(peer.endpoint, src)) this.handedOverFor(peerKey, { src, kind: 'initiation', capturedAt, injectedAt: Date.now(), datagram });
       return;
     }
     this.enqueue(peerKey, () => this.applyWithWg(peerKey, peer, src, capturedAt));
@@ -401,8 +405,7 @@ export class Listener {
     }
     if (!this.dataBudget.take(datagram.src)) return this.ignore('rate-limited', { src, peer: peerKey }, 'data.ignored');
     if (!this.inject(datagram, 'data')) return;
-    const pending = this.confirming.get(peerKey);
-    if (pending === undefined || pending.src !== src) this.confirm(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
+    this.handedOverFor(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
   }
 
   private inject(datagram: Datagram, kind: 'initiation' | 'data'): boolean {
@@ -434,40 +437,75 @@ export class Listener {
     this.deps.logger.error({ event: 'error', code }, (error as Error).message);
   }
 
-  /** Waits for WireGuard to take up an injected packet; falls back to `wg set` for an initiation. */
-  private confirm(peerKey: string, injected: Injected): void {
-    this.confirming.set(peerKey, injected);
-    this.enqueue(peerKey, async () => {
-      try {
-        if (await this.takenUp(peerKey, injected)) return;
-        if (injected.kind !== 'initiation' || this.stopped) {
-          this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.iface, peer: peerKey, src: injected.src }, 'WireGuard did not move the endpoint');
+  /**
+   * Remembers a packet handed over for `peerKey` and makes sure one confirmation runs for that
+   * peer: however many packets are handed over meanwhile (a flood of replayed data naming a live
+   * index among them), a peer has one `wg show` loop at a time. A new initiation restarts its
+   * waits, so each genuine one gets the whole window before falling back.
+   */
+  private handedOverFor(peerKey: string, injected: Injected): void {
+    let pending = this.handedOver.get(peerKey);
+    const starting = pending === undefined;
+    if (pending === undefined) {
+      pending = new Map();
+      this.handedOver.set(peerKey, pending);
+    }
+    pending.delete(injected.src);
+    pending.set(injected.src, injected);
+    for (const src of pending.keys()) {
+      if (pending.size <= MAX_HANDED_OVER_SOURCES) break;
+      pending.delete(src);
+    }
+    if (injected.kind === 'initiation') this.restartWatch.add(peerKey);
+    if (starting) this.enqueue(peerKey, () => this.confirmPeer(peerKey));
+  }
+
+  /** Waits for WireGuard to take up what was handed over; falls back to `wg set` for an initiation. */
+  private async confirmPeer(peerKey: string): Promise<void> {
+    try {
+      let pinholeTried = false;
+      for (;;) {
+        if ((await this.watchEndpoint(peerKey)) || this.stopped) return;
+        const pending = [...(this.handedOver.get(peerKey)?.values() ?? [])];
+        const initiation = pending.filter((p) => p.kind === 'initiation').at(-1);
+        if (initiation === undefined) {
+          this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.iface, peer: peerKey, sources: pending.map((p) => p.src) }, 'WireGuard did not move the endpoint');
           return;
         }
         // The firewall may drop what comes in on lo: pinhole and hand the same packet over again
         // (WireGuard never saw it, so it is still fresh to WireGuard).
-        if (this.deps.delivery?.learnPinholeNeeded() === true && this.inject(injected.datagram, 'initiation')) {
-          if (await this.takenUp(peerKey, { ...injected, injectedAt: Date.now() })) return;
+        if (!pinholeTried && this.deps.delivery?.learnPinholeNeeded() === true && this.inject(initiation.datagram, 'initiation')) {
+          pinholeTried = true;
+          this.restartWatch.add(peerKey);
+          continue;
         }
         const peer = this.keys?.config.peers.get(peerKey);
-        if (peer !== undefined) await this.applyWithWg(peerKey, peer, injected.src, injected.capturedAt);
-      } finally {
-        if (this.confirming.get(peerKey) === injected) this.confirming.delete(peerKey);
+        if (peer !== undefined) await this.applyWithWg(peerKey, peer, initiation.src, initiation.capturedAt);
+        return;
       }
-    });
+    } finally {
+      this.handedOver.delete(peerKey);
+      this.restartWatch.delete(peerKey);
+    }
   }
 
-  /** True once `wg show` says the peer's endpoint is the injected packet's source. */
-  private async takenUp(peerKey: string, injected: Injected): Promise<boolean> {
-    for (const delay of this.deps.confirmDelaysMs ?? CONFIRM_DELAYS_MS) {
-      await sleep(delay);
+  /**
+   * Reads `wg show` after each wait until the peer's endpoint moves; tells the change (injected
+   * if it moved to a source we handed a packet over from, else roamed). False if it did not move.
+   */
+  private async watchEndpoint(peerKey: string): Promise<boolean> {
+    const delays = this.deps.confirmDelaysMs ?? CONFIRM_DELAYS_MS;
+    for (let i = 0; i < delays.length; i++) {
+      if (this.restartWatch.delete(peerKey)) i = 0;
+      await sleep(delays[i] ?? 0);
       if (this.stopped) return false;
-      const endpoints = await readEndpoints(this.iface, this.deps.run);
-      const endpoint = endpoints.get(peerKey);
-      if (sameEndpoint(endpoint, injected.src)) {
-        this.changed(peerKey, injected.src, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
-        return true;
-      }
+      const endpoint = (await readEndpoints(this.iface, this.deps.run)).get(peerKey);
+      const known = this.keys?.config.peers.get(peerKey)?.endpoint;
+      if (endpoint === undefined || sameEndpoint(endpoint, known)) continue;
+      const injected = [...(this.handedOver.get(peerKey)?.values() ?? [])].find((p) => sameEndpoint(p.src, endpoint));
+      if (injected === undefined) this.changed(peerKey, endpoint, 'roamed');
+      else this.changed(peerKey, endpoint, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
+      return true;
     }
     return false;
   }
@@ -573,7 +611,7 @@ export class Listener {
       const old = before.peers.get(peer.publicKey);
       if (old === undefined || peer.endpoint === undefined || sameEndpoint(old.endpoint, peer.endpoint)) continue;
       // A change being confirmed is told by its confirmation, with how it was made.
-      if (this.confirming.get(peer.publicKey)?.src === peer.endpoint) {
+      if (this.handedOver.has(peer.publicKey)) {
         this.restoreEndpoint(peer.publicKey, old.endpoint);
         continue;
       }
