@@ -89,11 +89,15 @@ export interface RigOptions {
   sessions?: Map<number, string>;
   /** the initiation admission policy (default: the listener's own, on the real clock) */
   admission?: Admission<HeldPacket>;
+  /** where the listener leaves and takes over its session indices */
+  sessionsFile?: string;
+  /** the same peers and interface key as an earlier rig (a restart) */
+  like?: Rig;
 }
 
 export async function rig(options: RigOptions = {}): Promise<Rig> {
-  const r2 = newKey();
-  const peers = Array.from({ length: options.peers ?? 1 }, () => newKey());
+  const r2 = options.like?.r2 ?? newKey();
+  const peers = options.like?.peers ?? Array.from({ length: options.peers ?? 1 }, () => newKey());
   const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
   const { logger, raw: log } = memoryLogger();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rwg-listener-'));
@@ -150,6 +154,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     dataAdmission: new Admission<HeldPacket>(DATA_ADMISSION, () => clock.now),
     ...(options.admission === undefined ? {} : { admission: options.admission }),
     confirmDelaysMs: [0, 1, 2],
+    ...(options.sessionsFile === undefined ? {} : { sessionsFile: options.sessionsFile }),
   });
   if (delivery !== undefined) delivery.prepare = () => Promise.resolve();
   await listener.start();
