@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { events, RECONFIG_CLI, sendUdp, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
-import { addFloodSources, floodSourcesV4, junkInitiations, startFlood } from '../scripts/lab/flood.js';
-import { connectRoamer, createLab, endpointOf, natRemap, pingOnce, R2_V4, WG_PORT, type Lab } from '../scripts/lab/lab.js';
+import { addFloodSources, floodSourcesV4, floodSourcesV6, junkInitiations, startFlood } from '../scripts/lab/flood.js';
+import { connectRoamer, createLab, endpointOf, natRemap, pingOnce, R2_V4, R2_V6, WG_PORT, type Lab } from '../scripts/lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -36,11 +36,12 @@ function daemonArgs(lab: Lab, dir: string, extra: readonly string[] = []): strin
  * NAT remaps, so its next packet is a fresh initiation from a new port. Resolves with the ms
  * from then to R2 accepting it (undefined if it was not accepted while the flood ran).
  */
-async function handshakeUnderFlood(lab: Lab, daemon: LabProcess, perSecond: number, seconds: number): Promise<number | undefined> {
+async function handshakeUnderFlood(lab: Lab, daemon: LabProcess, perSecond: number, seconds: number, ipv6 = false): Promise<number | undefined> {
   const roamer = lab.roamers[0]!;
-  await addFloodSources(lab.attacker.ns, floodSourcesV4(155));
+  const sources = ipv6 ? floodSourcesV6(1000) : floodSourcesV4(155);
+  await addFloodSources(lab.attacker.ns, sources);
   const flood = await startFlood(lab.scope, lab.attacker.ns, {
-    to: R2_V4, port: WG_PORT, perSecond, seconds, sources: floodSourcesV4(155),
+    to: ipv6 ? R2_V6 : R2_V4, port: WG_PORT, perSecond, seconds, sources,
     payloads: junkInitiations(Buffer.from(lab.r2.publicKey, 'base64'), 1024, true),
   });
   await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -48,7 +49,7 @@ async function handshakeUnderFlood(lab: Lab, daemon: LabProcess, perSecond: numb
   await natRemap(roamer);
   const seen = events(daemon, 'initiation.accepted').length;
   const startedAt = Date.now();
-  await connectRoamer(lab, roamer, false);
+  await connectRoamer(lab, roamer, ipv6);
   const fromR1 = (e: LogEvent): boolean => e.peer === roamer.publicKey;
   await waitFor(() => {
     void pingOnce(roamer, 0.2); // R1 initiates on its first packet and retries every 5 s
@@ -86,6 +87,19 @@ e2e('a flood of 10k/s mac1-valid junk from 155 addresses: R1, never seen before,
     const stopped = await waitForEvent(daemon, 'stopped', 5000);
     const counters = (stopped?.counters ?? {}) as Record<string, number>;
     t.true((counters['rate-limited'] ?? 0) > 0, `the flood was held to its budget: ${JSON.stringify(counters)}`);
+  });
+});
+
+e2e('IPv6: a flood of 10k/s from 1,000 addresses in one /64 counts as one network: R1, never seen before, gets the next turns', async (t) => {
+  await withLab({ connect: false, ipv6: true }, async (lab, dir) => {
+    const roamer = lab.roamers[0]!;
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, daemonArgs(lab, dir));
+    const waited = await handshakeUnderFlood(lab, daemon, 10_000, 10, true);
+    t.log(`R1's initiation over IPv6 accepted ${String(waited)} ms after its handshake started`);
+    t.not(waited, undefined, 'accepted while the flood ran');
+    // Its /64 and the flood's take turns: no round through 1,000 addresses first (that would be ~7 s).
+    t.true(waited! <= 1000, `waited ${String(waited)} ms`);
+    t.regex((await endpointOf(lab, roamer)) ?? '', /^\[2001:db8:100::/);
   });
 });
 

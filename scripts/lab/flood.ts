@@ -40,9 +40,15 @@ export function floodSourcesV4(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `192.0.2.${100 + i}`);
 }
 
+/** `count` IPv6 sources in one /64 of their own, 2001:db8:66::1, ::2, … (at most 1,024). */
+export function floodSourcesV6(count: number): string[] {
+  if (count < 1 || count > 1024) throw new Error(`flood sources: 1-1024 IPv6 addresses, not ${count}`);
+  return Array.from({ length: count }, (_, i) => `2001:db8:66::${(i + 1).toString(16)}`);
+}
+
 /** Adds `addresses` to the attacker's `wan` interface in one `ip -batch`. */
 export async function addFloodSources(ns: string, addresses: readonly string[]): Promise<void> {
-  const lines = addresses.map((a) => (a.includes(':') ? `-6 addr add ${a}/128 dev wan nodad` : `addr add ${a}/32 dev wan`));
+  const lines = addresses.map((a) => (a.includes(':') ? `addr add ${a}/128 dev wan nodad` : `addr add ${a}/32 dev wan`));
   await nsRun(ns, 'ip', ['-batch', '-'], `${lines.join('\n')}\n`);
 }
 
