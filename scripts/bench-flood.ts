@@ -150,6 +150,7 @@ export async function floodRounds(rates: readonly number[], extraArgs: readonly 
     const { rmSync } = await import('node:fs');
     rmSync(`/tmp/rwg-flood-${lab.id}.pid`, { force: true });
     rmSync(`/tmp/rwg-flood-${lab.id}.json`, { force: true });
+    rmSync(`/tmp/rwg-flood-${lab.id}.sessions.json`, { force: true }); // the session indices left on stop
   }
 }
 
