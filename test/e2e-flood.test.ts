@@ -123,7 +123,8 @@ e2e('20 flaps of the capture device: file descriptors and memory stay flat', asy
       await new Promise((resolve) => setTimeout(resolve, 100));
       await nsRun(lab.r2.ns, 'ip', ['link', 'set', 'wan', 'up']);
       if (!(await waitFor(() => events(daemon, 'listening').length > listening, 15_000))) {
-        throw new Error(`flap ${round}: no new capture; the daemon's last lines:\n${daemon.lines.slice(-8).join('\n')}`);
+        const state = daemon.exited ? `exited (code ${String(daemon.child.exitCode)}, signal ${String(daemon.child.signalCode)})` : 'running';
+        throw new Error(`flap ${round}: no new capture; the daemon is ${state}; its last lines:\n${daemon.lines.slice(-8).join('\n')}`);
       }
       // Traffic after the device is back: the packet that lets the closed capture go.
       await sendUdp(lab.attacker.ns, R2_V4, WG_PORT, junk);

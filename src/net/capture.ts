@@ -130,6 +130,16 @@ function linkState(device: string): string | undefined {
 }
 
 const closing = new Set<Closing>();
+
+/**
+ * Every live session's native object, kept for the life of the process. node_pcap's C++
+ * session embeds its libuv poll handle and is freed once its JavaScript object is collected
+ * (after FinalizeClose nothing else holds it); it stops that handle but never uv_close()s it,
+ * so libuv keeps the freed memory on its handle list, where adding or removing a neighbouring
+ * handle writes into it. Each is a few hundred bytes; its socket and ring are released as
+ * described above.
+ */
+const keptAlive: PcapNative[] = [];
 let reapTimer: NodeJS.Timeout | undefined;
 const PCAP_ERROR_BREAK = -2;
 
@@ -265,6 +275,7 @@ export function openCapture(options: CaptureOptions): Capture {
   } catch (error) {
     throw openError(device, filter, error as Error);
   }
+  keptAlive.push(session.session);
   const entry: Closing = { session, released: false };
   const release = (): void => {
     session.close();
