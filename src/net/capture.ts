@@ -341,7 +341,7 @@ export function openCapture(options: CaptureOptions): Capture {
   const linkAtOpen = device === 'any' ? undefined : linkState(device);
   if (linkAtOpen !== undefined) {
     linkWatch = setInterval(() => {
-      if (open && linkState(device) !== linkAtOpen) stop('the device went down or was replaced');
+      if (open && linkState(device) !== linkAtOpen) stop('the device went down');
     }, LINK_CHECK_MS).unref();
   }
 
