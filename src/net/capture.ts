@@ -340,9 +340,11 @@ export function openCapture(options: CaptureOptions): Capture {
 
   const linkAtOpen = device === 'any' ? undefined : linkState(device);
   if (linkAtOpen !== undefined) {
+    // Not unref'd: after a missed POLLERR libuv no longer counts the capture as active, and
+    // this timer is then what keeps the daemon's event loop alive until the capture is reopened.
     linkWatch = setInterval(() => {
       if (open && linkState(device) !== linkAtOpen) stop('the device went down');
-    }, LINK_CHECK_MS).unref();
+    }, LINK_CHECK_MS);
   }
 
   return {
