@@ -33,7 +33,8 @@ export function createLogger(options: LogOptions): Logger {
       colorize: options.destination === undefined ? Boolean(process.stdout.isTTY) : false,
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname,name,event',
-      messageFormat: '{event} {msg}',
+      messageFormat: prettyMessage,
+      customPrettifiers: { capturedAt: (value) => epochToIso(value) },
       singleLine: true,
       destination: options.destination ?? 1,
     });
@@ -41,4 +42,21 @@ export function createLogger(options: LogOptions): Logger {
   }
   const destination = options.destination ?? pino.destination({ dest: 1, sync: true });
   return pino({ level: options.level, base, redact, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+}
+
+/**
+ * The pretty line's message: the event, then the message unless it starts with the event
+ * already (`stopped`, not `stopped stopped`), then the fields pino-pretty would hide: it
+ * takes a `timestamp` field for the line's own time, but ours is the initiation's TAI64N.
+ */
+function prettyMessage(log: Record<string, unknown>, messageKey: string): string {
+  const event = typeof log.event === 'string' ? log.event : '';
+  const msg = typeof log[messageKey] === 'string' ? (log[messageKey] as string) : '';
+  const head = event === '' || msg === event || msg.startsWith(`${event} `) ? msg : msg === '' ? event : `${event} ${msg}`;
+  return typeof log.timestamp === 'string' ? `${head} (sent ${log.timestamp})` : head;
+}
+
+/** Epoch milliseconds as ISO time, for people; anything else as it is. */
+function epochToIso(value: unknown): string {
+  return typeof value === 'number' && Number.isFinite(value) ? new Date(value).toISOString() : String(value);
 }

@@ -2,11 +2,8 @@
 /**
  * reconfig-wg: flags → options → daemon. Nothing else lives here.
  */
-import { readFileSync } from 'node:fs';
-import meow from 'meow';
 import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
-import { resolveInterface } from '../wireguard/wg.js';
-import { PROGRAM, startReconfig } from './daemon.js';
+import { IDENTITY, PROGRAM } from './identity.js';
 import { defaultPidFile, normalizeOptions } from './options.js';
 
 const help = `
@@ -45,39 +42,38 @@ const help = `
     $ reconfig-wg -i wg0 -k
 `;
 
-const cli = meow(help, {
-  importMeta: import.meta,
-  description: false,
-  allowUnknownFlags: false,
-  autoHelp: true,
-  autoVersion: true,
-  flags: {
-    interface: { type: 'string', shortFlag: 'i' },
-    device: { type: 'string', shortFlag: 'd' },
-    once: { type: 'boolean', default: false },
-    dryRun: { type: 'boolean', default: false },
-    kill: { type: 'boolean', shortFlag: 'k', default: false },
-    pidFile: { type: 'string' },
-    stateFile: { type: 'string' },
-    ...LOG_FLAGS,
-  },
-});
+const flags = {
+  interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
+  device: { type: 'string', shortFlag: 'd', value: 'a capture device, e.g. any or eth0' },
+  once: { type: 'boolean' },
+  dryRun: { type: 'boolean' },
+  kill: { type: 'boolean', shortFlag: 'k' },
+  pidFile: { type: 'string', value: 'a path' },
+  stateFile: { type: 'string', value: 'a path' },
+  ...LOG_FLAGS,
+} as const;
+
+// ps, top and the pid-file check in /proc see the command's name, not node's arguments
+process.title = PROGRAM;
 
 await runDaemonCli({
   program: PROGRAM,
-  cli,
-  options: () =>
+  help,
+  flags,
+  options: (values) =>
     normalizeOptions({
-      interface: cli.flags.interface,
-      device: cli.flags.device,
-      once: cli.flags.once,
-      dryRun: cli.flags.dryRun,
-      pidFile: cli.flags.pidFile,
-      stateFile: cli.flags.stateFile,
+      interface: values.interface,
+      device: values.device,
+      once: values.once,
+      dryRun: values.dryRun,
+      pidFile: values.pidFile,
+      stateFile: values.stateFile,
     }),
   kill: async (options) => {
+    const { resolveInterface } = await import('../wireguard/wg.js');
     const iface = await resolveInterface(options.interface);
-    return killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`);
+    return killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`, IDENTITY);
   },
-  start: (options, logger) => startReconfig(options, { logger }),
+  // the daemon's modules load only when it starts: --help, -k and usage errors stay light
+  start: async (options, logger) => (await import('./daemon.js')).startReconfig(options, { logger }),
 });

@@ -11,9 +11,10 @@ import { openCapture as realOpenCapture, type Capture, type CaptureOptions } fro
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Listener } from './listener.js';
 import { defaultPidFile, defaultStateFile, type ReconfigOptions } from './options.js';
+import { IDENTITY, PROGRAM } from './identity.js';
 import { Watermarks } from './replay.js';
 
-export const PROGRAM = 'reconfig-wg';
+export { PROGRAM } from './identity.js';
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -37,7 +38,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
-  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
+  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`, IDENTITY);
   const logger = deps.logger;
   const listener = new Listener({
     logger,

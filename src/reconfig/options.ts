@@ -2,7 +2,7 @@
  * Options of the reconfig-wg daemon, with every default applied in one place.
  */
 import { accessSync, constants } from 'node:fs';
-import { ReconfigError } from '../common/errors.js';
+import { usageError } from '../common/errors.js';
 
 export interface ReconfigOptions {
   /** WireGuard interface; undefined means "the only one there is" */
@@ -35,7 +35,7 @@ const INTERFACE_NAME = /^[A-Za-z0-9_.=+:-]{1,15}$/;
 
 export function validateInterfaceName(name: string): string {
   if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
-    throw new ReconfigError('E_USAGE', `'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
+    throw usageError(`'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
   }
   return name;
 }
@@ -43,7 +43,7 @@ export function validateInterfaceName(name: string): string {
 export function normalizeOptions(input: Partial<ReconfigOptions>): ReconfigOptions {
   const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
   const device = input.device ?? DEFAULTS.device;
-  if (device.length === 0) throw new ReconfigError('E_USAGE', 'The capture device (-d) must not be empty; use -d any to capture on all.');
+  if (device.length === 0) throw usageError('The capture device (-d) must not be empty; use -d any to capture on all.');
   return {
     interface: iface,
     device,
