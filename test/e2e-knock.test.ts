@@ -245,11 +245,8 @@ e2e('the design loop: reconfig-wg --once brings the tunnel up and exits, the NAT
 
 /** The JSON lines of the commands port-knock ran, as it logged them. */
 function outputOf(proc: LabProcess): LogEvent[] {
-  return events(proc, 'command.output').flatMap((e) => {
-    try {
-      return [JSON.parse(String(e.msg)) as LogEvent];
-    } catch {
-      return [];
-    }
-  });
+  // a command's JSON line is passed on with its fields under `child` and its own message
+  return events(proc, 'command.output').flatMap((e) =>
+    typeof e.child === 'object' && e.child !== null ? [{ ...(e.child as LogEvent), msg: e.msg, level: e.level }] : [],
+  );
 }
