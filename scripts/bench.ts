@@ -8,8 +8,15 @@
  * With --lab (root), also end-to-end figures from the netns lab: initiation captured →
  * endpoint set, the outage after R1 starts afresh (20 rounds), and after a NAT remap under a
  * live session (3 rounds, each about 15 s: WireGuard's own timer for noticing a dead path).
+ *
+ * With --footprint (root; also part of --lab), a separate section: both daemons' memory
+ * (PSS from /proc/PID/smaps_rollup) under each set of node flags tried for the service files,
+ * with the verification rate under the same flags (scripts/footprint.ts).
+ * --verify-only prints the first line of the verify figures and nothing else (the footprint
+ * section runs it under each flag set).
  */
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { decodeFrame } from '../src/net/packet.js';
 import { consumeInitiation } from '../src/wireguard/initiation.js';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/keys.js';
@@ -18,6 +25,7 @@ import { events, startReconfigWg } from './lab/daemons.js';
 import { createInitiation } from './lab/initiator.js';
 import { connectRoamer, createLab, natRemap, pingUntilAnswered } from './lab/lab.js';
 import { nsRun, waitFor } from './lab/netns.js';
+import { footprint } from './footprint.js';
 
 function rate(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(1000, iterations); i++) fn(i);
@@ -53,10 +61,12 @@ const badMac = Buffer.from(genuine);
 badMac[20] = badMac[20]! ^ 1;
 const frame = sllFrame(genuine);
 
-process.stdout.write(`node ${process.version}, ${process.arch}\n`);
-rate('verify: genuine initiation (mac1 + 2 DH + 2 AEAD)', 20_000, () => {
+const verifyOnly = process.argv.includes('--verify-only');
+if (!verifyOnly) process.stdout.write(`node ${process.version}, ${process.arch}\n`);
+rate('verify: genuine initiation (mac1 + 2 DH + 2 AEAD)', verifyOnly ? 5_000 : 20_000, () => {
   if (!consumeInitiation(responder, genuine).ok) throw new Error('genuine initiation refused');
 });
+if (verifyOnly) process.exit(0);
 rate('verify: foreign key, valid mac1 (same work)', 20_000, () => void consumeInitiation(responder, foreign));
 rate('verify: bad mac1 (rejected before any DH)', 200_000, () => void consumeInitiation(responder, badMac));
 rate('decode: SLL + IPv4 + UDP frame', 1_000_000, () => {
@@ -131,11 +141,13 @@ async function labRounds(rounds: number): Promise<void> {
   }
 }
 
-if (process.argv.includes('--lab')) {
+const lab = process.argv.includes('--lab');
+if (lab || process.argv.includes('--footprint')) {
   if (process.getuid?.() !== 0) {
-    process.stderr.write('bench: --lab needs root (network namespaces)\n');
+    process.stderr.write(`bench: ${lab ? '--lab' : '--footprint'} needs root (network namespaces)\n`);
     process.exitCode = 2;
   } else {
-    await labRounds(20);
+    if (lab) await labRounds(20);
+    await footprint(fileURLToPath(import.meta.url));
   }
 }

@@ -2,8 +2,14 @@
  * Logging: pino JSON lines on stdout (the default when stdout is not a terminal), pino-pretty
  * otherwise. Every line carries a stable `event` field that scripts can match on.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+/** pino-pretty is loaded only for pretty logs: a service logging JSON never pays for it. */
+function loadPretty(): typeof PinoPretty {
+  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+}
 
 export type LogFormat = 'json' | 'pretty';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -28,7 +34,7 @@ export function createLogger(options: LogOptions): Logger {
   // Key material never reaches a log line, even by accident: these paths are censored.
   const redact = { paths: ['privateKey', '*.privateKey', 'secret', '*.secret'], censor: '[secret]' };
   if (options.format === 'pretty') {
-    const stream = pretty({
+    const stream = loadPretty()({
       sync: true,
       colorize: options.destination === undefined ? Boolean(process.stdout.isTTY) : false,
       translateTime: 'SYS:HH:MM:ss.l',

@@ -8,7 +8,8 @@
  */
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import type { Logger } from '../common/log.js';
 
 export interface CommandRun {
@@ -32,23 +33,16 @@ export async function startCommand(argv: readonly string[], logger: Logger, fiel
   const [file, ...args] = argv;
   if (file === undefined) return undefined;
   const startedAt = performance.now();
-  const child = execa(file, args, {
-    reject: false,
-    detached: true,
-    cleanup: false,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    buffer: false,
-  });
+  // node's own spawn, not a wrapper library: the daemon stays small (see README, footprint)
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid;
   if (pid === undefined) {
-    const result = await child;
-    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${String(result.originalMessage ?? result.shortMessage)}. Check the program in -c (a full path is safest).`);
+    const [error] = (await once(child, 'error')) as [Error];
+    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${error.message}. Check the program in -c (a full path is safest).`);
     return undefined;
   }
-  // the exit listener below reports how the run ended; the result itself is not needed
-  child.catch(() => undefined);
+  // the exit listener below reports how the run ended; a later error (a failed kill) is not news
+  child.on('error', () => undefined);
   const latencyMs = capturedAt === undefined ? undefined : Number((Date.now() - capturedAt).toFixed(3));
   logger.info({ event: 'command.started', pid, argv, ...fields, latencyMs }, `started ${file} (pid ${pid})`);
   forwardLines(child.stdout, 'stdout', pid, logger);
@@ -56,7 +50,7 @@ export async function startCommand(argv: readonly string[], logger: Logger, fiel
 
   let running = true;
   let stopping = false;
-  // 'exit', not the execa promise: a daemon the command left behind may hold our pipes open
+  // 'exit', not 'close': a daemon the command left behind may hold our pipes open
   // for ever, yet the run itself is over when its process is.
   const exited = new Promise<void>((resolve) => {
     child.once('exit', (exitCode, signal) => {
