@@ -51,6 +51,9 @@ export const FLAG_SETS: readonly { readonly name: string; readonly flags: readon
 
 const mib = (kib: number): string => (kib / 1024).toFixed(1);
 
+/** The flag set the service files use (init.d/systemd, init.d/openwrt). */
+export const SERVICE_FLAGS = 'small heap, --v8-pool-size=1';
+
 async function startDaemon(lab: Lab, flags: readonly string[], cli: string, args: readonly string[]): Promise<LabProcess> {
   const proc = lab.scope.start(lab.r2.ns, process.execPath, [...flags, cli, '--log-format', 'json', ...args]);
   if ((await waitForEvent(proc, 'listening', 20_000)) === undefined) throw new Error(`${cli} did not start:\n${proc.lines.join('\n')}`);
@@ -65,31 +68,40 @@ async function verifyRate(flags: readonly string[], benchScript: string): Promis
 }
 
 export async function footprint(benchScript: string): Promise<void> {
-  process.stdout.write('\n── footprint: both daemons running in the lab, memory from /proc/PID/smaps_rollup ──\n');
-  process.stdout.write(`${'node flags'.padEnd(32)} ${'reconfig-wg PSS'.padStart(15)} ${'port-knock PSS'.padStart(14)} ${'both PSS'.padStart(9)} ${'both alone'.padStart(10)} ${'both RSS'.padStart(9)} ${'after work'.padStart(10)} ${'verify/s'.padStart(9)}\n`);
+  process.stdout.write('\n── footprint: both jobs running in the lab, memory from /proc/PID/smaps_rollup ──\n');
+  process.stdout.write(`${'node flags'.padEnd(44)} ${'reconfig-wg PSS'.padStart(15)} ${'port-knock PSS'.padStart(14)} ${'both PSS'.padStart(9)} ${'both alone'.padStart(10)} ${'both RSS'.padStart(9)} ${'after work'.padStart(10)} ${'verify/s'.padStart(9)}\n`);
   const lab = await createLab({ roamers: 1, connect: false });
   const files = `/tmp/rwg-footprint-${lab.id}`;
   try {
     const roamer = lab.roamers[0]!;
-    for (const { name, flags } of FLAG_SETS) {
-      const reconfig = await startDaemon(lab, flags, RECONFIG_CLI, ['-i', lab.r2.wg, '--pid-file', `${files}.pid`, '--state-file', `${files}.json`]);
-      const knock = await startDaemon(lab, flags, KNOCK_CLI, ['-i', lab.r2.wg, '--pid-file', `${files}-knock.pid`, '--reconfig-pid-file', `${files}.pid`]);
+    const rates = new Map<string, number>();
+    const rows = [
+      ...FLAG_SETS.map((set) => ({ ...set, oneProcess: false })),
+      ...FLAG_SETS.filter((set) => set.name === 'node defaults' || set.name === SERVICE_FLAGS).map((set) => ({ ...set, name: `one process, ${set.name}`, oneProcess: true })),
+    ];
+    for (const { name, flags, oneProcess } of rows) {
+      const daemonArgs = ['-i', lab.r2.wg, '--pid-file', `${files}.pid`, '--state-file', `${files}.json`];
+      const reconfig = await startDaemon(lab, flags, RECONFIG_CLI, oneProcess ? [...daemonArgs, '--knock-port', '19000'] : daemonArgs);
+      const knock = oneProcess ? undefined : await startDaemon(lab, flags, KNOCK_CLI, ['-i', lab.r2.wg, '--pid-file', `${files}-knock.pid`, '--reconfig-pid-file', `${files}.pid`]);
       await new Promise((resolve) => setTimeout(resolve, 3000));
+      const none: Memory = { rssKiB: 0, pssKiB: 0, privateKiB: 0, sharedKiB: 0 };
       const a = readMemory(reconfig.pid!);
-      const b = readMemory(knock.pid!);
+      const b = knock === undefined ? none : readMemory(knock.pid!);
       // a round of work: R1 connects (an initiation verified, an endpoint set), then remaps
       await connectRoamer(lab, roamer, false);
       await pingUntilAnswered(roamer, 10_000, 0.1);
       await natRemap(roamer);
       await new Promise((resolve) => setTimeout(resolve, 2000));
       const a2 = readMemory(reconfig.pid!);
-      const b2 = readMemory(knock.pid!);
+      const b2 = knock === undefined ? none : readMemory(knock.pid!);
       await reconfig.stop();
-      await knock.stop();
-      const rate = await verifyRate(flags, benchScript);
+      await knock?.stop();
+      const key = flags.join(' ');
+      const rate = rates.get(key) ?? (await verifyRate(flags, benchScript));
+      rates.set(key, rate);
       const alone = a.privateKiB + b.privateKiB + Math.max(a.sharedKiB, b.sharedKiB);
       process.stdout.write(
-        `${name.padEnd(32)} ${`${mib(a.pssKiB)} MiB`.padStart(15)} ${`${mib(b.pssKiB)} MiB`.padStart(14)} ${`${mib(a.pssKiB + b.pssKiB)} MiB`.padStart(9)} ${`${mib(alone)} MiB`.padStart(10)} ${`${mib(a.rssKiB + b.rssKiB)} MiB`.padStart(9)} ${`${mib(a2.pssKiB + b2.pssKiB)} MiB`.padStart(10)} ${(Number.isNaN(rate) ? '?' : rate.toLocaleString('en-US')).padStart(9)}\n`,
+        `${name.padEnd(44)} ${`${mib(a.pssKiB)} MiB`.padStart(15)} ${(knock === undefined ? '(same process)' : `${mib(b.pssKiB)} MiB`).padStart(14)} ${`${mib(a.pssKiB + b.pssKiB)} MiB`.padStart(9)} ${`${mib(alone)} MiB`.padStart(10)} ${`${mib(a.rssKiB + b.rssKiB)} MiB`.padStart(9)} ${`${mib(a2.pssKiB + b2.pssKiB)} MiB`.padStart(10)} ${(Number.isNaN(rate) ? '?' : rate.toLocaleString('en-US')).padStart(9)}\n`,
       );
       await execa('ip', ['netns', 'exec', roamer.ns, 'wg', 'set', roamer.wg, 'peer', lab.r2.publicKey, 'remove'], { reject: false });
     }

@@ -97,7 +97,8 @@ test('the uci stand-in reads quoting, lists, unnamed sections and comments as UC
 test('the shipped example config starts one reconfig-wg for wg0 and, as shipped, no port-knock', async (t) => {
   const example = readFileSync(join(root, 'init.d', 'openwrt', 'reconfig-wg.config'), 'utf8');
   const reconfig = await runInit(t, 'reconfig-wg', example);
-  t.deepEqual(reconfig.instances.map((i) => [i.name, i.params.command]), [['wg0', ['/usr/bin/reconfig-wg', '--log-format', 'json', '-i', 'wg0', '-d', 'any', '--log-level', 'info']]]);
+  t.deepEqual(reconfig.instances.map((i) => [i.name, i.params.command]), [['wg0', ['/usr/bin/reconfig-wg', '--log-format', 'json', '-i', 'wg0', '-d', 'any', '--log-level', 'info', '--knock-port', '19000']]]);
+  t.deepEqual(reconfig.instances[0]!.params.env, ['NODE_OPTIONS=--max-semi-space-size=1 --max-old-space-size=32 --v8-pool-size=1']);
   t.is((await acceptedByCommand(reconfig.instances[0]!.params.command!)).exitCode, 0);
   const knock = await runInit(t, 'port-knock', example);
   t.deepEqual(knock.instances, [], 'enabled 0 starts nothing');
@@ -115,6 +116,9 @@ test('every reconfig-wg flag has a UCI option, and each reaches the command line
 	option log_level 'debug'
 	option pid_file '/var/run/rwg-wg1.pid'
 	option state_file '/etc/reconfig-wg/wg1.json'
+	option knock_port '33434'
+	option knock_range '20'
+	option knock_cooldown '5'
 	option pinhole 'always'
 	option inject '0'
 	option persist 'wg-quick=/etc/wireguard/wg1.conf'
@@ -127,11 +131,13 @@ test('every reconfig-wg flag has a UCI option, and each reaches the command line
     '/usr/bin/reconfig-wg', '--log-format', 'json',
     '-i', 'wg1', '-d', 'eth0', '--once', '--dry-run', '--log-level', 'debug',
     '--pid-file', '/var/run/rwg-wg1.pid', '--state-file', '/etc/reconfig-wg/wg1.json',
+    '--knock-port', '33434', '--knock-range', '20', '--knock-cooldown', '5',
     '--pinhole', 'always', '--no-inject', '--persist', 'wg-quick=/etc/wireguard/wg1.conf',
     '--hook', "/etc/reconfig-wg/hook.sh 'the peer'", '--status-file', '/var/run/rwg-wg1.json',
   ]);
   // the flags this version has are all accepted by its parser
-  const current = instances[0]!.params.command!.slice(0, 15);
+  // (without --once, which --knock-port refuses: the parser accepts both, the options do not)
+  const current = instances[0]!.params.command!.slice(0, 21);
   const parsed = await acceptedByCommand(current);
   t.is(parsed.exitCode, 0, parsed.stderr);
 });
@@ -206,7 +212,7 @@ async function helpFlags(cli: string): Promise<Map<string, string | undefined>> 
 
 test('no flag of either --help lacks a UCI option (only help, version, -k and the log format, which is always json)', async (t) => {
   const everything = {
-    'reconfig-wg': `config reconfig-wg 'x'\n${['interface wg0', 'device any', 'once 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'state_file /s'].map((o) => `\toption ${o}`).join('\n')}\n`,
+    'reconfig-wg': `config reconfig-wg 'x'\n${['interface wg0', 'device any', 'once 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'state_file /s', 'knock_port 19000', 'knock_range 10', 'knock_cooldown 1'].map((o) => `\toption ${o}`).join('\n')}\n`,
     'port-knock': `config port-knock 'x'\n${['port 19000', 'range 10', 'command true', 'interface wg0', 'device any', 'cooldown 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'reconfig_pid_file /r'].map((o) => `\toption ${o}`).join('\n')}\n`,
   } as const;
   for (const [script, cli] of [['reconfig-wg', RECONFIG_CLI], ['port-knock', KNOCK_CLI]] as const) {

@@ -2,7 +2,9 @@
 /**
  * reconfig-wg: flags → options → daemon. Nothing else lives here.
  */
-import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
+import { killRunning, LOG_FLAGS, runDaemonCli, usageError } from '../common/cli.js';
+import { ReconfigError } from '../common/errors.js';
+import { normalizeOptions as normalizeKnockOptions, type KnockOptions } from '../knock/options.js';
 import { IDENTITY, PROGRAM } from './identity.js';
 import { defaultPidFile, normalizeOptions } from './options.js';
 
@@ -23,6 +25,10 @@ const help = `
     -k, --kill              stop the instance running for IFACE, then exit
         --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
         --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
+        --knock-port BASE   also do port-knock's job in this process: traceroute probes to
+                            ports BASE.. re-arm it (one node instead of two; not with --once)
+        --knock-range N     ports in the knock range (default: 100)
+        --knock-cooldown S  act on a knock at most once per S seconds (default: 10)
         --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
@@ -39,6 +45,7 @@ const help = `
   Examples
     $ reconfig-wg -i wg0
     $ reconfig-wg -i wg0 --once --log-format json
+    $ reconfig-wg -i wg0 --knock-port 19000
     $ reconfig-wg -i wg0 -k
 `;
 
@@ -50,8 +57,28 @@ const flags = {
   kill: { type: 'boolean', shortFlag: 'k' },
   pidFile: { type: 'string', value: 'a path' },
   stateFile: { type: 'string', value: 'a path' },
+  knockPort: { type: 'string', value: 'the first port of the knock range, e.g. 19000' },
+  knockRange: { type: 'string', value: 'a number of ports, e.g. 100' },
+  knockCooldown: { type: 'string', value: 'seconds, e.g. 10' },
   ...LOG_FLAGS,
 } as const;
+
+/** --knock-port and its companions → port-knock's options, validated by port-knock's rules. */
+function knockOptions(values: { knockPort?: string; knockRange?: string; knockCooldown?: string; once?: boolean; dryRun?: boolean; device?: string }): KnockOptions | undefined {
+  if (values.knockPort === undefined) {
+    const stray = values.knockRange !== undefined ? '--knock-range' : values.knockCooldown !== undefined ? '--knock-cooldown' : undefined;
+    if (stray !== undefined) throw usageError(`${stray} needs --knock-port: it shapes the knock range that --knock-port turns on.`);
+    return undefined;
+  }
+  if (values.once) throw usageError('--once and --knock-port do not go together: --once exits after one change, and nothing would be left to knock. Run a separate port-knock for --once.');
+  try {
+    return normalizeKnockOptions({ basePort: values.knockPort, range: values.knockRange, cooldown: values.knockCooldown, device: values.device, dryRun: values.dryRun });
+  } catch (error) {
+    // port-knock's rules, in this command's words
+    if (!(error instanceof ReconfigError)) throw error;
+    throw new ReconfigError(error.code, error.message.replace(/(^|[ (])-p /g, '$1--knock-port ').replace(/--(range|cooldown)\b/g, '--knock-$1').replace(/lower -p\b/, 'lower --knock-port'));
+  }
+}
 
 // ps, top and the pid-file check in /proc see the command's name, not node's arguments
 process.title = PROGRAM;
@@ -60,8 +87,8 @@ await runDaemonCli({
   program: PROGRAM,
   help,
   flags,
-  options: (values) =>
-    normalizeOptions({
+  options: (values) => ({
+    ...normalizeOptions({
       interface: values.interface,
       device: values.device,
       once: values.once,
@@ -69,11 +96,16 @@ await runDaemonCli({
       pidFile: values.pidFile,
       stateFile: values.stateFile,
     }),
+    knock: knockOptions(values),
+  }),
   kill: async (options) => {
     const { resolveInterface } = await import('../wireguard/wg.js');
     const iface = await resolveInterface(options.interface);
     return killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`, IDENTITY);
   },
   // the daemon's modules load only when it starts: --help, -k and usage errors stay light
-  start: async (options, logger) => (await import('./daemon.js')).startReconfig(options, { logger }),
+  start: async ({ knock, ...options }, logger) =>
+    knock === undefined
+      ? (await import('./daemon.js')).startReconfig(options, { logger })
+      : (await import('./with-knock.js')).startWithKnock(options, knock, logger),
 });
