@@ -3,6 +3,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { usageError } from '../common/errors.js';
+import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
 
 export interface ReconfigOptions {
   /** WireGuard interface; undefined means "the only one there is" */
@@ -11,8 +12,12 @@ export interface ReconfigOptions {
   readonly device: string;
   /** exit 0 after the first endpoint change */
   readonly once: boolean;
-  /** log what would change, change nothing */
+  /** log what would change, change nothing (and hand nothing to WireGuard) */
   readonly dryRun: boolean;
+  /** hand vouched-for packets to WireGuard through a raw socket (false: only `wg set`) */
+  readonly inject: boolean;
+  /** conntrack pinhole before each injection: decided by a self-test, always, or never */
+  readonly pinhole: PinholeMode;
   /** undefined: derived from the interface name */
   readonly pidFile: string | undefined;
   readonly stateFile: string | undefined;
@@ -26,6 +31,8 @@ export const DEFAULTS = {
   device: 'any',
   once: false,
   dryRun: false,
+  inject: true,
+  pinhole: 'auto',
   refreshMs: 10_000,
   unknownPeerRefreshMs: 5_000,
 } as const;
@@ -44,11 +51,17 @@ export function normalizeOptions(input: Partial<ReconfigOptions>): ReconfigOptio
   const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
   const device = input.device ?? DEFAULTS.device;
   if (device.length === 0) throw usageError('The capture device (-d) must not be empty; use -d any to capture on all.');
+  const pinhole = input.pinhole ?? DEFAULTS.pinhole;
+  if (!PINHOLE_MODES.includes(pinhole)) {
+    throw usageError(`--pinhole must be one of ${PINHOLE_MODES.join(', ')}, not '${String(pinhole)}'.`);
+  }
   return {
     interface: iface,
     device,
     once: input.once ?? DEFAULTS.once,
     dryRun: input.dryRun ?? DEFAULTS.dryRun,
+    inject: input.inject ?? DEFAULTS.inject,
+    pinhole,
     pidFile: input.pidFile,
     stateFile: input.stateFile,
     refreshMs: input.refreshMs ?? DEFAULTS.refreshMs,
