@@ -53,6 +53,7 @@ e2e('with only CAP_NET_RAW and CAP_NET_ADMIN, reconfig-wg captures, verifies and
     const updated = await waitForEvent(reconfig, 'endpoint.updated', 2000);
     t.is(updated?.interface, lab.r2.wg);
     t.true(String(updated?.to).startsWith(`${roamer.natV4}:`), `endpoint set to R1's NAT address: ${String(updated?.to)}`);
+    t.is(updated?.how, 'injected', 'the initiation was re-sent through the raw socket (and a conntrack pinhole where needed)');
     t.is(events(reconfig, 'error').length, 0);
 
     const knock = lab.scope.start(lab.r2.ns, restricted(caps)[0]!, [...restricted(caps).slice(1), process.execPath, KNOCK_CLI, '--log-format', 'json', '-i', lab.r2.wg, '--pid-file', join(dir, 'knock.pid'), '--reconfig-pid-file', pidFile]);
