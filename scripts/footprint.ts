@@ -41,7 +41,7 @@ export function readMemory(pid: number): Memory {
 }
 
 /** Node flags tried for the service files, named for the table. */
-export const FLAG_SETS: readonly { readonly name: string; readonly flags: readonly string[] }[] = [
+export const FLAG_SETS: readonly { readonly name: string; readonly flags: readonly string[]; readonly env?: Record<string, string> }[] = [
   { name: 'node defaults', flags: [] },
   { name: 'small heap', flags: ['--max-semi-space-size=1', '--max-old-space-size=32'] },
   { name: 'small heap, --lite-mode', flags: ['--max-semi-space-size=1', '--max-old-space-size=32', '--lite-mode'] },
@@ -54,8 +54,8 @@ const mib = (kib: number): string => (kib / 1024).toFixed(1);
 /** The flag set the service files use (init.d/systemd, init.d/openwrt). */
 export const SERVICE_FLAGS = 'small heap, --v8-pool-size=1';
 
-async function startDaemon(lab: Lab, flags: readonly string[], cli: string, args: readonly string[]): Promise<LabProcess> {
-  const proc = lab.scope.start(lab.r2.ns, process.execPath, [...flags, cli, '--log-format', 'json', ...args]);
+async function startDaemon(lab: Lab, flags: readonly string[], cli: string, args: readonly string[], env: Record<string, string> = {}): Promise<LabProcess> {
+  const proc = lab.scope.start(lab.r2.ns, process.execPath, [...flags, cli, '--log-format', 'json', ...args], env);
   if ((await waitForEvent(proc, 'listening', 20_000)) === undefined) throw new Error(`${cli} did not start:\n${proc.lines.join('\n')}`);
   return proc;
 }
@@ -69,7 +69,7 @@ async function verifyRate(flags: readonly string[], benchScript: string): Promis
 
 export async function footprint(benchScript: string): Promise<void> {
   process.stdout.write('\n── footprint: both jobs running in the lab, memory from /proc/PID/smaps_rollup ──\n');
-  process.stdout.write(`${'node flags'.padEnd(44)} ${'reconfig-wg PSS'.padStart(15)} ${'port-knock PSS'.padStart(14)} ${'both PSS'.padStart(9)} ${'both alone'.padStart(10)} ${'both RSS'.padStart(9)} ${'after work'.padStart(10)} ${'verify/s'.padStart(9)}\n`);
+  process.stdout.write(`${'node flags'.padEnd(44)} ${'reconfig-wg PSS'.padStart(15)} ${'port-knock PSS'.padStart(14)} ${'both PSS'.padStart(9)} ${'both alone'.padStart(10)} ${'both RSS'.padStart(9)} ${'after work: PSS, alone'.padStart(24)} ${'verify/s'.padStart(9)}\n`);
   const lab = await createLab({ roamers: 1, connect: false });
   const files = `/tmp/rwg-footprint-${lab.id}`;
   try {
@@ -77,12 +77,12 @@ export async function footprint(benchScript: string): Promise<void> {
     const rates = new Map<string, number>();
     const rows = [
       ...FLAG_SETS.map((set) => ({ ...set, oneProcess: false })),
-      ...FLAG_SETS.filter((set) => set.name === 'node defaults' || set.name === SERVICE_FLAGS).map((set) => ({ ...set, name: `one process, ${set.name}`, oneProcess: true })),
+      ...FLAG_SETS.filter((set) => set.name === 'node defaults' || set.name === SERVICE_FLAGS || set.env !== undefined).map((set) => ({ ...set, name: `one process, ${set.name}`, oneProcess: true })),
     ];
-    for (const { name, flags, oneProcess } of rows) {
+    for (const { name, flags, env, oneProcess } of rows) {
       const daemonArgs = ['-i', lab.r2.wg, '--pid-file', `${files}.pid`, '--state-file', `${files}.json`];
-      const reconfig = await startDaemon(lab, flags, RECONFIG_CLI, oneProcess ? [...daemonArgs, '--knock-port', '19000'] : daemonArgs);
-      const knock = oneProcess ? undefined : await startDaemon(lab, flags, KNOCK_CLI, ['-i', lab.r2.wg, '--pid-file', `${files}-knock.pid`, '--reconfig-pid-file', `${files}.pid`]);
+      const reconfig = await startDaemon(lab, flags, RECONFIG_CLI, oneProcess ? [...daemonArgs, '--knock-port', '19000'] : daemonArgs, env);
+      const knock = oneProcess ? undefined : await startDaemon(lab, flags, KNOCK_CLI, ['-i', lab.r2.wg, '--pid-file', `${files}-knock.pid`, '--reconfig-pid-file', `${files}.pid`], env);
       await new Promise((resolve) => setTimeout(resolve, 3000));
       const none: Memory = { rssKiB: 0, pssKiB: 0, privateKiB: 0, sharedKiB: 0 };
       const a = readMemory(reconfig.pid!);
@@ -101,11 +101,11 @@ export async function footprint(benchScript: string): Promise<void> {
       rates.set(key, rate);
       const alone = a.privateKiB + b.privateKiB + Math.max(a.sharedKiB, b.sharedKiB);
       process.stdout.write(
-        `${name.padEnd(44)} ${`${mib(a.pssKiB)} MiB`.padStart(15)} ${(knock === undefined ? '(same process)' : `${mib(b.pssKiB)} MiB`).padStart(14)} ${`${mib(a.pssKiB + b.pssKiB)} MiB`.padStart(9)} ${`${mib(alone)} MiB`.padStart(10)} ${`${mib(a.rssKiB + b.rssKiB)} MiB`.padStart(9)} ${`${mib(a2.pssKiB + b2.pssKiB)} MiB`.padStart(10)} ${(Number.isNaN(rate) ? '?' : rate.toLocaleString('en-US')).padStart(9)}\n`,
+        `${name.padEnd(44)} ${`${mib(a.pssKiB)} MiB`.padStart(15)} ${(knock === undefined ? '(same process)' : `${mib(b.pssKiB)} MiB`).padStart(14)} ${`${mib(a.pssKiB + b.pssKiB)} MiB`.padStart(9)} ${`${mib(alone)} MiB`.padStart(10)} ${`${mib(a.rssKiB + b.rssKiB)} MiB`.padStart(9)} ${`${mib(a2.pssKiB + b2.pssKiB)} MiB, ${mib(a2.privateKiB + b2.privateKiB + Math.max(a2.sharedKiB, b2.sharedKiB))} MiB`.padStart(24)} ${(Number.isNaN(rate) ? '?' : rate.toLocaleString('en-US')).padStart(9)}\n`,
       );
       await execa('ip', ['netns', 'exec', roamer.ns, 'wg', 'set', roamer.wg, 'peer', lab.r2.publicKey, 'remove'], { reject: false });
     }
-    process.stdout.write('PSS: as measured here (other node processes share node\'s pages); alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: both PSS after a handshake was verified and an endpoint set\n');
+    process.stdout.write('PSS: as measured here (other node processes share node\'s pages); alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: the same after a handshake was verified and an endpoint set\n');
   } finally {
     await lab.close();
     for (const suffix of ['.pid', '.json', '-knock.pid']) rmSync(`${files}${suffix}`, { force: true });

@@ -19,6 +19,8 @@ export interface CaptureKeeperOptions {
   readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
+  /** the kernel's ring for this capture, in bytes; the capture's default when absent */
+  readonly bufferSize?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
@@ -44,6 +46,7 @@ export class CaptureKeeper {
     this.filter = filter;
     this.capture = this.options.openCapture({
       device: this.options.device,
+      ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
       filter,
       onFrame: this.options.onFrame,
       onError: (error) => this.failed(error),
@@ -77,6 +80,7 @@ export class CaptureKeeper {
     try {
       fresh = this.options.openCapture({
         device: this.options.device,
+        ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
         filter,
         onFrame: this.options.onFrame,
         onError: (error) => this.failed(error),
