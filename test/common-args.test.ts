@@ -38,6 +38,8 @@ test('a value may start with a dash only after =', (t) => {
 
 const refusals: [string[], string][] = [
   [['--bogus'], 'unknown flag --bogus'],
+  [['--interfce', 'wg0'], 'unknown flag --interfce; did you mean --interface?'],
+  [['--log-levl', 'info'], 'unknown flag --log-levl; did you mean --log-level?'],
   [['-x'], 'unknown flag -x'],
   [['-interface', 'wg0'], 'unknown flag -interface; long flags take two dashes: --interface'],
   [['-i'], '-i (--interface) needs a value: an interface name'],

@@ -52,6 +52,7 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a bad interface name', ['-i', 'this-name-is-far-too-long'], /not a valid interface name/],
   ['an empty device', ['-d', ''], /-d \(--device\) needs a value: a capture device/],
   ['an unknown flag', ['--frobnicate'], /^port-knock: unknown flag --frobnicate\. See --help\.$/],
+  ['a misspelt flag', ['--cooldwn', '3'], /^port-knock: unknown flag --cooldwn; did you mean --cooldown\? See --help\.$/],
   ['a long flag with one dash', ['-port', '19000'], /unknown flag -port; long flags take two dashes: --port/],
   ['-p without its value', ['-p'], /^port-knock: -p \(--port\) needs a value: the first port of the range, e\.g\. 19000\. See --help\.$/],
   ['-p followed by another flag', ['-p', '--dry-run'], /-p \(--port\) needs a value.*--dry-run is a flag/],

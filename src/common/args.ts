@@ -75,7 +75,10 @@ export function parseArgs<S extends FlagSpecs>(specs: S, argv: readonly string[]
       entry = byShort.get(word.slice(1, 2));
       if (word.length > 2) attached = word[2] === '=' ? word.slice(3) : word.slice(2);
     }
-    if (entry === undefined) return fail(`unknown flag ${name}`);
+    if (entry === undefined) {
+      const near = word.startsWith('--') ? nearest(name.slice(2), [...byLong.keys()]) : undefined;
+      return fail(near === undefined ? `unknown flag ${name}` : `unknown flag ${name}; did you mean --${near}?`);
+    }
     const [key, spec] = entry;
     const long = `--${kebab(key)}`;
     const shown = spec.shortFlag === undefined || name === long ? long : `${name} (${long})`;
@@ -103,4 +106,22 @@ export function parseArgs<S extends FlagSpecs>(specs: S, argv: readonly string[]
     flags[key] = value;
   }
   return ok({ flags: flags as FlagValues<S>, input });
+}
+
+/** The flag within two edits of `name`, if exactly one is that close (a typo, not a guess). */
+function nearest(name: string, flags: readonly string[]): string | undefined {
+  const close = flags.filter((flag) => editDistance(name, flag) <= 2);
+  return close.length === 1 ? close[0] : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }

@@ -101,7 +101,8 @@ async function runDaemon<S extends DaemonFlags, Options>(command: DaemonCli<S, O
   if (subcommand !== undefined) return subcommand(argv.slice(1));
   const parsed = parseArgs(specs, argv);
   if (!parsed.ok) {
-    process.stderr.write(`${program}: ${parsed.reason}. See --help.\n`);
+    const reason = parsed.reason;
+    process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
     return 2;
   }
   const flags = parsed.value.flags as FlagValues<DaemonFlags> & FlagValues<S>;
