@@ -65,6 +65,14 @@ test.serial('npm pack builds the commands into the tarball, and it installs into
 
   // the capture addon is native: the install must have built it for this node
   const lib = join(prefix, 'lib', 'node_modules', 'reconfig-wg');
+
+  // the README's next step: the installed package's install.sh finds the commands of the
+  // prefix it sits in, and writes units that start them
+  const stage = join(work, 'stage');
+  const units = await execa(join(lib, 'scripts', 'install.sh'), ['--root', stage], { reject: false });
+  t.is(units.exitCode, 0, units.stderr);
+  const unit = readFileSync(join(stage, 'etc', 'systemd', 'system', 'reconfig-wg@.service'), 'utf8');
+  t.regex(unit, new RegExp(`^ExecStart=${join(prefix, 'bin', 'reconfig-wg').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `, 'm'));
   const addon = await execa(process.execPath, ['-e', "require('pcap'); console.log('ok')"], { cwd: lib, reject: false });
   t.is(addon.stdout.trim(), 'ok', addon.stderr);
 });
