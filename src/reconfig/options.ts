@@ -85,5 +85,7 @@ export function defaultPidFile(program: string, iface: string): string {
 
 /** /var/lib/reconfig-wg when we may write there (root), else the temp directory. */
 export function defaultStateFile(iface: string): string {
-  return writableDir('/var/lib') ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
+  // under a systemd unit with StateDirectory=reconfig-wg only that directory is writable
+  const writable = writableDir('/var/lib/reconfig-wg') || writableDir('/var/lib');
+  return writable ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
 }
