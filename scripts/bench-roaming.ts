@@ -37,8 +37,27 @@ const TIMEOUT_MS = 25_000;
 
 interface Measured {
   readonly times: (number | undefined)[];
+  /** from R1's first packet after the event to its answer (events measured with pings) */
+  readonly fromFirst: number[];
   /** data packets that reached user space per remap round (default set-ups) */
   readonly slipped?: number[];
+}
+
+/** What the daemon did meanwhile: events (and their reasons), counted. */
+function tally(lines: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const line of lines) {
+    let e: LogEvent;
+    try {
+      e = JSON.parse(line) as LogEvent;
+    } catch {
+      continue;
+    }
+    if (e.event === undefined) continue;
+    const key = typeof e.reason === 'string' ? `${e.event}:${e.reason}` : typeof e.how === 'string' ? `${e.event}:${e.how}` : e.event;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([key, n]) => `${key} ${n}`).join(', ');
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -71,7 +90,10 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
         : await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--log-level', 'debug', ...setup.daemon]);
     for (const scenario of SCENARIOS) {
       const mark = daemon?.lines.length ?? 0;
-      const times = await Promise.all(lab.roamers.map((roamer) => runScenario(lab, roamer, scenario, { timeoutMs: TIMEOUT_MS })));
+      const fromFirst: number[] = [];
+      const times = await Promise.all(
+        lab.roamers.map((roamer) => runScenario(lab, roamer, scenario, { timeoutMs: TIMEOUT_MS, onFirstPacket: (detail) => fromFirst.push(detail.ms) })),
+      );
       let slipped: number[] | undefined;
       if (daemon !== undefined && scenario === 'remap') {
         const seen = daemon.lines.slice(mark).map((line) => {
@@ -85,8 +107,8 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
           (roamer) => seen.filter((e) => (e?.event === 'data.injected' || e?.event === 'data.ignored') && String(e.src).startsWith(`${roamer.natV4}:`)).length,
         );
       }
-      results.set(scenario, { times, ...(slipped === undefined ? {} : { slipped }) });
-      log(`  ${setup.name}: ${SCENARIO_TITLES[scenario]}: ${cell(results.get(scenario))}`);
+      results.set(scenario, { times, fromFirst, ...(slipped === undefined ? {} : { slipped }) });
+      log(`  ${setup.name}: ${SCENARIO_TITLES[scenario]}: ${cell(results.get(scenario))}${daemon === undefined ? '' : ` [${tally(daemon.lines.slice(mark))}]`}`);
     }
     if (daemon !== undefined) {
       const latency = events(daemon, 'endpoint.updated')
@@ -111,7 +133,11 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
 export async function roamingTable(rounds: number, write: (text: string) => void): Promise<void> {
   write(`roaming: ${rounds} roaming routers per set-up, each event played on all at once; R1 pings every 100 ms\n`);
   const all = new Map<string, Map<Scenario, Measured>>();
-  for (const setup of SETUPS) all.set(setup.name, await measureSetup(setup, rounds, (line) => write(`${line}\n`)));
+  const only = process.env.BENCH_SETUPS?.split(',');
+  for (const setup of SETUPS) {
+    if (only !== undefined && !only.some((name) => setup.name.startsWith(name))) continue;
+    all.set(setup.name, await measureSetup(setup, rounds, (line) => write(`${line}\n`)));
+  }
   const [native, ...others] = SETUPS;
   const header = ['event', ...SETUPS.map((s) => s.name), 'default ÷ native (lo accepted)'];
   const rows = SCENARIOS.map((scenario) => {
@@ -123,6 +149,17 @@ export async function roamingTable(rounds: number, write: (text: string) => void
   void others;
   write(`\n| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n`);
   for (const row of rows) write(`| ${row.join(' | ')} |\n`);
+  write(`\nFrom R1's first packet after the event to its answer (the requests that went unanswered, 100 ms apart, plus the answered one's round trip; n = answered rounds):\n\n`);
+  write(`| event | ${SETUPS.map((s) => s.name).join(' | ')} |\n|---|${SETUPS.map(() => '---').join('|')}|\n`);
+  for (const scenario of SCENARIOS.filter((s) => s !== 'idle')) {
+    const cells = SETUPS.map((setup) => {
+      const values = [...(all.get(setup.name)?.get(scenario)?.fromFirst ?? [])].sort((a, b) => a - b);
+      if (values.length === 0) return '';
+      const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+      return `${fmt(quantile(values, 0.5))} (p90 ${fmt(quantile(values, 0.9))}, n=${values.length})`;
+    });
+    write(`| ${SCENARIO_TITLES[scenario]} | ${cells.join(' | ')} |\n`);
+  }
   for (const setup of SETUPS.slice(2)) {
     const slipped = all.get(setup.name)?.get('remap')?.slipped ?? [];
     if (slipped.length > 0) {

@@ -4,6 +4,8 @@
  *   verify   consumeInitiation on genuine, bad-mac1 and foreign-key initiations (ops/s)
  *   decode   decodeFrame on a Linux cooked frame carrying an initiation (ops/s)
  *   memory   heap growth over a million decoded and rejected frames
+ *   inject   buildUdpPacket; as root, inject, pinhole and `conntrack -I` in a namespace
+ *            (scripts/bench-inject.ts)
  *
  * With --lab (root), also the roaming table from the netns lab (scripts/bench-roaming.ts): how
  * long each roaming event takes to recover with WireGuard alone and its port open, with
@@ -21,6 +23,7 @@ import { decodeFrame } from '../src/net/packet.js';
 import { consumeInitiation } from '../src/wireguard/initiation.js';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/keys.js';
 import { createResponder } from '../src/wireguard/responder.js';
+import { benchInjection } from './bench-inject.js';
 import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
 import { footprint } from './footprint.js';
@@ -80,6 +83,8 @@ for (let i = 0; i < 1_000_000; i++) {
 globalThis.gc?.();
 const after = process.memoryUsage().heapUsed;
 process.stdout.write(`memory: heap growth after 1,000,000 frames decoded and rejected: ${((after - before) / 1024).toFixed(0)} KiB${globalThis.gc ? '' : ' (run with --expose-gc for a settled figure)'}\n`);
+
+await benchInjection();
 
 const lab = process.argv.includes('--lab');
 if (lab || process.argv.includes('--footprint')) {

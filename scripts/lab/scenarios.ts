@@ -34,7 +34,7 @@ export const IDLE_KEEPALIVE_SECONDS = 2;
  * sent at or after `sinceMs` (wall clock), with that reply's time.
  */
 export class Pinger {
-  private readonly replies: { seq: number; at: number }[] = [];
+  private readonly replies: { seq: number; at: number; rttMs: number }[] = [];
   private readonly waiters = new Set<() => void>();
 
   constructor(private readonly proc: LabProcess) {
@@ -50,9 +50,9 @@ export class Pinger {
 
   private line(line: string): void {
     // [1700000000.123456] 64 bytes from 203.0.113.1: icmp_seq=12 ttl=64 time=0.4 ms
-    const match = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/.exec(line);
+    const match = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+).* time=([\d.]+) ms/.exec(line);
     if (match === null) return;
-    this.replies.push({ seq: Number(match[2]), at: Number(match[1]) * 1000 });
+    this.replies.push({ seq: Number(match[2]), at: Number(match[1]) * 1000, rttMs: Number(match[3]) });
     for (const wake of this.waiters) wake();
   }
 
@@ -77,6 +77,20 @@ export class Pinger {
     }
   }
 
+  /**
+   * From R1's first packet after `sinceMs` to its answer: the requests sent after the last one
+   * answered before `sinceMs` that went unanswered, 100 ms each, plus the round trip of the first
+   * one answered. Undefined before an answer.
+   */
+  fromFirstPacket(sinceMs: number): { ms: number; unanswered: number } | undefined {
+    const before = this.replies.filter((r) => r.at <= sinceMs).at(-1);
+    const first = this.replies.find((r) => r.at > sinceMs + 5);
+    if (first === undefined) return undefined;
+    // No answer before: every request from the first one on counts.
+    const unanswered = Math.max(0, first.seq - (before?.seq ?? 0) - 1);
+    return { ms: unanswered * PING_INTERVAL_MS + first.rttMs, unanswered };
+  }
+
   stop(): Promise<void> {
     return this.proc.stop();
   }
@@ -90,14 +104,17 @@ export async function restartRoamer(lab: Lab, roamer: Roamer, ipv6: boolean): Pr
 }
 
 /**
- * Forgets R2's conntrack entries for one roamer's traffic to the WireGuard port: what expiry
- * does after minutes of silence. Other roamers' entries stay.
+ * Forgets R2's conntrack entries for one roamer's WireGuard traffic, whichever side started it:
+ * what expiry does after minutes of silence. Other roamers' entries stay.
  */
 export async function expireConntrack(lab: Lab, roamer: Roamer): Promise<void> {
-  for (const [family, source] of [['ipv4', roamer.natV4], ['ipv6', roamer.natV6]] as const) {
-    await nsRun(lab.r2.ns, 'conntrack', ['-D', '-f', family, '-p', 'udp', '--orig-port-dst', String(WG_PORT), '-s', source]).catch((error: Error) => {
-      if (!/flow entries|0 flow/.test(error.message)) throw error;
-    });
+  const port = String(WG_PORT);
+  for (const [family, address] of [['ipv4', roamer.natV4], ['ipv6', roamer.natV6]] as const) {
+    for (const match of [['-s', address, '--orig-port-dst', port], ['-d', address, '--orig-port-src', port]]) {
+      await nsRun(lab.r2.ns, 'conntrack', ['-D', '-f', family, '-p', 'udp', ...match]).catch((error: Error) => {
+        if (!/flow entries|0 flow/.test(error.message)) throw error;
+      });
+    }
   }
 }
 
@@ -122,6 +139,8 @@ export interface ScenarioOptions {
   readonly ipv6?: boolean;
   /** the longest wait for recovery, ms */
   readonly timeoutMs: number;
+  /** for the events measured with pings: the time from R1's first packet after the event */
+  readonly onFirstPacket?: (detail: { ms: number; unanswered: number }) => void;
 }
 
 /** Runs one scenario on a working tunnel; returns ms from the event to recovery, or undefined. */
@@ -154,6 +173,8 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     try {
       const at = Date.now();
       const answered = await pinger.answeredAfter(at, options.timeoutMs);
+      const detail = pinger.fromFirstPacket(at);
+      if (detail !== undefined && answered !== undefined) options.onFirstPacket?.(detail);
       return answered === undefined ? undefined : answered - at;
     } finally {
       await pinger.stop();
@@ -168,6 +189,8 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     // From when the event is complete: the commands that make it take their own time.
     const at = Date.now();
     const answered = await pinger.answeredAfter(at, options.timeoutMs);
+    const detail = pinger.fromFirstPacket(at);
+    if (detail !== undefined && answered !== undefined) options.onFirstPacket?.(detail);
     return answered === undefined ? undefined : answered - at;
   } finally {
     await pinger.stop();

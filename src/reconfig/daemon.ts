@@ -14,7 +14,7 @@ import { openInjector } from '../net/inject.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
-import { defaultPidFile, defaultStateFile, type ReconfigOptions } from './options.js';
+import { defaultPidFile, defaultStateFile, sessionsFileFor, type ReconfigOptions } from './options.js';
 import { IDENTITY, PROGRAM } from './identity.js';
 import { Watermarks } from './replay.js';
 
@@ -61,6 +61,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     openCapture: deps.openCapture ?? realOpenCapture,
     run: deps.run,
     delivery,
+    sessionsFile: sessionsFileFor(pidFile),
   });
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => {

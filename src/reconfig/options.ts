@@ -89,3 +89,9 @@ export function defaultStateFile(iface: string): string {
   const writable = writableDir('/var/lib/reconfig-wg') || writableDir('/var/lib');
   return writable ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
 }
+
+/** Where an instance leaves its live session indices for its successor: beside its pid file,
+ *  in a runtime directory (/run), so nothing is written to flash. */
+export function sessionsFileFor(pidFile: string): string {
+  return `${pidFile.replace(/\.pid$/, '')}.sessions.json`;
+}
