@@ -45,6 +45,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
+  watermarks.checkWritable();
   const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`, IDENTITY);
   const logger = deps.logger;
   let delivery: Delivery | undefined;
@@ -80,7 +81,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       await listener.stop();
       delivery?.close();
       release();
-      logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
+      logger.info({ event: 'stopped', interface: iface, counters: listener.counters(), capture: listener.captureStats() }, 'stopped');
       finish(code);
       return code;
     })();
