@@ -15,9 +15,10 @@ import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
 import { defaultPidFile, defaultStateFile, sessionsFileFor, type ReconfigOptions } from './options.js';
+import { IDENTITY, PROGRAM } from './identity.js';
 import { Watermarks } from './replay.js';
 
-export const PROGRAM = 'reconfig-wg';
+export { PROGRAM } from './identity.js';
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -45,7 +46,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
   watermarks.checkWritable();
-  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
+  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`, IDENTITY);
   const logger = deps.logger;
   let delivery: Delivery | undefined;
   try {

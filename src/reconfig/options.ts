@@ -2,7 +2,7 @@
  * Options of the reconfig-wg daemon, with every default applied in one place.
  */
 import { accessSync, constants } from 'node:fs';
-import { ReconfigError } from '../common/errors.js';
+import { usageError } from '../common/errors.js';
 import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
 
 export interface ReconfigOptions {
@@ -42,7 +42,7 @@ const INTERFACE_NAME = /^[A-Za-z0-9_.=+:-]{1,15}$/;
 
 export function validateInterfaceName(name: string): string {
   if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
-    throw new ReconfigError('E_USAGE', `'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
+    throw usageError(`'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
   }
   return name;
 }
@@ -50,10 +50,10 @@ export function validateInterfaceName(name: string): string {
 export function normalizeOptions(input: Partial<ReconfigOptions>): ReconfigOptions {
   const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
   const device = input.device ?? DEFAULTS.device;
-  if (device.length === 0) throw new ReconfigError('E_USAGE', 'The capture device (-d) must not be empty; use -d any to capture on all.');
+  if (device.length === 0) throw usageError('The capture device (-d) must not be empty; use -d any to capture on all.');
   const pinhole = input.pinhole ?? DEFAULTS.pinhole;
   if (!PINHOLE_MODES.includes(pinhole)) {
-    throw new ReconfigError('E_USAGE', `--pinhole must be one of ${PINHOLE_MODES.join(', ')}, not '${String(pinhole)}'.`);
+    throw usageError(`--pinhole must be one of ${PINHOLE_MODES.join(', ')}, not '${String(pinhole)}'.`);
   }
   return {
     interface: iface,
@@ -85,7 +85,9 @@ export function defaultPidFile(program: string, iface: string): string {
 
 /** /var/lib/reconfig-wg when we may write there (root), else the temp directory. */
 export function defaultStateFile(iface: string): string {
-  return writableDir('/var/lib') ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
+  // under a systemd unit with StateDirectory=reconfig-wg only that directory is writable
+  const writable = writableDir('/var/lib/reconfig-wg') || writableDir('/var/lib');
+  return writable ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
 }
 
 /** Where an instance leaves its live session indices for its successor: beside its pid file,
