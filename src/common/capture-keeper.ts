@@ -4,7 +4,7 @@
  * `error` line. The first open throws, so a bad device or missing permission at startup is
  * the caller's clear error; later failures never are.
  */
-import type { Capture, CaptureOptions } from '../net/capture.js';
+import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
 import type { LinkType } from '../net/packet.js';
 import { isReconfigError } from './errors.js';
 import type { Logger } from './log.js';
@@ -33,6 +33,11 @@ export class CaptureKeeper {
 
   get link(): LinkType | undefined {
     return this.capture?.link;
+  }
+
+  /** The open capture's counters; undefined while none is open. */
+  stats(): CaptureStats | undefined {
+    return this.capture?.stats();
   }
 
   /** Opens (or reopens) the capture with `filter`; throws if that fails. */

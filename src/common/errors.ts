@@ -20,9 +20,11 @@ export type ErrorCode =
   | 'E_NOT_RUNNING'
   | 'E_PID_FILE'
   | 'E_STATE_FILE'
-  | 'E_COMMAND';
+  | 'E_COMMAND'
+  | 'E_PERSIST'
+  | 'E_STATUS_FILE';
 
-const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE']);
+const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE', 'E_PERSIST', 'E_STATUS_FILE']);
 
 export class ReconfigError extends Error {
   readonly code: ErrorCode;

@@ -8,7 +8,7 @@
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
-import type { Capture, CaptureOptions } from '../net/capture.js';
+import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
 import { initiationFilter } from '../net/filter.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
 import { openInitiation, screenInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
@@ -39,6 +39,16 @@ export interface EndpointChange {
   readonly peer: string;
   readonly from: string | undefined;
   readonly to: string;
+  /** who moved it; 'set' when absent */
+  readonly how?: 'injected' | 'set' | 'roamed';
+  /** epoch ms; when absent, the moment it was told */
+  readonly at?: number;
+}
+
+/** What the listener knows of one peer, for the status file. */
+export interface PeerView {
+  readonly publicKey: string;
+  readonly endpoint: string | undefined;
 }
 
 interface Keys {
@@ -49,6 +59,8 @@ interface Keys {
 export class Listener {
   /** reason → how many packets were ignored for it */
   readonly ignored = new Map<IgnoreReason, number>();
+  /** peer → reason (accepted, updated, or why ignored) → count */
+  private readonly byPeer = new Map<string, Map<string, number>>();
   accepted = 0;
   updated = 0;
 
@@ -129,6 +141,8 @@ export class Listener {
   private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}): void {
     const count = (this.ignored.get(reason) ?? 0) + 1;
     this.ignored.set(reason, count);
+    // only known peers: anyone can make up keys, and each would cost memory here
+    if (typeof details.peer === 'string' && this.keys?.config.peers.has(details.peer)) this.countFor(details.peer, reason);
     this.deps.logger.debug({ event: 'initiation.ignored', reason, count, ...details }, `ignored: ${reason}`);
   }
 
@@ -182,6 +196,7 @@ export class Listener {
       this.logError(error);
     }
     this.accepted++;
+    this.countFor(peerKey, 'accepted');
     const sent = timestampToDate(initiation.timestamp);
     this.deps.logger.info(
       { event: 'initiation.accepted', interface: this.iface, peer: peerKey, src, timestamp: sent.ok ? sent.value.toISOString() : undefined },
@@ -226,6 +241,7 @@ export class Listener {
       );
     }
     this.updated++;
+    this.countFor(change.peer, 'updated');
     for (const listener of this.changeListeners) listener(change);
   }
 
@@ -269,6 +285,29 @@ export class Listener {
   /** Resolves when every queued initiation has been handled. */
   settled(): Promise<void> {
     return this.queue;
+  }
+
+  private countFor(peer: string, reason: string): void {
+    const counts = this.byPeer.get(peer) ?? new Map<string, number>();
+    counts.set(reason, (counts.get(reason) ?? 0) + 1);
+    this.byPeer.set(peer, counts);
+  }
+
+  /** The peers as last read from `wg show` (or as last set here), and the listen port. */
+  view(): { readonly listenPort: number; readonly peers: readonly PeerView[] } {
+    const config = this.keys?.config;
+    if (config === undefined) return { listenPort: this.capturePort, peers: [] };
+    return { listenPort: config.listenPort, peers: [...config.peers.values()].map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint })) };
+  }
+
+  /** accepted, updated and ignored-by-reason counts of one peer's verified initiations. */
+  peerCounts(peer: string): Record<string, number> {
+    return Object.fromEntries(this.byPeer.get(peer) ?? []);
+  }
+
+  /** libpcap's counters for the open capture; undefined while none is open. */
+  captureStats(): CaptureStats | undefined {
+    return this.keeper.stats();
   }
 
   counters(): Record<string, number> {
