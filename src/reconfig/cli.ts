@@ -9,6 +9,13 @@ import { resolveInterface } from '../wireguard/wg.js';
 import { PROGRAM, startReconfig } from './daemon.js';
 import { defaultPidFile, normalizeOptions } from './options.js';
 
+// `reconfig-wg status` and `reconfig-wg check` are commands of their own, with their own flags.
+const subcommand = process.argv[2];
+if (subcommand === 'status' || subcommand === 'check') {
+  const command = subcommand === 'status' ? await import('./status-command.js') : await import('./check.js');
+  process.exit(await command.main(process.argv.slice(3)));
+}
+
 const help = `
   Keeps a WireGuard road-warrior peer reachable when its NAT changes: watches the interface's
   listen port with libpcap (before the firewall), verifies each handshake initiation with the
@@ -17,6 +24,8 @@ const help = `
 
   Usage
     $ reconfig-wg [-i IFACE] [options]
+    $ reconfig-wg status [-i IFACE] [--json]     what the running daemon knows (see status --help)
+    $ reconfig-wg check [-i IFACE]               is everything in place? item by item, with the fix
 
   Options
     -i, --interface IFACE   WireGuard interface (default: the only one 'wg show interfaces' lists)
@@ -26,6 +35,13 @@ const help = `
     -k, --kill              stop the instance running for IFACE, then exit
         --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
         --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
+        --status-file PATH  JSON status, replaced at start and on every change;
+                            default: /run/reconfig-wg/IFACE.json
+        --persist WHERE     save each new endpoint: uci, wg-quick[=PATH] (default PATH:
+                            /etc/wireguard/IFACE.conf) or none (default: uci on OpenWrt, else none)
+        --hook "CMD ARGS"   run after each change, without a shell; {interface} {peer} {from} {to}
+                            {host} {port} {how} are filled in, and set as RECONFIG_WG_INTERFACE …
+        --hook-timeout S    stop a hook still running after S seconds (default: 10)
         --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
@@ -42,6 +58,7 @@ const help = `
   Examples
     $ reconfig-wg -i wg0
     $ reconfig-wg -i wg0 --once --log-format json
+    $ reconfig-wg -i wg0 --persist wg-quick --hook "logger -t wg {peer} moved to {to}"
     $ reconfig-wg -i wg0 -k
 `;
 
@@ -59,6 +76,10 @@ const cli = meow(help, {
     kill: { type: 'boolean', shortFlag: 'k', default: false },
     pidFile: { type: 'string' },
     stateFile: { type: 'string' },
+    statusFile: { type: 'string' },
+    persist: { type: 'string' },
+    hook: { type: 'string' },
+    hookTimeout: { type: 'number' },
     ...LOG_FLAGS,
   },
 });
@@ -74,6 +95,10 @@ await runDaemonCli({
       dryRun: cli.flags.dryRun,
       pidFile: cli.flags.pidFile,
       stateFile: cli.flags.stateFile,
+      statusFile: cli.flags.statusFile,
+      persist: cli.flags.persist,
+      hook: cli.flags.hook,
+      hookTimeout: cli.flags.hookTimeout,
     }),
   kill: async (options) => {
     const iface = await resolveInterface(options.interface);

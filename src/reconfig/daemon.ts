@@ -10,8 +10,11 @@ import { handleSignals } from '../common/signals.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Listener } from './listener.js';
-import { defaultPidFile, defaultStateFile, type ReconfigOptions } from './options.js';
+import { defaultPidFile, defaultStateFile, defaultStatusFile, type ReconfigOptions } from './options.js';
 import { Watermarks } from './replay.js';
+import { Teller } from './tell/index.js';
+import { createPersister } from './tell/persisters.js';
+import { describePersist } from './tell/persist.js';
 
 export const PROGRAM = 'reconfig-wg';
 
@@ -25,6 +28,7 @@ export interface DaemonDeps {
 
 export interface RunningDaemon {
   readonly listener: Listener;
+  readonly teller: Teller;
   readonly interface: string;
   /** resolves with the exit code once the daemon has stopped */
   readonly done: Promise<number>;
@@ -46,6 +50,25 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     openCapture: deps.openCapture ?? realOpenCapture,
     run: deps.run,
   });
+  const teller = new Teller({
+    logger,
+    iface,
+    statusFile: options.statusFile ?? defaultStatusFile(iface),
+    persistLabel: describePersist(options.persist),
+    persister: createPersister(options.persist, iface),
+    hook: options.hook,
+    hookTimeoutMs: options.hookTimeoutMs,
+    dryRun: options.dryRun,
+    snapshot: () => {
+      const view = listener.view();
+      return {
+        ...view,
+        peerCounts: (peer) => listener.peerCounts(peer),
+        ignored: Object.fromEntries(listener.ignored),
+        capture: listener.captureStats(),
+      };
+    },
+  });
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => {
     finish = resolve;
@@ -61,6 +84,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       clearInterval(poll);
       unhandle();
       await listener.stop();
+      await teller.stop();
       release();
       logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
       finish(code);
@@ -77,6 +101,8 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     }
   };
 
+  // Told first: with --once the process exits once the change is told (stop waits for it).
+  listener.onChange((change) => teller.tell(change));
   listener.onChange(() => {
     if (!options.once || !armed) return;
     armed = false;
@@ -107,12 +133,13 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     throw error;
   }
   started = true;
+  if (stopping === undefined) teller.start();
   if (stopping !== undefined) {
     await listener.stop();
   } else {
-    poll = setInterval(() => void listener.refresh('poll'), options.refreshMs);
+    poll = setInterval(() => void listener.refresh('poll').then(() => teller.refresh()), options.refreshMs);
     poll.unref();
   }
 
-  return { listener, interface: iface, done, stop: () => stop(0), rearm };
+  return { listener, teller, interface: iface, done, stop: () => stop(0), rearm };
 }

@@ -99,28 +99,36 @@ export interface UciPersisterOptions {
   readonly command?: string;
 }
 
+/** Runs `uci [-c DIR] ARGS…` without a shell; throws an E_PERSIST ReconfigError that says why. */
+export async function runUci(options: Pick<UciPersisterOptions, 'confDir' | 'command'>, args: readonly string[]): Promise<string> {
+  const argv = [...(options.confDir === undefined ? [] : ['-c', options.confDir]), ...args];
+  const result = await execa(options.command ?? 'uci', argv, { reject: false, timeout: UCI_TIMEOUT_MS, stdin: 'ignore', cleanup: false });
+  if (result.failed) {
+    const code = (result as unknown as { code?: string }).code;
+    if (code === 'ENOENT') {
+      throw new ReconfigError('E_PERSIST', 'The uci tool was not found. It comes with OpenWrt; elsewhere use --persist wg-quick or --persist none.');
+    }
+    const said = String(result.stderr || result.stdout).trim().split('\n')[0] ?? '';
+    throw new ReconfigError('E_PERSIST', `'uci ${argv.join(' ')}' failed${said ? `: ${said}` : ` (${result.shortMessage ?? 'no output'})`}.`);
+  }
+  return String(result.stdout);
+}
+
+/** The peer sections of `iface` (type wireguard_IFACE) in the network config. */
+export async function uciPeerSections(options: UciPersisterOptions): Promise<UciSection[]> {
+  const shown = parseUciShow(await runUci(options, ['show', UCI_PACKAGE]));
+  if (!shown.ok) throw new ReconfigError('E_PERSIST', `'uci show ${UCI_PACKAGE}' printed something this version does not understand (${shown.reason}).`);
+  return shown.value.filter((s) => s.type === `wireguard_${options.iface}`);
+}
+
 export function uciPersister(options: UciPersisterOptions): Persister {
   const sectionType = `wireguard_${options.iface}`;
-  const uci = async (args: readonly string[]): Promise<string> => {
-    const argv = [...(options.confDir === undefined ? [] : ['-c', options.confDir]), ...args];
-    const result = await execa(options.command ?? 'uci', argv, { reject: false, timeout: UCI_TIMEOUT_MS, stdin: 'ignore', cleanup: false });
-    if (result.failed) {
-      const code = (result as unknown as { code?: string }).code;
-      if (code === 'ENOENT') {
-        throw new ReconfigError('E_PERSIST', "The uci tool was not found. It comes with OpenWrt; elsewhere use --persist wg-quick or --persist none.");
-      }
-      const said = String(result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-      throw new ReconfigError('E_PERSIST', `'uci ${argv.join(' ')}' failed${said ? `: ${said}` : ` (${result.shortMessage ?? 'no output'})`}.`);
-    }
-    return String(result.stdout);
-  };
+  const uci = (args: readonly string[]): Promise<string> => runUci(options, args);
 
   return {
     target: `UCI ${UCI_PACKAGE} config${options.confDir === undefined ? '' : ` in ${options.confDir}`}`,
     async persist(publicKey: string, endpoint: string): Promise<PersistOutcome> {
-      const shown = parseUciShow(await uci(['show', UCI_PACKAGE]));
-      if (!shown.ok) throw new ReconfigError('E_PERSIST', `'uci show ${UCI_PACKAGE}' printed something this version does not understand (${shown.reason}).`);
-      const sections = shown.value.filter((s) => s.type === sectionType && s.options.get('public_key')?.[0] === publicKey);
+      const sections = (await uciPeerSections(options)).filter((s) => s.options.get('public_key')?.[0] === publicKey);
       if (sections.length === 0) {
         throw new ReconfigError(
           'E_PERSIST',
