@@ -1,0 +1,129 @@
+/**
+ * `check`'s firewall reading, on rulesets loaded into real nftables in a namespace of their
+ * own (root), and the pieces of `check` and `status` that are pure.
+ */
+import test from 'ava';
+import { checkExitCode, formatChecks, runChecks, type CheckContext } from '../src/reconfig/check.js';
+import { firewallVerdict } from '../src/reconfig/check-firewall.js';
+import { formatStatus } from '../src/reconfig/status-command.js';
+import { parseStatus, STATUS_VERSION, type Status } from '../src/reconfig/tell/status.js';
+import { labId, nsRun, withScope } from '../scripts/lab/netns.js';
+
+const isRoot = process.getuid?.() === 0;
+const asRoot = isRoot ? test.serial : test.serial.skip;
+
+async function verdictOf(ruleset: string, port = 51820) {
+  return withScope(async (scope) => {
+    const ns = await scope.addNamespace(`rwg-${labId()}-fw`);
+    await nsRun(ns, 'nft', ['-f', '-'], ruleset);
+    const json = await nsRun(ns, 'nft', ['-j', 'list', 'ruleset']);
+    const finding = firewallVerdict(json, port);
+    if (!finding.ok) throw new Error(finding.reason);
+    return finding.value;
+  });
+}
+
+asRoot('a rule dropping new UDP to the port is found; another port is not affected by it', async (t) => {
+  const ruleset = `table inet filter {
+    chain input {
+      type filter hook input priority 0; policy accept;
+      ct state established,related accept
+      udp dport 51820 ct state new counter drop
+    }
+  }`;
+  t.like(await verdictOf(ruleset), { verdict: 'drop', decidedBy: 'inet filter/input rule 2' });
+  t.like(await verdictOf(ruleset, 51821), { verdict: 'accept', decidedBy: 'inet filter/input policy' });
+});
+
+asRoot('a drop policy with only established traffic accepted drops; an accept rule for the port (in a set) opens it', async (t) => {
+  const closed = `table ip filter {\n chain input {\n type filter hook input priority 0; policy drop;\n ct state { established, related } accept\n tcp dport 22 accept\n }\n}`;
+  t.like(await verdictOf(closed), { verdict: 'drop', decidedBy: 'ip filter/input policy' });
+  const open = `table ip filter {\n chain input {\n type filter hook input priority 0; policy drop;\n ct state { established, related } accept\n udp dport { 53, 51000-52000 } accept\n }\n}`;
+  t.like(await verdictOf(open), { verdict: 'accept', decidedBy: 'ip filter/input rule 2' });
+});
+
+asRoot('jumps are followed; rules that hinge on the incoming interface are named as conditional', async (t) => {
+  const zones = `table inet fw {
+    chain input {
+      type filter hook input priority 0; policy accept;
+      iifname "lo" accept
+      ct state established,related accept
+      iifname "wan" jump input_wan
+      jump reject_all
+    }
+    chain input_wan {
+      udp dport 51999 accept
+      jump reject_all
+    }
+    chain reject_all {
+      reject
+    }
+  }`;
+  const finding = await verdictOf(zones);
+  t.is(finding.verdict, 'drop');
+  t.is(finding.decidedBy, 'inet fw/reject_all rule 1');
+  t.deepEqual(finding.conditional, [
+    { where: 'inet fw/input rule 1', verdict: 'accept' },
+    { where: 'inet fw/input rule 3', verdict: 'drop' },
+  ]);
+  t.like(await verdictOf(zones, 51999), { verdict: 'drop', conditional: [{ verdict: 'accept' }, { verdict: 'accept' }] });
+});
+
+asRoot('no ruleset at all accepts', async (t) => {
+  t.like(await verdictOf('table inet empty { }'), { verdict: 'accept', decidedBy: 'no nftables input chain' });
+});
+
+test('output nft cannot have printed is a failure, not an exception', (t) => {
+  t.false(firewallVerdict('not json', 1).ok);
+  t.false(firewallVerdict('{"something":1}', 1).ok);
+});
+
+test('check: an item that throws is a FAIL with its message; later items still run; exit 1 only on FAIL', async (t) => {
+  const context = {} as CheckContext;
+  const results = await runChecks(context, [
+    { name: 'first', run: async () => ({ name: 'first', state: 'ok', detail: 'fine' }) },
+    { name: 'boom', run: async () => { throw new Error('Unable to access WireGuard interface wg9. List the interfaces with wg show interfaces.'); } },
+    { name: 'third', run: async () => ({ name: 'third', state: 'warn', detail: 'so-so', fix: 'do this' }) },
+  ]);
+  t.deepEqual(results.map((r) => [r.name, r.state]), [['first', 'ok'], ['boom', 'fail'], ['third', 'warn']]);
+  t.is(checkExitCode(results), 1);
+  t.is(checkExitCode([results[0]!, results[2]!]), 0, 'warnings do not block');
+  const text = formatChecks(results);
+  t.regex(text, /^FAIL  boom   Unable to access WireGuard interface wg9/m);
+  t.regex(text, /^warn  third  so-so\n\s+fix: do this$/m);
+});
+
+const status: Status = {
+  version: STATUS_VERSION,
+  interface: 'wg0',
+  pid: 4242,
+  listenPort: 51820,
+  startedAt: '2026-11-23T10:00:00.000Z',
+  updatedAt: '2026-11-23T10:05:00.000Z',
+  stoppedAt: null,
+  persist: 'wg-quick',
+  capture: { received: 9, dropped: 0 },
+  ignored: { 'bad-mac1': 3, replay: 1 },
+  peers: [
+    { publicKey: 'Kom+SrR25jnwN16JPGIytgHWkpg2q05bPAuBODzQlg8=', endpoint: '192.0.2.10:7844', lastChange: { at: '2026-11-23T10:04:00.000Z', how: 'injected', from: null, to: '192.0.2.10:7844' }, counts: { accepted: 2, updated: 1, replay: 1 } },
+    { publicKey: 'sFRHojQwLZxzePZWD4qLlwmbxu8tQi1TvbqlEMtvIR8=', endpoint: null, lastChange: null, counts: {} },
+  ],
+};
+
+test('status for people: a line per peer with its endpoint, last change and counts', (t) => {
+  const text = formatStatus(status, true, Date.parse('2026-11-23T10:05:30.000Z'));
+  t.regex(text, /^reconfig-wg on wg0: running \(pid 4242\), since 2026-11-23T10:00:00\.000Z$/m);
+  t.regex(text, /listen port 51820; persist: wg-quick; capture: 9 received, 0 dropped/);
+  t.regex(text, /ignored: bad-mac1 3, replay 1/);
+  t.regex(text, /^Kom\+\S+\s+192\.0\.2\.10:7844\s+2026-11-23T10:04:00\.000Z \(90 s ago\)\s+injected\s+accepted 2, updated 1, replay 1$/m);
+  t.regex(text, /^sFRH\S+\s+\(none\)\s+-\s+-\s+-$/m);
+  t.regex(formatStatus({ ...status, stoppedAt: '2026-11-23T11:00:00.000Z' }, false), /stopped at 2026-11-23T11:00:00\.000Z/);
+  t.regex(formatStatus(status, false), /not running \(pid 4242 is gone\)/);
+});
+
+test('a status file is read back as written, and a broken one says what is wrong', (t) => {
+  t.deepEqual(parseStatus(JSON.stringify(status)), { ok: true, value: status });
+  t.deepEqual(parseStatus('{'), { ok: false, reason: 'is not valid JSON' });
+  t.like(parseStatus(JSON.stringify({ ...status, version: 99 })), { ok: false });
+  t.like(parseStatus(JSON.stringify({ ...status, peers: [{ publicKey: 1 }] })), { ok: false });
+});
