@@ -57,7 +57,6 @@ function findStatusFile(iface: string | undefined): string {
 
 /** Whether the process that wrote the status is still there (EPERM: it is, but not ours). */
 export function isRunning(status: Status): boolean {
-  if (status.stoppedAt !== null) return false;
   try {
     process.kill(status.pid, 0);
     return true;
@@ -86,7 +85,7 @@ function table(rows: readonly (readonly string[])[]): string {
 
 /** The status for people. Pure, so tests can read it. */
 export function formatStatus(status: Status, running: boolean, now = Date.now()): string {
-  const state = running ? `running (pid ${status.pid})` : status.stoppedAt === null ? `not running (pid ${status.pid} is gone)` : `stopped at ${status.stoppedAt}`;
+  const state = running ? `running (pid ${status.pid})` : `not running (pid ${status.pid} is gone; it did not stop cleanly)`;
   const capture = status.capture === null ? 'capture: not open' : `capture: ${status.capture.received} received, ${status.capture.dropped} dropped`;
   const lines = [
     `reconfig-wg on ${status.interface}: ${state}, since ${status.startedAt}`,

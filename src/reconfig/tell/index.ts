@@ -10,6 +10,7 @@
  * with `from` the endpoint the world last heard of. Nothing here throws: a failure is logged
  * and the tunnel, which already works, is not touched.
  */
+import { rmSync } from 'node:fs';
 import { isReconfigError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { runHook, type HookValues } from './hook.js';
@@ -72,12 +73,12 @@ export class Teller {
   /** Writes the first status file. */
   start(): void {
     this.startedAt = new Date(this.now()).toISOString();
-    this.writeStatus(null, true);
+    this.writeStatus(true);
   }
 
   /** Rewrites the status file if anything in it moved (counters, endpoints seen by wg). */
   refresh(): void {
-    this.writeStatus(null, false);
+    this.writeStatus(false);
   }
 
   tell(input: TellChange): void {
@@ -88,7 +89,7 @@ export class Teller {
       return;
     }
     this.lastChanges.set(change.peer, { at: new Date(change.at).toISOString(), how: change.how, from: change.from ?? null, to: change.to });
-    this.writeStatus(null, true);
+    this.writeStatus(true);
     const slot = this.slots.get(change.peer) ?? { pending: undefined, running: undefined };
     this.slots.set(change.peer, slot);
     if (slot.pending !== undefined) {
@@ -138,7 +139,7 @@ export class Teller {
     }
   }
 
-  private build(stoppedAt: string | null): Status {
+  private build(): Status {
     const snapshot = this.deps.snapshot();
     return {
       version: STATUS_VERSION,
@@ -147,7 +148,6 @@ export class Teller {
       listenPort: snapshot.listenPort,
       startedAt: this.startedAt,
       updatedAt: new Date(this.now()).toISOString(),
-      stoppedAt,
       persist: this.deps.persistLabel,
       capture: snapshot.capture ?? null,
       ignored: snapshot.ignored,
@@ -161,10 +161,10 @@ export class Teller {
   }
 
   /** `force`: write even when nothing but the time moved. Never throws. */
-  private writeStatus(stoppedAt: string | null, force: boolean): void {
+  private writeStatus(force: boolean): void {
     let status: Status;
     try {
-      status = this.build(stoppedAt);
+      status = this.build();
     } catch (error) {
       this.deps.logger.error({ event: 'error', code: 'E_INTERNAL' }, `status not written: ${(error as Error).message}`);
       return;
@@ -191,9 +191,17 @@ export class Teller {
     }
   }
 
-  /** Waits for what is queued, then writes the status once more, marked stopped. */
+  /**
+   * Waits for what is queued, then removes the status file, as the pid file is removed: it
+   * describes a running daemon (one that crashed leaves it, and `status` sees its pid gone).
+   */
   async stop(): Promise<void> {
     await this.settled();
-    this.writeStatus(new Date(this.now()).toISOString(), true);
+    if (this.lastWritten === '') return;
+    try {
+      rmSync(this.deps.statusFile, { force: true });
+    } catch (error) {
+      this.deps.logger.error({ event: 'error', code: 'E_STATUS_FILE' }, `cannot remove the status file ${this.deps.statusFile}: ${(error as Error).message}`);
+    }
   }
 }

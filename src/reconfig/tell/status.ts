@@ -1,7 +1,7 @@
 /**
  * The status file: what the daemon knows right now, as JSON, for `reconfig-wg status` and for
- * scripts. Replaced atomically at start, on every endpoint change, when its counters moved
- * (checked on the daemon's periodic re-read) and at stop.
+ * scripts. Replaced atomically at start, on every endpoint change and when its counters moved
+ * (checked on the daemon's periodic re-read); removed by a clean stop.
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../common/atomic.js';
@@ -39,8 +39,6 @@ export interface Status {
   readonly listenPort: number;
   readonly startedAt: string;
   readonly updatedAt: string;
-  /** set by a clean stop */
-  readonly stoppedAt: string | null;
   readonly persist: string;
   /** packets the capture filter passed, and those libpcap lost for lack of buffer */
   readonly capture: { readonly received: number; readonly dropped: number } | null;
