@@ -52,4 +52,11 @@ if [ ! -f node_modules/pcap/build/Release/pcap_binding.node ]; then
   npm rebuild pcap --loglevel=error
 fi
 
+# Our own socket addon (raw IP and conntrack netlink sockets): npm ci builds it; build it if
+# an earlier install skipped it (npm ci --ignore-scripts) or build/ was removed.
+if [ ! -f build/Release/reconfig_inject.node ]; then
+  echo "setup: building the socket addon"
+  npm run --silent build:native >/dev/null
+fi
+
 npm run --silent build

@@ -149,7 +149,9 @@ e2e('check passes on a good setup (and sees the closed firewall) and names the f
     t.is(good.exitCode, 0, good.stdout + good.stderr);
     t.regex(good.stdout, /^ok {4}wg +wireguard-tools/m);
     t.regex(good.stdout, new RegExp(`^ok {4}interface +${lab.r2.wg}: private key set, listen port ${WG_PORT}, 1 peer$`, 'm'));
-    t.regex(good.stdout, /^ok {4}capture +libpcap opens any \(sll2?\) with the initiation filter for port 51820$/m);
+    t.regex(good.stdout, /^ok {4}capture +libpcap opens any \(sll2?\) with the daemon's filter for port 51820$/m);
+    t.regex(good.stdout, /^ok {4}inject +raw sockets open for IPv4 and IPv6; the firewall drops re-sent packets on lo, so each needs a conntrack pinhole/m);
+    t.regex(good.stdout, /^ok {4}pinhole +conntrack entries can be added/m);
     t.regex(good.stdout, /^ok {4}firewall +new UDP to port 51820 is dropped \(inet filter\/input rule 2\): fine/m);
     t.regex(good.stdout, /^ok {4}persist +wg-quick file .* writable, a \[Peer\] for every peer$/m);
     const json = await cliIn(lab.r2.ns, ['check', '-i', lab.r2.wg, '--json']);

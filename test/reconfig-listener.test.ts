@@ -1,105 +1,21 @@
 /**
  * The listener's decisions, driven directly: frames in through a stand-in capture, `wg` calls
- * out through a stand-in wg. Crypto, decoding and the decision logic are the real ones.
+ * out through a stand-in wg. Crypto, decoding and the decision logic are the real ones. Without
+ * an injector, verified initiations are applied with `wg set` (today's path, and --no-inject).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
 import { createLogger } from '../src/common/log.js';
-import type { Capture, CaptureOptions } from '../src/net/capture.js';
 import { Listener } from '../src/reconfig/listener.js';
 import { normalizeOptions } from '../src/reconfig/options.js';
 import { Watermarks } from '../src/reconfig/replay.js';
-import { parseSecret, publicKeyOf, type Secret } from '../src/wireguard/keys.js';
+import { publicKeyOf } from '../src/wireguard/keys.js';
 import { timestampFromDate } from '../src/wireguard/tai64n.js';
 import { FakeWg } from './helpers/fake-wg.js';
-import { memoryLogger } from './helpers/memory-logger.js';
-import { ipv4, ipv6, udp } from './helpers/net-frames.js';
 import { createInitiation } from '../scripts/lab/initiator.js';
-
-const PORT = 51820;
-
-/** A raw-IP frame (the capture's link type here) carrying one UDP datagram. */
-function rawUdpFrame(f: { src: string; dst: string; srcPort: number; dstPort: number; payload: Buffer }): Buffer {
-  const datagram = udp(f.srcPort, f.dstPort, f.payload);
-  return f.src.includes(':') ? ipv6(datagram, { src: f.src, dst: f.dst }) : ipv4(datagram, { src: f.src, dst: f.dst });
-}
-const R2 = '192.0.2.1';
-
-function b64(secret: Secret): string {
-  return publicKeyOf(secret).toString('base64');
-}
-
-/** A private key as wg prints it, and its Secret: only tests hold both. */
-const keyTexts = new WeakMap<Secret, string>();
-function newKey(): Secret {
-  const bytes = randomBytes(32);
-  bytes[0]! &= 248;
-  bytes[31] = (bytes[31]! & 127) | 64;
-  const text = bytes.toString('base64');
-  const parsed = parseSecret(text);
-  if (!parsed.ok) throw new Error('bad test key');
-  keyTexts.set(parsed.value, text);
-  return parsed.value;
-}
-
-function keyText(secret: Secret): string {
-  return keyTexts.get(secret) ?? '';
-}
-
-interface Rig {
-  listener: Listener;
-  wg: FakeWg;
-  r2: Secret;
-  peers: Secret[];
-  log: string[];
-  feed(frame: Buffer): Promise<void>;
-  openedFilters: string[];
-  dir: string;
-  close(): void;
-}
-
-async function rig(options: { peers?: number; keepalive?: number; dryRun?: boolean; dir?: string } = {}): Promise<Rig> {
-  const r2 = newKey();
-  const peers = Array.from({ length: options.peers ?? 1 }, () => newKey());
-  const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
-  const { logger, raw: log } = memoryLogger();
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rwg-listener-'));
-  let onFrame: CaptureOptions['onFrame'] = () => undefined;
-  const openedFilters: string[] = [];
-  const openCapture = (opts: CaptureOptions): Capture => {
-    onFrame = opts.onFrame;
-    openedFilters.push(opts.filter);
-    return { link: 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
-  };
-  const listener = new Listener({
-    logger,
-    options: { ...normalizeOptions({ interface: 'wg0', dryRun: options.dryRun ?? false }), interface: 'wg0' },
-    watermarks: Watermarks.load(join(dir, 'state.json'), 'wg0'),
-    openCapture,
-    run: wg.run,
-  });
-  await listener.start();
-  return {
-    listener, wg, r2, peers, log, openedFilters, dir,
-    feed: async (frame) => {
-      onFrame(frame, Date.now());
-      await listener.settled();
-    },
-    close: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-function initiationFrom(r: Rig, peer: Secret, src: string, srcPort: number, when = new Date()): Buffer {
-  const payload = createInitiation({ initiatorPrivateKey: peer, responderPublicKey: publicKeyOf(r.r2), timestamp: timestampFromDate(when) });
-  return rawUdpFrame({ src, dst: R2, srcPort, dstPort: PORT, payload });
-}
-
-const events = (r: Rig, name: string): Record<string, unknown>[] =>
-  r.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === name);
+import { PORT, R2, b64, events, initiationFrom, keyText, newKey, rawUdpFrame, rig } from './helpers/listener-rig.js';
 
 test('a genuine initiation from a new address points that peer there and triggers a send', async (t) => {
   const r = await rig();

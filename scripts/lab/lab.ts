@@ -55,7 +55,15 @@ export interface LabOptions {
   ipv6?: boolean;
   /** start the roamers' WireGuard with R2 as endpoint right away (default true) */
   connect?: boolean;
+  /**
+   * R2's firewall: `closed` drops new inbound UDP to the WireGuard port on every interface, `lo`
+   * too (default); `closed-lo-accepted` accepts everything on lo first, as OpenWrt's fw4 and ufw
+   * do; `open` lets new packets in (WireGuard alone, the native baseline).
+   */
+  firewall?: LabFirewall;
 }
+
+export type LabFirewall = 'closed' | 'closed-lo-accepted' | 'open';
 
 async function genKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
   const privateKey = (await host('wg', ['genkey'])).trim();
@@ -153,17 +161,25 @@ async function nft(ns: string, ruleset: string): Promise<void> {
   await nsRun(ns, 'nft', ['-f', '-'], ruleset);
 }
 
-/** R2's firewall: closed to new inbound UDP on the WireGuard port, with a named drop counter. */
-const R2_FIREWALL = `
+/**
+ * R2's firewall: closed to new inbound UDP on the WireGuard port, with a named drop counter; with
+ * `closed-lo-accepted`, everything arriving on lo is accepted first. `open` only counts.
+ */
+function r2Firewall(kind: LabFirewall): string {
+  const lo = kind === 'closed-lo-accepted' ? 'iifname "lo" accept' : '';
+  const verdict = kind === 'open' ? 'accept' : 'drop';
+  return `
 table inet filter {
   counter wg_new_dropped { }
   chain input {
     type filter hook input priority 0; policy accept;
     ct state established,related accept
-    udp dport ${WG_PORT} ct state new counter name "wg_new_dropped" drop
+    ${lo}
+    udp dport ${WG_PORT} ct state new counter name "wg_new_dropped" ${verdict}
   }
 }
 `;
+}
 
 const NAT_RULES = `
 table inet nat {
@@ -194,7 +210,9 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
 
     const r2ns = await scope.addNamespace(name('r2'));
     await plug(r2ns, R2_V4, R2_V6);
-    await nft(r2ns, R2_FIREWALL);
+    await nft(r2ns, r2Firewall(options.firewall ?? 'closed'));
+    // Strict reverse-path filtering: what reconfig-wg hands to WireGuard must not depend on it.
+    await nsRun(r2ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1', 'net.ipv4.conf.wan.rp_filter=1']);
     const r2wg = `rw${id}s`;
     const r2keys = await genKeyPair();
     const r2wireguard = await startServer(scope, r2ns, r2wg, r2keys.privateKey, WG_PORT);

@@ -14,8 +14,9 @@ export interface CaptureKeeperOptions {
   readonly device: string;
   readonly openCapture: (options: CaptureOptions) => Capture;
   readonly onFrame: (frame: Buffer, timestampMs: number) => void;
-  /** called after every successful open, to log the daemon's own `listening` line */
-  readonly onOpen: (capture: Capture, reopened: boolean) => void;
+  /** called after every successful open, to log the daemon's own `listening` line; `filter`
+   *  when only the filter was replaced on a working capture */
+  readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
 }
@@ -65,6 +66,37 @@ export class CaptureKeeper {
     } catch (error) {
       this.failed(error as Error);
     }
+  }
+
+  /**
+   * Swaps in `filter` without a gap: the capture with the new filter is open before the old one
+   * is closed, so no packet is missed while the filter changes (one may be seen twice, which
+   * every consumer tolerates: a replayed initiation or data packet is refused downstream).
+   * On failure the old capture stays.
+   */
+  replace(filter: string): void {
+    if (this.stopped) return;
+    const old = this.capture;
+    if (old === undefined) return this.reopen(filter);
+    let fresh: Capture;
+    try {
+      fresh = this.options.openCapture({
+        device: this.options.device,
+        filter,
+        onFrame: this.options.onFrame,
+        onError: (error) => this.failed(error),
+      });
+    } catch (error) {
+      this.options.logger.error(
+        { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE' },
+        `capture filter not updated: ${(error as Error).message.replace(/\.$/, '')}`,
+      );
+      return;
+    }
+    this.capture = fresh;
+    this.filter = filter;
+    old.close();
+    this.options.onOpen(fresh, 'filter');
   }
 
   private failed(error: Error): void {

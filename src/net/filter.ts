@@ -17,11 +17,18 @@ const PROTOCOL_UDP = 17;
 const INITIATION_UDP_LENGTH = 8 + 148;
 /** Message type 1 as a little-endian u32 with its three reserved zero bytes, loaded big endian. */
 const INITIATION_HEAD = '0x01000000';
+/** UDP length of a handshake response: 8 header bytes and the 92-byte message. */
+const RESPONSE_UDP_LENGTH = 8 + 92;
+const RESPONSE_HEAD = '0x02000000';
+/** Transport data: at least the 16-byte header and the 16-byte tag of an empty (keepalive) packet. */
+const TRANSPORT_MIN_UDP_LENGTH = 8 + 32;
+const TRANSPORT_HEAD = '0x04000000';
 /** IPv4 flags and fragment offset without DF: MF and the offset are 0 in an unfragmented packet. */
 const IPV4_FRAGMENT_BITS = '0x3fff';
 const TCP_SYN = 0x02;
 const TCP_ACK = 0x10;
 /** Offsets in an IPv6 packet without extension headers: the transport header starts at 40. */
+const IP6_UDP_SRC_PORT = 40;
 const IP6_UDP_DST_PORT = 42;
 const IP6_UDP_LENGTH = 44;
 const IP6_UDP_PAYLOAD = 48;
@@ -68,6 +75,52 @@ export function initiationFilter(listenPort: number): string {
     `ip6[${IP6_UDP_PAYLOAD}:4] = ${INITIATION_HEAD}`,
   ];
   return `(${v4.join(' and ')}) or (${v6.join(' and ')})`;
+}
+
+/** A source to leave out of the capture: a peer's current endpoint. */
+export interface ExcludedSource {
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * Everything reconfig-wg looks at on the WireGuard listen port, over IPv4 and IPv6:
+ * * incoming handshake initiations (to verify and hand to WireGuard);
+ * * R2's own initiations and responses leaving the port (they name R2's session indices);
+ * * incoming transport data, except from the peers' current endpoints (`exclude`): WireGuard
+ *   already has those, so a busy tunnel's data never reaches user space; what is left is data
+ *   from a new address, after a NAT remap.
+ * `inbound` uses the packet type Linux gives every captured frame (the SLL header on `any`, the
+ * socket's packet type elsewhere), so R2's own data to a peer whose port happens to be the
+ * listen port is never copied either.
+ */
+export function wireguardFilter(listenPort: number, exclude: readonly ExcludedSource[] = []): string {
+  checkPort(listenPort, 'The WireGuard listen port');
+  const notFragment = `ip[6:2] & ${IPV4_FRAGMENT_BITS} = 0`;
+  const v4Head = (length: number, head: string): string => `udp[4:2] = ${length} and udp[8:4] = ${head}`;
+  const v6Head = (length: number, head: string): string => `ip6[${IP6_UDP_LENGTH}:2] = ${length} and ip6[${IP6_UDP_PAYLOAD}:4] = ${head}`;
+  const v4Sent = `(${v4Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)}) or (${v4Head(RESPONSE_UDP_LENGTH, RESPONSE_HEAD)})`;
+  const v6Sent = `(${v6Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)}) or (${v6Head(RESPONSE_UDP_LENGTH, RESPONSE_HEAD)})`;
+  const v4Excluded = exclude
+    .filter((source) => source.family === 4)
+    .map((source) => ` and not (src host ${source.address} and udp src port ${source.port})`)
+    .join('');
+  const v6Excluded = exclude
+    .filter((source) => source.family === 6)
+    .map((source) => ` and not (ip6 src host ${source.address} and ip6[${IP6_UDP_SRC_PORT}:2] = ${source.port})`)
+    .join('');
+  const v4 = [
+    `(udp dst port ${listenPort} and ${v4Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)})`,
+    `(udp src port ${listenPort} and (${v4Sent}))`,
+    `(inbound and udp dst port ${listenPort} and udp[4:2] >= ${TRANSPORT_MIN_UDP_LENGTH} and udp[8:4] = ${TRANSPORT_HEAD}${v4Excluded})`,
+  ];
+  const v6 = [
+    `(ip6[${IP6_UDP_DST_PORT}:2] = ${listenPort} and ${v6Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)})`,
+    `(ip6[${IP6_UDP_SRC_PORT}:2] = ${listenPort} and (${v6Sent}))`,
+    `(inbound and ip6[${IP6_UDP_DST_PORT}:2] = ${listenPort} and ip6[${IP6_UDP_LENGTH}:2] >= ${TRANSPORT_MIN_UDP_LENGTH} and ip6[${IP6_UDP_PAYLOAD}:4] = ${TRANSPORT_HEAD}${v6Excluded})`,
+  ];
+  return `(ip and ${notFragment} and udp and (${v4.join(' or ')})) or (ip6 and ip6[6] = ${PROTOCOL_UDP} and (${v6.join(' or ')}))`;
 }
 
 /**

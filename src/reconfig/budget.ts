@@ -26,6 +26,18 @@ export const BUDGET_DEFAULTS: BudgetOptions = {
   maxSources: 4096,
 };
 
+/**
+ * Transport data handed to WireGuard: each costs a send and a decryption attempt, and a handful
+ * per source is all a roaming peer needs before WireGuard's answer opens the firewall for it.
+ */
+export const DATA_BUDGET: BudgetOptions = {
+  globalPerSecond: 500,
+  globalBurst: 1000,
+  sourcePerSecond: 20,
+  sourceBurst: 20,
+  maxSources: 4096,
+};
+
 interface Bucket {
   tokens: number;
   at: number;

@@ -2,8 +2,8 @@
  * `reconfig-wg check [-i IFACE]`: a doctor for newcomers. It goes through what reconfig-wg
  * needs, item by item, and says for each what it found and, when something is wrong, the fix.
  *
- * Each item is one function in CHECK_ITEMS: adding one (injection, the conntrack pinhole) is
- * writing that function and listing it. An item that needs what an earlier one found (the
+ * Each item is one function, listed in CHECK_ITEMS: adding one is writing that function and
+ * listing it. An item that needs what an earlier one found (the
  * interface's listen port) is skipped when that is missing.
  *
  * Exit status: 0 when reconfig-wg can run (warnings allowed), 1 when something blocks it,
@@ -15,9 +15,12 @@ import { execa } from 'execa';
 import meow from 'meow';
 import { reportFatal, usageError } from '../common/cli.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
-import { initiationFilter } from '../net/filter.js';
+import { openPinholer as realOpenPinholer } from '../net/conntrack.js';
+import { openInjector as realOpenInjector } from '../net/inject.js';
+import { wireguardFilter } from '../net/filter.js';
 import { readInterface, resolveInterface, runWg, type InterfaceConfig, type WgRunner } from '../wireguard/wg.js';
 import { firewallVerdict } from './check-firewall.js';
+import { selfTestLoopback, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { validateInterfaceName } from './options.js';
 import { defaultPersist, describePersist, parsePersist, type PersistChoice } from './tell/persist.js';
 import { uciPeerSections } from './tell/persist-uci.js';
@@ -41,8 +44,12 @@ export interface CheckContext {
   readonly openCapture: (options: CaptureOptions) => Capture;
   /** runs nft with these arguments; the real one unless a test says otherwise */
   readonly nft: (args: readonly string[]) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string; missing: boolean }>;
+  readonly openInjector: () => PacketInjector;
+  readonly openPinholer: () => PacketPinholer;
   /** what the interface item found: later items use it (never the private key) */
   found?: { readonly iface: string; readonly config: InterfaceConfig };
+  /** what the inject item's self-test found: does a re-sent packet get in on lo? */
+  loopbackAccepted?: boolean | undefined;
 }
 
 export interface CheckItem {
@@ -73,10 +80,10 @@ async function wgInterface(context: CheckContext): Promise<CheckResult> {
 async function capture(context: CheckContext): Promise<CheckResult> {
   const port = context.found?.config.listenPort;
   if (port === undefined || port === 0) return result('capture', 'skip', 'needs the interface and its listen port');
-  const filter = initiationFilter(port);
+  const filter = wireguardFilter(port);
   const session = context.openCapture({ device: context.device, filter, onFrame: () => undefined });
   session.close();
-  return result('capture', 'ok', `libpcap opens ${context.device} (${session.link}) with the initiation filter for port ${port}`);
+  return result('capture', 'ok', `libpcap opens ${context.device} (${session.link}) with the daemon's filter for port ${port}`);
 }
 
 async function firewall(context: CheckContext): Promise<CheckResult> {
@@ -93,6 +100,47 @@ async function firewall(context: CheckContext): Promise<CheckResult> {
     return result('firewall', 'ok', `new UDP to port ${port} is dropped (${decidedBy})${depends}: fine, reconfig-wg is what lets roaming peers back in`);
   }
   return result('firewall', 'ok', `new UDP to port ${port} is accepted (${decidedBy})${depends}: WireGuard follows a roaming peer by itself; reconfig-wg adds nothing but does no harm`);
+}
+
+async function inject(context: CheckContext): Promise<CheckResult> {
+  const port = context.found?.config.listenPort;
+  if (port === undefined || port === 0) return result('inject', 'skip', 'needs the listen port');
+  let injector: PacketInjector;
+  try {
+    injector = context.openInjector();
+  } catch (error) {
+    return result('inject', 'warn', `${(error as Error).message.replace(/\.$/, '')}: reconfig-wg runs without injection (wg set after a verified initiation; roaming on data packets waits for the next handshake)`, 'run as root or with CAP_NET_RAW, or pass --no-inject to say so');
+  }
+  try {
+    const families = [...injector.families].map((f) => `IPv${f}`).join(' and ');
+    // The daemon's own start-up test: a message WireGuard ignores, re-sent to the port on lo.
+    const accepted = selfTestLoopback(injector, port);
+    context.loopbackAccepted = accepted;
+    const lo =
+      accepted === true
+        ? 're-sent packets get past the firewall on lo'
+        : accepted === false
+          ? 'the firewall drops re-sent packets on lo, so each needs a conntrack pinhole (next item)'
+          : 'could not test whether the firewall lets re-sent packets in on lo';
+    return result('inject', 'ok', `raw sockets open for ${families}; ${lo}`);
+  } finally {
+    injector.close();
+  }
+}
+
+async function pinhole(context: CheckContext): Promise<CheckResult> {
+  let pinholer: PacketPinholer;
+  try {
+    pinholer = context.openPinholer();
+  } catch (error) {
+    const message = (error as Error).message.replace(/\.$/, '');
+    if (context.loopbackAccepted === false) {
+      return result('pinhole', 'warn', `${message}; the firewall drops re-sent packets on lo, so injection cannot work: endpoints move with wg set after a verified initiation only`, 'run with CAP_NET_ADMIN and the nf_conntrack_netlink module, or accept lo in the firewall');
+    }
+    return result('pinhole', 'ok', `not available (${message}); not needed while the firewall lets re-sent packets in on lo`);
+  }
+  pinholer.close();
+  return result('pinhole', 'ok', 'conntrack entries can be added (a pinhole before each injection when the firewall needs one)');
 }
 
 function writable(path: string): boolean {
@@ -140,6 +188,8 @@ export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'interface', run: wgInterface },
   { name: 'capture', run: capture },
   { name: 'firewall', run: firewall },
+  { name: 'inject', run: inject },
+  { name: 'pinhole', run: pinhole },
   { name: 'persist', run: persistence },
 ];
 
@@ -179,7 +229,8 @@ const help = `
   Checks, item by item, that reconfig-wg can run here, and says how to fix what is missing:
   the wg tool; the interface with a private key and a listen port; a capture on the device
   with the real filter; whether the firewall drops new inbound UDP to the port (fine: that is
-  why reconfig-wg exists); whether the --persist target can be written.
+  why reconfig-wg exists); whether packets can be handed to WireGuard (raw socket, and a
+  conntrack pinhole where the firewall needs one); whether the --persist target can be written.
 
   Usage
     $ reconfig-wg check [-i IFACE] [-d DEVICE] [--persist WHERE] [--json]
@@ -222,6 +273,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       persist,
       run: runWg,
       openCapture: realOpenCapture,
+      openInjector: realOpenInjector,
+      openPinholer: realOpenPinholer,
       nft: realNft,
     };
     const results = await runChecks(context);

@@ -7,6 +7,7 @@ import meow from 'meow';
 import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
 import { resolveInterface } from '../wireguard/wg.js';
 import { PROGRAM, startReconfig } from './daemon.js';
+import type { PinholeMode } from './deliver.js';
 import { defaultPidFile, normalizeOptions } from './options.js';
 
 // `reconfig-wg status` and `reconfig-wg check` are commands of their own, with their own flags.
@@ -17,10 +18,15 @@ if (subcommand === 'status' || subcommand === 'check') {
 }
 
 const help = `
-  Keeps a WireGuard road-warrior peer reachable when its NAT changes: watches the interface's
-  listen port with libpcap (before the firewall), verifies each handshake initiation with the
-  interface's private key (mac1 and the Noise IK responder steps), and points only the peer
-  that sent it at its new address, with no interface restart.
+  Keeps a WireGuard road-warrior peer reachable when its NAT changes, with the listen port
+  closed to the world: watches the port with libpcap (before the firewall), vouches for what
+  deserves it, and hands it to WireGuard itself, which roams the endpoint and answers at once:
+    - a handshake initiation, verified with the interface's private key (mac1 and the Noise IK
+      responder steps) and newer than any seen from that peer;
+    - a data packet from a new address whose receiver index names one of the interface's live
+      sessions (learned from the handshake messages the interface sends).
+  No interface restart, no other peer touched. Where a packet cannot be handed over, a verified
+  initiation moves the endpoint with 'wg set' instead.
 
   Usage
     $ reconfig-wg [-i IFACE] [options]
@@ -32,6 +38,11 @@ const help = `
     -d, --device DEVICE     capture device (default: any)
         --once              exit 0 after the first endpoint change
         --dry-run           log the change it would make, change nothing
+        --no-inject         never hand packets to WireGuard; only 'wg set' after a verified
+                            initiation (roaming then waits for the peer's next handshake)
+        --pinhole MODE      auto, always or never: add a conntrack entry for each packet handed
+                            over, so a firewall that drops new packets on lo lets it in
+                            (default: auto, decided by a self-test at start)
     -k, --kill              stop the instance running for IFACE, then exit
         --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
         --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
@@ -73,6 +84,8 @@ const cli = meow(help, {
     device: { type: 'string', shortFlag: 'd' },
     once: { type: 'boolean', default: false },
     dryRun: { type: 'boolean', default: false },
+    inject: { type: 'boolean', default: true },
+    pinhole: { type: 'string' },
     kill: { type: 'boolean', shortFlag: 'k', default: false },
     pidFile: { type: 'string' },
     stateFile: { type: 'string' },
@@ -93,6 +106,8 @@ await runDaemonCli({
       device: cli.flags.device,
       once: cli.flags.once,
       dryRun: cli.flags.dryRun,
+      inject: cli.flags.inject,
+      pinhole: cli.flags.pinhole as PinholeMode | undefined,
       pidFile: cli.flags.pidFile,
       stateFile: cli.flags.stateFile,
       statusFile: cli.flags.statusFile,

@@ -4,11 +4,15 @@
  * SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the WireGuard configuration; SIGUSR1
  * re-reads it too and, in --once mode after the change is made, arms it for one more.
  */
+import { isReconfigError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { acquirePidFile } from '../common/pidfile.js';
 import { handleSignals } from '../common/signals.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
+import { openPinholer } from '../net/conntrack.js';
+import { openInjector } from '../net/inject.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
+import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
 import { defaultPidFile, defaultStateFile, defaultStatusFile, type ReconfigOptions } from './options.js';
 import { Watermarks } from './replay.js';
@@ -22,6 +26,9 @@ export interface DaemonDeps {
   readonly logger: Logger;
   readonly openCapture?: (options: CaptureOptions) => Capture;
   readonly run?: WgRunner;
+  /** raw-socket sender and conntrack writer (tests pass stand-ins); opened for real otherwise */
+  readonly openInjector?: () => PacketInjector;
+  readonly openPinholer?: () => PacketPinholer;
   /** resolves when the daemon should stop (tests); signals are used otherwise */
   readonly signals?: boolean;
 }
@@ -43,12 +50,20 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const watermarks = Watermarks.load(stateFile, iface);
   const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
   const logger = deps.logger;
+  let delivery: Delivery | undefined;
+  try {
+    delivery = openDelivery(options, deps);
+  } catch (error) {
+    release();
+    throw error;
+  }
   const listener = new Listener({
     logger,
     options: { ...options, interface: iface },
     watermarks,
     openCapture: deps.openCapture ?? realOpenCapture,
     run: deps.run,
+    delivery,
   });
   const teller = new Teller({
     logger,
@@ -85,6 +100,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       unhandle();
       await listener.stop();
       await teller.stop();
+      delivery?.close();
       release();
       logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
       finish(code);
@@ -129,6 +145,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     await listener.start();
   } catch (error) {
     unhandle();
+    delivery?.close();
     release();
     throw error;
   }
@@ -142,4 +159,37 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   }
 
   return { listener, teller, interface: iface, done, stop: () => stop(0), rearm };
+}
+
+/**
+ * The raw socket and the conntrack writer, when injection is on. A raw socket that cannot be
+ * opened is said once and the daemon runs on `wg set` alone; so is a missing pinhole in auto
+ * mode. `--pinhole always` without one is a configuration error.
+ */
+function openDelivery(options: ReconfigOptions, deps: DaemonDeps): Delivery | undefined {
+  if (!options.inject || options.dryRun) return undefined;
+  const logger = deps.logger;
+  let injector: PacketInjector;
+  try {
+    injector = (deps.openInjector ?? openInjector)();
+  } catch (error) {
+    logger.warn(
+      { event: 'inject.unavailable', code: isReconfigError(error) ? error.code : 'E_INJECT' },
+      `${(error as Error).message.replace(/\.$/, '')}. Running without injection: endpoints are set with wg set after a verified initiation, and roaming on data packets waits for the peer's next handshake.`,
+    );
+    return undefined;
+  }
+  let pinholer: PacketPinholer | undefined;
+  if (options.pinhole !== 'never') {
+    try {
+      pinholer = (deps.openPinholer ?? openPinholer)();
+    } catch (error) {
+      if (options.pinhole === 'always') {
+        injector.close();
+        throw error;
+      }
+      logger.info({ event: 'pinhole.unavailable', code: isReconfigError(error) ? error.code : 'E_PINHOLE' }, (error as Error).message);
+    }
+  }
+  return new Delivery({ logger, injector, pinholer, mode: options.pinhole });
 }

@@ -1,7 +1,7 @@
 /**
  * Endpoints as wg prints and takes them: `192.0.2.7:51820` or `[2001:db8::7]:51820`.
  */
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 export function formatEndpoint(address: string, port: number): string {
   return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
@@ -23,4 +23,23 @@ function canonical(endpoint: string): string {
   } catch {
     return endpoint;
   }
+}
+
+export interface ParsedEndpoint {
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** `192.0.2.7:51820` or `[2001:db8::7]:51820` → its parts; undefined for anything else. */
+export function parseEndpoint(endpoint: string): ParsedEndpoint | undefined {
+  const v6 = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(endpoint);
+  const v4 = v6 === null ? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(endpoint) : null;
+  const match = v6 ?? v4;
+  if (match === null) return undefined;
+  const address = match[1] ?? '';
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return undefined;
+  if (v6 !== null) return isIPv6(address) ? { family: 6, address, port } : undefined;
+  return isIPv4(address) ? { family: 4, address, port } : undefined;
 }

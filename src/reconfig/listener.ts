@@ -1,24 +1,34 @@
 /**
- * capture → decode → verify → decide → apply, for one WireGuard interface.
+ * capture → decode → classify → verify → deliver → confirm → tell, for one WireGuard interface.
  *
- * The synchronous part (decode, mac1, Noise) runs for every captured frame and never throws;
- * what survives it is authentic and goes through one queue, so `wg` calls for the same peer
- * never race. A packet without the peer's private key behind it can at most be counted.
+ * Three kinds of packet reach user space (see wireguardFilter):
+ * * an incoming handshake initiation: verified (mac1, then the Noise IK responder steps) and,
+ *   if fresh, handed to WireGuard itself (initiation.ts decides);
+ * * R2's own handshake messages leaving the port: they name R2's session indices (sessions.ts);
+ * * incoming transport data from an address that is not its peer's endpoint: handed to
+ *   WireGuard only if its receiver index names one of R2's live sessions.
+ * The synchronous part runs for every captured frame and never throws; everything that waits
+ * for `wg` runs in one queue per peer, so calls for the same peer never race.
  */
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
 import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
-import { initiationFilter } from '../net/filter.js';
+import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
+import { MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE, TRANSPORT_RECEIVER_OFFSET } from '../wireguard/constants.js';
+import { IndexTable } from '../wireguard/indextable.js';
 import { openInitiation, screenInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
 import { parseSecret } from '../wireguard/keys.js';
+import { mac1KeyOf } from '../wireguard/mac1.js';
 import { createResponder, type Responder } from '../wireguard/responder.js';
+import { identifySent, responseReceiver, type PeerMac1Key } from '../wireguard/sent.js';
 import { timestampToDate } from '../wireguard/tai64n.js';
-import { readInterface, type InterfaceConfig, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
+import { readEndpoints, readInterface, type InterfaceConfig, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
 import { applyEndpointChange } from './apply.js';
-import { formatEndpoint, sameEndpoint } from './endpoint.js';
-import { VerifyBudget } from './budget.js';
+import { DATA_BUDGET, VerifyBudget } from './budget.js';
+import type { Delivery } from './deliver.js';
+import { formatEndpoint, parseEndpoint, sameEndpoint } from './endpoint.js';
 import type { ReconfigOptions } from './options.js';
 import type { Watermarks } from './replay.js';
 
@@ -33,16 +43,24 @@ export interface ListenerDeps {
   readonly now?: () => number;
   /** bounds the Noise work an unauthenticated sender can cause */
   readonly budget?: VerifyBudget;
+  /** bounds how many data packets are handed to WireGuard */
+  readonly dataBudget?: VerifyBudget;
+  /** hands packets to WireGuard; without it, verified initiations are applied with `wg set` */
+  readonly delivery?: Delivery;
+  /** waits between `wg show` reads while confirming an injection (ms, cumulative) */
+  readonly confirmDelaysMs?: readonly number[];
 }
+
+/** Who moved the endpoint: WireGuard on a packet we handed it, our `wg set`, or WireGuard on its own. */
+export type ChangeHow = 'injected' | 'set' | 'roamed';
 
 export interface EndpointChange {
   readonly peer: string;
   readonly from: string | undefined;
   readonly to: string;
-  /** who moved it; 'set' when absent */
-  readonly how?: 'injected' | 'set' | 'roamed';
-  /** epoch ms; when absent, the moment it was told */
-  readonly at?: number;
+  readonly how: ChangeHow;
+  /** wall-clock ms when the change was confirmed */
+  readonly at: number;
 }
 
 /** What the listener knows of one peer, for the status file. */
@@ -54,7 +72,28 @@ export interface PeerView {
 interface Keys {
   readonly config: InterfaceConfig;
   readonly responder: Responder;
+  /** each peer's mac1 key: names the peer of a handshake message R2 sends */
+  readonly peerMacs: ReadonlyMap<string, PeerMac1Key>;
 }
+
+interface Injected {
+  readonly src: string;
+  readonly kind: 'initiation' | 'data';
+  readonly capturedAt: number;
+  readonly injectedAt: number;
+  readonly datagram: Datagram;
+}
+
+/**
+ * WireGuard takes an injected packet up within a millisecond or two; `wg show` is read after
+ * each of these waits until the endpoint is the new one (about 0.5 s in all).
+ */
+export const CONFIRM_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256] as const;
+/** How long an initiator's index is kept to match R2's response to it. */
+const INITIATOR_HINT_MS = 10_000;
+const MAX_INITIATOR_HINTS = 1024;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Listener {
   /** reason → how many packets were ignored for it */
@@ -63,25 +102,39 @@ export class Listener {
   private readonly byPeer = new Map<string, Map<string, number>>();
   accepted = 0;
   updated = 0;
+  injected = 0;
+  sessionsLearned = 0;
 
   private keys: Keys | undefined;
   private readonly keeper: CaptureKeeper;
   private capturePort = 0;
-  private queue: Promise<void> = Promise.resolve();
+  private captureFilter = '';
+  private filterUpdate: NodeJS.Immediate | undefined;
+  private readonly peerQueues = new Map<string, Promise<void>>();
+  private readonly work = new Set<Promise<void>>();
+  private readonly confirming = new Map<string, Injected>();
+  private readonly indices = new IndexTable();
+  private readonly initiators = new Map<number, { peer: string; at: number }>();
   private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
   private interfaceMissing = false;
   private stopped = false;
   private changeListeners: ((change: EndpointChange) => void)[] = [];
   private readonly budget: VerifyBudget;
+  private readonly dataBudget: VerifyBudget;
 
   constructor(private readonly deps: ListenerDeps) {
     this.budget = deps.budget ?? new VerifyBudget();
+    this.dataBudget = deps.dataBudget ?? new VerifyBudget(DATA_BUDGET);
     this.keeper = new CaptureKeeper({
       logger: deps.logger,
       device: deps.options.device,
       openCapture: deps.openCapture,
       onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
-      onOpen: (capture, reopened) =>
+      onOpen: (capture, reopened) => {
+        if (reopened === 'filter') {
+          deps.logger.debug({ event: 'filter.updated', interface: this.iface, excluded: this.excludedCount() }, 'capture filter updated');
+          return;
+        }
         deps.logger.info(
           {
             event: 'listening',
@@ -90,17 +143,24 @@ export class Listener {
             link: capture.link,
             port: this.capturePort,
             peers: this.keys?.config.peers.size ?? 0,
+            inject: this.injecting,
+            pinhole: deps.delivery?.pinholing ?? false,
             dryRun: deps.options.dryRun,
             once: deps.options.once,
             ...(reopened ? { reopened } : {}),
           },
-          `watching ${capture.device} for WireGuard initiations to port ${this.capturePort}`,
-        ),
+          `watching ${capture.device} for WireGuard packets to port ${this.capturePort}`,
+        );
+      },
     });
   }
 
   private get iface(): string {
     return this.deps.options.interface;
+  }
+
+  private get injecting(): boolean {
+    return this.deps.delivery !== undefined && this.deps.options.inject && !this.deps.options.dryRun;
   }
 
   private now(): number {
@@ -110,11 +170,19 @@ export class Listener {
   /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
   async start(): Promise<void> {
     this.keys = await this.loadKeys();
-    this.listenOn(this.keys.config.listenPort, false);
+    if (this.injecting) this.deps.delivery?.prepare(this.keys.config.listenPort);
+    this.captureFilter = this.filterFor(this.keys.config);
+    this.capturePort = this.keys.config.listenPort;
+    this.keeper.open(this.captureFilter);
   }
 
   onChange(listener: (change: EndpointChange) => void): void {
     this.changeListeners.push(listener);
+  }
+
+  /** Each peer's endpoint as last confirmed with `wg show`. */
+  endpoints(): ReadonlyMap<string, string | undefined> {
+    return new Map([...(this.keys?.config.peers.values() ?? [])].map((peer) => [peer.publicKey, peer.endpoint]));
   }
 
   private async loadKeys(): Promise<Keys> {
@@ -128,22 +196,59 @@ export class Listener {
     const secret = parseSecret(config.privateKey);
     if (!secret.ok) throw new ReconfigError('E_WG', `wg printed a private key for ${this.iface} that is not a valid key.`);
     // Keep the configuration without its private key; the Secret inside the responder is the one copy.
-    return { config: { ...config, privateKey: undefined }, responder: createResponder(secret.value) };
+    return { config: { ...config, privateKey: undefined }, responder: createResponder(secret.value), peerMacs: this.peerMacsFor(config) };
   }
 
-  /** (Re)opens the capture with the filter for `port`; throws only from start(). */
-  private listenOn(port: number, reopen: boolean): void {
-    this.capturePort = port;
-    if (reopen) this.keeper.reopen(initiationFilter(port));
-    else this.keeper.open(initiationFilter(port));
+  private peerMacsFor(config: InterfaceConfig): Map<string, PeerMac1Key> {
+    const previous = this.keys?.peerMacs;
+    const macs = new Map<string, PeerMac1Key>();
+    for (const peer of config.peers.keys()) {
+      const known = previous?.get(peer);
+      macs.set(peer, known ?? { peer, mac1Key: mac1KeyOf(Buffer.from(peer, 'base64')) });
+    }
+    return macs;
   }
 
-  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}): void {
+  private filterFor(config: InterfaceConfig): string {
+    const exclude: ExcludedSource[] = [];
+    for (const peer of config.peers.values()) {
+      const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
+      if (endpoint !== undefined) exclude.push(endpoint);
+    }
+    return wireguardFilter(config.listenPort, exclude);
+  }
+
+  private excludedCount(): number {
+    return [...(this.keys?.config.peers.values() ?? [])].filter((peer) => peer.endpoint !== undefined).length;
+  }
+
+  /** Rebuilds the capture filter from the current endpoints, once per turn of the event loop. */
+  private scheduleFilterUpdate(): void {
+    if (this.filterUpdate !== undefined || this.stopped) return;
+    this.filterUpdate = setImmediate(() => {
+      this.filterUpdate = undefined;
+      this.updateFilter();
+    });
+  }
+
+  private updateFilter(): void {
+    const keys = this.keys;
+    if (keys === undefined || this.stopped) return;
+    const filter = this.filterFor(keys.config);
+    if (filter === this.captureFilter) return;
+    const portChanged = keys.config.listenPort !== this.capturePort;
+    this.captureFilter = filter;
+    this.capturePort = keys.config.listenPort;
+    if (portChanged) this.keeper.reopen(filter);
+    else this.keeper.replace(filter);
+  }
+
+  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'initiation.ignored'): void {
     const count = (this.ignored.get(reason) ?? 0) + 1;
     this.ignored.set(reason, count);
     // only known peers: anyone can make up keys, and each would cost memory here
     if (typeof details.peer === 'string' && this.keys?.config.peers.has(details.peer)) this.countFor(details.peer, reason);
-    this.deps.logger.debug({ event: 'initiation.ignored', reason, count, ...details }, `ignored: ${reason}`);
+    this.deps.logger.debug({ event, reason, count, ...details }, `ignored: ${reason}`);
   }
 
   /** Every captured frame comes through here. Never throws. */
@@ -154,20 +259,157 @@ export class Listener {
     const decoded = decodeFrame(link, frame);
     if (!decoded.ok) return this.ignore(decoded.reason);
     const datagram = decoded.value;
-    if (datagram.protocol !== 'udp' || datagram.dstPort !== keys.config.listenPort) {
+    const port = keys.config.listenPort;
+    if (datagram.protocol !== 'udp' || (datagram.dstPort !== port && datagram.srcPort !== port)) {
       return this.ignore('wrong-port', { src: datagram.src });
     }
+    const type = datagram.payload[0];
+    if (datagram.dstPort === port && type === MESSAGE_INITIATION) {
+      const screened = screenInitiation(keys.responder, datagram.payload);
+      if (screened.ok) return this.onInitiation(keys, datagram, timestampMs);
+      // R2's own initiation to a peer whose port is the listen port too: keyed for that peer.
+      if (datagram.srcPort !== port || !this.onSent(keys, datagram)) {
+        return this.ignore(screened.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+      }
+      return;
+    }
+    if (datagram.srcPort === port && (type === MESSAGE_INITIATION || type === MESSAGE_RESPONSE)) {
+      if (!this.onSent(keys, datagram)) this.ignore('unknown-receiver', {}, 'handshake.ignored');
+      return;
+    }
+    if (datagram.dstPort === port && type === MESSAGE_TRANSPORT) return this.onData(keys, datagram, timestampMs);
+    return this.ignore('bad-type', { src: formatEndpoint(datagram.src, datagram.srcPort) });
+  }
+
+  /** R2's own initiation or response: learn the session index it names. */
+  private onSent(keys: Keys, datagram: Datagram): boolean {
+    const receiver = responseReceiver(datagram.payload);
+    const hintPeer = receiver === undefined ? undefined : this.initiators.get(receiver)?.peer;
+    const hint = hintPeer === undefined ? undefined : keys.peerMacs.get(hintPeer);
+    const sent = identifySent(datagram.payload, keys.peerMacs.values(), hint);
+    if (!sent.ok) return false;
+    this.indices.learn(sent.value.index, sent.value.peer, this.now());
+    this.sessionsLearned++;
+    this.deps.logger.debug(
+      { event: 'session.learned', interface: this.iface, peer: sent.value.peer, index: sent.value.index, from: sent.value.kind },
+      `R2 sent a handshake ${sent.value.kind}: session index ${sent.value.index}`,
+    );
+    return true;
+  }
+
+  private onInitiation(keys: Keys, datagram: Datagram, capturedAt: number): void {
     const src = formatEndpoint(datagram.src, datagram.srcPort);
-    const screened = screenInitiation(keys.responder, datagram.payload);
-    if (!screened.ok) return this.ignore(screened.reason, { src });
     if (!this.budget.take(datagram.src)) return this.ignore('rate-limited', { src });
     const verified = openInitiation(keys.responder, datagram.payload);
     if (!verified.ok) return this.ignore(verified.reason, { src });
-    this.enqueue(() => this.onAuthentic(datagram, verified.value, timestampMs));
+    const peerKey = verified.value.staticKey.toString('base64');
+    const peer = keys.config.peers.get(peerKey);
+    if (peer === undefined) {
+      this.enqueue(peerKey, () => this.onUnknownKey(datagram, verified.value, capturedAt));
+      return;
+    }
+    this.onGenuine(peer, datagram, verified.value, capturedAt);
   }
 
-  private enqueue(task: () => Promise<void>): void {
-    this.queue = this.queue.then(task).catch((error: unknown) => this.logError(error));
+  /** A genuine initiation from a key we do not know: maybe the peer was just added. */
+  private async onUnknownKey(datagram: Datagram, initiation: VerifiedInitiation, capturedAt: number): Promise<void> {
+    const peerKey = initiation.staticKey.toString('base64');
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    // Anyone who knows our public key can make one, hence the rate limit on re-reading.
+    if (this.now() - this.lastUnknownRefresh >= this.deps.options.unknownPeerRefreshMs) {
+      this.lastUnknownRefresh = this.now();
+      await this.refresh('unknown-peer');
+    }
+    const peer = this.keys?.config.peers.get(peerKey);
+    if (peer === undefined || this.stopped) return this.ignore('unknown-peer', { src, peer: peerKey });
+    this.onGenuine(peer, datagram, initiation, capturedAt);
+  }
+
+  /** Synchronous from the capture: checks freshness, hands the packet on, then persists. */
+  private onGenuine(peer: PeerConfig, datagram: Datagram, initiation: VerifiedInitiation, capturedAt: number): void {
+    const peerKey = peer.publicKey;
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    const marks = this.deps.watermarks;
+    if (!marks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey });
+    this.accepted++;
+    this.countFor(peerKey, 'accepted');
+    this.rememberInitiator(initiation.sender, peerKey);
+    const sent = timestampToDate(initiation.timestamp);
+    let injected = false;
+    if (this.injecting && this.deps.delivery?.canInject(datagram.family) === true) {
+      injected = this.inject(datagram, 'initiation');
+    }
+    try {
+      marks.advance(peerKey, initiation.timestamp);
+    } catch (error) {
+      // The watermark is raised in memory; losing it on disk must not stop the tunnel.
+      this.logError(error);
+    }
+    this.deps.logger.info(
+      { event: 'initiation.accepted', interface: this.iface, peer: peerKey, src, injected, timestamp: sent.ok ? sent.value.toISOString() : undefined },
+      `authentic initiation from ${src}`,
+    );
+    if (injected) {
+      if (!sameEndpoint(peer.endpoint, src)) this.confirm(peerKey, { src, kind: 'initiation', capturedAt, injectedAt: Date.now(), datagram });
+      return;
+    }
+    this.enqueue(peerKey, () => this.applyWithWg(peerKey, peer, src, capturedAt));
+  }
+
+  private rememberInitiator(index: number, peer: string): void {
+    const at = this.now();
+    if (this.initiators.size >= MAX_INITIATOR_HINTS) {
+      for (const [old, hint] of this.initiators) {
+        if (at - hint.at > INITIATOR_HINT_MS || this.initiators.size >= MAX_INITIATOR_HINTS) this.initiators.delete(old);
+        if (this.initiators.size < MAX_INITIATOR_HINTS / 2) break;
+      }
+    }
+    this.initiators.set(index, { peer, at });
+  }
+
+  /** Transport data to the listen port from an address that is not (yet) its peer's endpoint. */
+  private onData(keys: Keys, datagram: Datagram, capturedAt: number): void {
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    if (datagram.payload.length < TRANSPORT_MIN_SIZE) return this.ignore('bad-size', { src }, 'data.ignored');
+    const index = datagram.payload.readUInt32LE(TRANSPORT_RECEIVER_OFFSET);
+    const peerKey = this.indices.lookup(index, this.now());
+    if (peerKey === undefined) return this.ignore('unknown-index', { src, index }, 'data.ignored');
+    const peer = keys.config.peers.get(peerKey);
+    if (peer === undefined) return this.ignore('unknown-index', { src, index }, 'data.ignored');
+    // The filter leaves these out; one that slipped in while the filter was being replaced.
+    if (sameEndpoint(peer.endpoint, src)) return this.ignore('from-endpoint', { src, peer: peerKey }, 'data.ignored');
+    if (!this.injecting || this.deps.delivery?.canInject(datagram.family) !== true) {
+      // A data packet never moves an endpoint by our hand: without injection it is only counted.
+      return this.ignore(this.deps.options.dryRun ? 'dry-run' : 'not-injected', { src, peer: peerKey }, 'data.ignored');
+    }
+    if (!this.dataBudget.take(datagram.src)) return this.ignore('rate-limited', { src, peer: peerKey }, 'data.ignored');
+    if (!this.inject(datagram, 'data')) return;
+    const pending = this.confirming.get(peerKey);
+    if (pending === undefined || pending.src !== src) this.confirm(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
+  }
+
+  private inject(datagram: Datagram, kind: 'initiation' | 'data'): boolean {
+    const delivered = this.deps.delivery?.deliver(datagram);
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    if (delivered === undefined || !delivered.ok) {
+      this.ignore('inject-failed', { src, why: delivered?.ok === false ? delivered.reason : 'no delivery' }, `${kind}.ignored`);
+      return false;
+    }
+    this.injected++;
+    this.deps.logger.debug({ event: `${kind}.injected`, interface: this.iface, src, pinholed: delivered.value.pinholed }, `handed a ${kind} packet from ${src} to WireGuard`);
+    return true;
+  }
+
+  /** Runs `task` after every earlier task for the same peer. */
+  private enqueue(peer: string, task: () => Promise<void>): void {
+    const previous = this.peerQueues.get(peer) ?? Promise.resolve();
+    const next = previous.then(task).catch((error: unknown) => this.logError(error));
+    this.peerQueues.set(peer, next);
+    this.work.add(next);
+    void next.finally(() => {
+      this.work.delete(next);
+      if (this.peerQueues.get(peer) === next) this.peerQueues.delete(peer);
+    });
   }
 
   private logError(error: unknown): void {
@@ -175,87 +417,113 @@ export class Listener {
     this.deps.logger.error({ event: 'error', code }, (error as Error).message);
   }
 
-  private async onAuthentic(datagram: Datagram, initiation: VerifiedInitiation, capturedAt: number): Promise<void> {
+  /** Waits for WireGuard to take up an injected packet; falls back to `wg set` for an initiation. */
+  private confirm(peerKey: string, injected: Injected): void {
+    this.confirming.set(peerKey, injected);
+    this.enqueue(peerKey, async () => {
+      try {
+        if (await this.takenUp(peerKey, injected)) return;
+        if (injected.kind !== 'initiation' || this.stopped) {
+          this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.iface, peer: peerKey, src: injected.src }, 'WireGuard did not move the endpoint');
+          return;
+        }
+        // The firewall may drop what comes in on lo: pinhole and hand the same packet over again
+        // (WireGuard never saw it, so it is still fresh to WireGuard).
+        if (this.deps.delivery?.learnPinholeNeeded() === true && this.inject(injected.datagram, 'initiation')) {
+          if (await this.takenUp(peerKey, { ...injected, injectedAt: Date.now() })) return;
+        }
+        const peer = this.keys?.config.peers.get(peerKey);
+        if (peer !== undefined) await this.applyWithWg(peerKey, peer, injected.src, injected.capturedAt);
+      } finally {
+        if (this.confirming.get(peerKey) === injected) this.confirming.delete(peerKey);
+      }
+    });
+  }
+
+  /** True once `wg show` says the peer's endpoint is the injected packet's source. */
+  private async takenUp(peerKey: string, injected: Injected): Promise<boolean> {
+    for (const delay of this.deps.confirmDelaysMs ?? CONFIRM_DELAYS_MS) {
+      await sleep(delay);
+      if (this.stopped) return false;
+      const endpoints = await readEndpoints(this.iface, this.deps.run);
+      const endpoint = endpoints.get(peerKey);
+      if (sameEndpoint(endpoint, injected.src)) {
+        this.changed(peerKey, injected.src, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Today's path: `wg set` with a keepalive edge, for verified initiations only. */
+  private async applyWithWg(peerKey: string, fallback: PeerConfig, src: string, capturedAt: number): Promise<void> {
     if (this.stopped) return;
-    const peerKey = initiation.staticKey.toString('base64');
-    const src = formatEndpoint(datagram.src, datagram.srcPort);
-    let peer = this.keys?.config.peers.get(peerKey);
-    if (peer === undefined && this.now() - this.lastUnknownRefresh >= this.deps.options.unknownPeerRefreshMs) {
-      // A genuine initiation from a key we do not know: maybe the peer was just added.
-      // Anyone who knows our public key can make one, hence the rate limit on re-reading.
-      this.lastUnknownRefresh = this.now();
-      await this.refresh('unknown-peer');
-      peer = this.keys?.config.peers.get(peerKey);
-    }
-    if (peer === undefined) return this.ignore('unknown-peer', { src, peer: peerKey });
-    if (!this.deps.watermarks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey });
-    try {
-      this.deps.watermarks.advance(peerKey, initiation.timestamp);
-    } catch (error) {
-      // The watermark is raised in memory; losing it on disk must not stop the tunnel.
-      this.logError(error);
-    }
-    this.accepted++;
-    this.countFor(peerKey, 'accepted');
-    const sent = timestampToDate(initiation.timestamp);
-    this.deps.logger.info(
-      { event: 'initiation.accepted', interface: this.iface, peer: peerKey, src, timestamp: sent.ok ? sent.value.toISOString() : undefined },
-      `authentic initiation from ${src}`,
-    );
     // The endpoint may have moved since we last looked (WireGuard roams on authenticated
     // packets by itself), so ask wg for the current one before deciding.
-    const current = await this.currentPeer(peerKey, peer);
+    await this.refresh('initiation');
+    const current = this.keys?.config.peers.get(peerKey) ?? fallback;
     if (sameEndpoint(current.endpoint, src)) {
       this.deps.logger.debug({ event: 'endpoint.unchanged', interface: this.iface, peer: peerKey, endpoint: src }, 'endpoint already current');
       return;
     }
-    await this.applyChange(current, src, capturedAt);
-  }
-
-  private async currentPeer(peerKey: string, fallback: PeerConfig): Promise<PeerConfig> {
-    await this.refresh('initiation');
-    return this.keys?.config.peers.get(peerKey) ?? fallback;
-  }
-
-  private async applyChange(peer: PeerConfig, to: string, capturedAt: number): Promise<void> {
-    const change: EndpointChange = { peer: peer.publicKey, from: peer.endpoint, to };
     if (this.deps.options.dryRun) {
       this.deps.logger.info(
-        { event: 'endpoint.updated', dryRun: true, interface: this.iface, ...change },
-        `dry run: would point peer at ${to}`,
+        { event: 'endpoint.updated', dryRun: true, interface: this.iface, peer: peerKey, from: current.endpoint, to: src, how: 'set' },
+        `dry run: would point peer at ${src}`,
       );
-    } else {
-      const setAt = await applyEndpointChange(this.iface, peer, to, this.deps.run);
-      this.rememberEndpoint(peer, to);
-      this.deps.logger.info(
-        {
-          event: 'endpoint.updated',
-          interface: this.iface,
-          ...change,
-          // capture → endpoint set and send triggered; and → the peer's keepalive restored
-          latencyMs: Number((setAt - capturedAt).toFixed(3)),
-          doneMs: Number((this.now() - capturedAt).toFixed(3)),
-          setAt: new Date(setAt).toISOString(),
-        },
-        `peer now at ${to}`,
-      );
+      this.emit({ peer: peerKey, from: current.endpoint, to: src, how: 'set', at: Date.now() });
+      return;
     }
+    const setAt = await applyEndpointChange(this.iface, current, src, this.deps.run);
+    const confirmed = (await readEndpoints(this.iface, this.deps.run)).get(peerKey);
+    if (!sameEndpoint(confirmed, src)) {
+      throw new ReconfigError('E_WG', `wg set did not move peer ${peerKey} to ${src}: wg show says ${confirmed ?? '(none)'}.`);
+    }
+    this.changed(peerKey, src, 'set', { capturedAt, doneAt: setAt });
+  }
+
+  /** A confirmed change: remember it, leave its data out of the capture, tell. */
+  private changed(peerKey: string, to: string, how: ChangeHow, timing?: { capturedAt: number; doneAt: number }): void {
+    const keys = this.keys;
+    const peer = keys?.config.peers.get(peerKey);
+    if (keys === undefined || peer === undefined || sameEndpoint(peer.endpoint, to)) return;
+    const from = peer.endpoint;
+    const peers = new Map(keys.config.peers);
+    peers.set(peerKey, { ...peer, endpoint: to });
+    this.keys = { ...keys, config: { ...keys.config, peers } };
+    this.scheduleFilterUpdate();
+    const at = Date.now();
+    this.deps.logger.info(
+      {
+        event: 'endpoint.updated',
+        interface: this.iface,
+        peer: peerKey,
+        from,
+        to,
+        how,
+        ...(timing === undefined
+          ? {}
+          : {
+              // capture → packet handed to WireGuard (or endpoint set); and → confirmed with wg show
+              latencyMs: Number((timing.doneAt - timing.capturedAt).toFixed(3)),
+              confirmedMs: Number((at - timing.capturedAt).toFixed(3)),
+              setAt: new Date(timing.doneAt).toISOString(),
+            }),
+      },
+      `peer now at ${to} (${how})`,
+    );
     this.updated++;
-    this.countFor(change.peer, 'updated');
+    this.countFor(peerKey, 'updated');
+    this.emit({ peer: peerKey, from, to, how, at });
+  }
+
+  private emit(change: EndpointChange): void {
     for (const listener of this.changeListeners) listener(change);
   }
 
-  private rememberEndpoint(peer: PeerConfig, endpoint: string): void {
-    const keys = this.keys;
-    if (keys === undefined) return;
-    const peers = new Map(keys.config.peers);
-    peers.set(peer.publicKey, { ...peer, endpoint });
-    this.keys = { ...keys, config: { ...keys.config, peers } };
-  }
-
   /**
-   * Re-reads the interface: new peers, endpoints, a new key or listen port (the interface was
-   * recreated, or SIGHUP). The capture filter follows the port. Never throws.
+   * Re-reads the interface: new peers, endpoints WireGuard moved by itself, a new key or listen
+   * port (the interface was recreated, or SIGHUP). The capture filter follows. Never throws.
    */
   async refresh(why: string): Promise<void> {
     let fresh: Keys;
@@ -273,18 +541,43 @@ export class Listener {
       this.deps.logger.info({ event: 'interface.ready', interface: this.iface, why }, `interface ${this.iface} is back`);
     }
     const before = this.keys;
-    this.keys = fresh.responder.publicKey.equals(before?.responder.publicKey ?? Buffer.alloc(0))
-      ? { config: fresh.config, responder: before?.responder ?? fresh.responder }
-      : fresh;
-    if (before !== undefined && !fresh.responder.publicKey.equals(before.responder.publicKey)) {
+    const keyChanged = before !== undefined && !fresh.responder.publicKey.equals(before.responder.publicKey);
+    this.keys = keyChanged || before === undefined ? fresh : { ...fresh, responder: before.responder };
+    if (keyChanged) {
       this.deps.logger.info({ event: 'config.reloaded', interface: this.iface, why, keyChanged: true }, 'interface key changed');
     }
-    if (fresh.config.listenPort !== this.capturePort && !this.stopped) this.listenOn(fresh.config.listenPort, true);
+    this.indices.retainPeers(new Set(fresh.config.peers.keys()));
+    if (before !== undefined && !keyChanged) this.noticeRoams(before.config, fresh.config);
+    this.updateFilter();
   }
 
-  /** Resolves when every queued initiation has been handled. */
-  settled(): Promise<void> {
-    return this.queue;
+  /** Endpoints that moved between two reads without us: WireGuard roamed on a packet it was let in. */
+  private noticeRoams(before: InterfaceConfig, after: InterfaceConfig): void {
+    for (const peer of after.peers.values()) {
+      const old = before.peers.get(peer.publicKey);
+      if (old === undefined || peer.endpoint === undefined || sameEndpoint(old.endpoint, peer.endpoint)) continue;
+      // A change being confirmed is told by its confirmation, with how it was made.
+      if (this.confirming.get(peer.publicKey)?.src === peer.endpoint) {
+        this.restoreEndpoint(peer.publicKey, old.endpoint);
+        continue;
+      }
+      this.restoreEndpoint(peer.publicKey, old.endpoint);
+      this.changed(peer.publicKey, peer.endpoint, 'roamed');
+    }
+  }
+
+  private restoreEndpoint(peerKey: string, endpoint: string | undefined): void {
+    const keys = this.keys;
+    const peer = keys?.config.peers.get(peerKey);
+    if (keys === undefined || peer === undefined) return;
+    const peers = new Map(keys.config.peers);
+    peers.set(peerKey, { ...peer, endpoint });
+    this.keys = { ...keys, config: { ...keys.config, peers } };
+  }
+
+  /** Resolves when every queued task has been handled. */
+  async settled(): Promise<void> {
+    for (let round = 0; round < 100 && this.work.size > 0; round++) await Promise.allSettled([...this.work]);
   }
 
   private countFor(peer: string, reason: string): void {
@@ -293,7 +586,7 @@ export class Listener {
     this.byPeer.set(peer, counts);
   }
 
-  /** The peers as last read from `wg show` (or as last set here), and the listen port. */
+  /** The peers as last read from `wg show` (or as last changed here), and the listen port. */
   view(): { readonly listenPort: number; readonly peers: readonly PeerView[] } {
     const config = this.keys?.config;
     if (config === undefined) return { listenPort: this.capturePort, peers: [] };
@@ -311,13 +604,20 @@ export class Listener {
   }
 
   counters(): Record<string, number> {
-    return { accepted: this.accepted, updated: this.updated, ...Object.fromEntries(this.ignored) };
+    return {
+      accepted: this.accepted,
+      updated: this.updated,
+      injected: this.injected,
+      sessionsLearned: this.sessionsLearned,
+      ...Object.fromEntries(this.ignored),
+    };
   }
 
   /** Stops capturing and waits for queued work to finish. */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
     this.keeper.stop();
-    await this.queue;
+    await this.settled();
   }
 }

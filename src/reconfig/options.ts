@@ -4,6 +4,7 @@
 import { accessSync, constants } from 'node:fs';
 import { parseCommand } from '../common/command.js';
 import { ReconfigError } from '../common/errors.js';
+import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
 import { defaultPersist, parsePersist, type PersistChoice } from './tell/persist.js';
 import { defaultStatusFile as statusFileFor } from './tell/status.js';
 
@@ -14,8 +15,12 @@ export interface ReconfigOptions {
   readonly device: string;
   /** exit 0 after the first endpoint change */
   readonly once: boolean;
-  /** log what would change, change nothing */
+  /** log what would change, change nothing (and hand nothing to WireGuard) */
   readonly dryRun: boolean;
+  /** hand vouched-for packets to WireGuard through a raw socket (false: only `wg set`) */
+  readonly inject: boolean;
+  /** conntrack pinhole before each injection: decided by a self-test, always, or never */
+  readonly pinhole: PinholeMode;
   /** undefined: derived from the interface name */
   readonly pidFile: string | undefined;
   readonly stateFile: string | undefined;
@@ -46,6 +51,8 @@ export const DEFAULTS = {
   device: 'any',
   once: false,
   dryRun: false,
+  inject: true,
+  pinhole: 'auto',
   refreshMs: 10_000,
   unknownPeerRefreshMs: 5_000,
   hookTimeoutMs: 10_000,
@@ -82,11 +89,17 @@ export function normalizeOptions(input: ReconfigInput): ReconfigOptions {
   const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
   const device = input.device ?? DEFAULTS.device;
   if (device.length === 0) throw new ReconfigError('E_USAGE', 'The capture device (-d) must not be empty; use -d any to capture on all.');
+  const pinhole = input.pinhole ?? DEFAULTS.pinhole;
+  if (!PINHOLE_MODES.includes(pinhole)) {
+    throw new ReconfigError('E_USAGE', `--pinhole must be one of ${PINHOLE_MODES.join(', ')}, not '${String(pinhole)}'.`);
+  }
   return {
     interface: iface,
     device,
     once: input.once ?? DEFAULTS.once,
     dryRun: input.dryRun ?? DEFAULTS.dryRun,
+    inject: input.inject ?? DEFAULTS.inject,
+    pinhole,
     pidFile: input.pidFile,
     stateFile: input.stateFile,
     refreshMs: input.refreshMs ?? DEFAULTS.refreshMs,

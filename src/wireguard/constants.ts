@@ -40,3 +40,27 @@ export const INITIATION_TIMESTAMP_SIZE = TIMESTAMP_SIZE + AEAD_TAG_SIZE;
 export const INITIATION_MAC1_OFFSET = 116;
 /** mac2 covers every byte before it, mac1 included; only checked under load (paper §5.4.4). */
 export const INITIATION_MAC2_OFFSET = 132;
+
+/**
+ * Handshake response layout: 92 bytes; sender is the responder's new index, receiver the
+ * initiator's (paper §5.4.3). mac1 covers the 60 bytes before it, keyed with the *initiator's*
+ * static public key.
+ */
+export const RESPONSE_SIZE = 92;
+export const RESPONSE_SENDER_OFFSET = 4;
+export const RESPONSE_RECEIVER_OFFSET = 8;
+export const RESPONSE_MAC1_OFFSET = 60;
+
+/**
+ * Transport data: type, receiver index (the *receiving* side's index), 8-byte counter, then the
+ * encrypted packet with its 16-byte tag; a keepalive carries an empty packet (paper §5.4.6).
+ */
+export const TRANSPORT_RECEIVER_OFFSET = 4;
+export const TRANSPORT_HEADER_SIZE = 16;
+export const TRANSPORT_MIN_SIZE = TRANSPORT_HEADER_SIZE + AEAD_TAG_SIZE;
+
+/** Timers (paper §6.1, wireguard-go device/constants.go), in milliseconds. */
+export const REKEY_TIMEOUT_MS = 5_000;
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
+/** No session key is used for longer than this after its handshake: its index dies with it. */
+export const REJECT_AFTER_TIME_MS = 180_000;

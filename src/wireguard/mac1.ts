@@ -1,15 +1,17 @@
 /**
- * mac1 (paper §5.4.4): MAC(HASH(LABEL_MAC1 || Spub_r), bytes before mac1). Anyone who knows the
- * responder's public key can compute it, so it only filters noise and foreign traffic cheaply
- * before any Curve25519 work; it proves nothing about the sender.
+ * mac1 (paper §5.4.4): MAC(HASH(LABEL_MAC1 || Spub_m'), bytes before mac1), keyed with the
+ * *receiver's* static public key. Anyone who knows that key can compute it, so it only filters
+ * noise and foreign traffic cheaply before any Curve25519 work; it proves nothing about the
+ * sender. For the handshake messages R2 itself sends, the key that fits names the peer they
+ * were sent to.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { hash, mac } from './blake2.js';
 import { INITIATION_MAC1_OFFSET, INITIATION_SIZE, LABEL_MAC1, MAC_SIZE } from './constants.js';
 import type { Responder } from './responder.js';
 
-export function mac1KeyOf(responderPublicKey: Uint8Array): Buffer {
-  return hash(Buffer.from(LABEL_MAC1), responderPublicKey);
+export function mac1KeyOf(receiverPublicKey: Uint8Array): Buffer {
+  return hash(Buffer.from(LABEL_MAC1), receiverPublicKey);
 }
 
 /** mac1 of an initiation-sized message; the mac1 and mac2 fields are not covered. */
@@ -17,10 +19,15 @@ export function computeMac1(mac1Key: Uint8Array, initiation: Uint8Array): Buffer
   return mac(mac1Key, initiation.subarray(0, INITIATION_MAC1_OFFSET));
 }
 
+/** Constant-time check of the mac1 field at `mac1Offset`, which covers every byte before it. */
+export function hasValidMac1(mac1Key: Uint8Array, msg: Buffer, mac1Offset: number): boolean {
+  if (msg.length < mac1Offset + MAC_SIZE) return false;
+  const expected = mac(mac1Key, msg.subarray(0, mac1Offset));
+  return timingSafeEqual(expected, msg.subarray(mac1Offset, mac1Offset + MAC_SIZE));
+}
+
 /** Constant-time check; false for anything that is not initiation-sized. */
 export function checkMac1(responder: Responder, msg: Buffer): boolean {
   if (msg.length !== INITIATION_SIZE) return false;
-  const expected = computeMac1(responder.mac1Key, msg);
-  const received = msg.subarray(INITIATION_MAC1_OFFSET, INITIATION_MAC1_OFFSET + MAC_SIZE);
-  return timingSafeEqual(expected, received);
+  return hasValidMac1(responder.mac1Key, msg, INITIATION_MAC1_OFFSET);
 }

@@ -144,3 +144,19 @@ export async function setPeer(name: string, publicKey: string, settings: readonl
     throw new ReconfigError('E_WG', `'wg set ${name} peer ${publicKey} ${settings.join(' ')}' failed: ${result.stderr.trim()}`);
   }
 }
+
+/**
+ * `wg show IFACE endpoints`: each peer's current endpoint (undefined when it has none). Cheaper
+ * than a dump and never carries the private key: this is how a change is confirmed.
+ */
+export async function readEndpoints(name: string, run: WgRunner = runWg): Promise<Map<string, string | undefined>> {
+  const result = await run(['show', name, 'endpoints']);
+  if (result.exitCode !== 0) throw interfaceError(name, result.stderr);
+  const endpoints = new Map<string, string | undefined>();
+  for (const line of result.stdout.split('\n')) {
+    const [key, endpoint] = line.split('\t');
+    if (key === undefined || key.length === 0) continue;
+    endpoints.set(key, orUndefined(endpoint?.trim()));
+  }
+  return endpoints;
+}

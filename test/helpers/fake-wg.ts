@@ -1,6 +1,6 @@
 /**
  * An in-memory stand-in for the `wg` tool, for unit tests of the listener only (the e2e tests
- * use the real one). It understands `show IFACE dump`, `show interfaces` and `set IFACE peer …`.
+ * use the real one). It understands `show IFACE dump`, `show IFACE endpoints`, `show interfaces` and `set IFACE peer …`.
  */
 import type { WgRunner } from '../../src/wireguard/wg.js';
 
@@ -28,6 +28,9 @@ export class FakeWg {
     if (verb === 'show' && iface === 'interfaces') return { exitCode: 0, stdout: this.exists ? `${this.name}\n` : '', stderr: '' };
     if (iface !== this.name || !this.exists) return { exitCode: 1, stdout: '', stderr: 'Unable to access interface: No such device' };
     if (verb === 'show' && rest[0] === 'dump') return { exitCode: 0, stdout: this.dump(), stderr: '' };
+    if (verb === 'show' && rest[0] === 'endpoints') {
+      return { exitCode: 0, stdout: this.peers.map((p) => `${p.publicKey}\t${p.endpoint ?? '(none)'}\n`).join(''), stderr: '' };
+    }
     if (verb === 'set' && rest[0] === 'peer') {
       const peer = this.peers.find((p) => p.publicKey === rest[1]);
       if (peer === undefined) return { exitCode: 1, stdout: '', stderr: 'no such peer' };

@@ -7,11 +7,12 @@ import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../common/atomic.js';
 import { ReconfigError } from '../../common/errors.js';
 import { fail, ok, type Result } from '../../common/result.js';
+import type { ChangeHow } from '../listener.js';
 
 export const STATUS_VERSION = 1;
 
 /** Who moved the endpoint: reconfig-wg by injection, by `wg set`, or WireGuard by itself. */
-export type ChangeHow = 'injected' | 'set' | 'roamed';
+export type { ChangeHow };
 
 export interface StatusChange {
   /** ISO 8601 */

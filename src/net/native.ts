@@ -1,0 +1,60 @@
+/**
+ * Loads the project's own socket addon (src/net/native/inject.c, built by node-gyp into
+ * build/Release at the package root) and turns its negative errno answers into text. Only
+ * inject.ts and conntrack.ts use it.
+ */
+import { createRequire } from 'node:module';
+import { getSystemErrorMap } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeSockets {
+  /** a raw IP socket with the header included, or -errno */
+  openRaw(family: 4 | 6): number;
+  /** bytes sent, or -errno */
+  sendTo(fd: number, family: 4 | 6, destination: Buffer, packet: Buffer): number;
+  /** a NETLINK_NETFILTER socket bound to a kernel-chosen port id, or -errno */
+  openNetlinkNetfilter(): number;
+  /** 0, or -errno */
+  netlinkSend(fd: number, message: Buffer): number;
+  /** one datagram, or -errno (-ETIMEDOUT when nothing came within timeoutMs) */
+  netlinkReceive(fd: number, timeoutMs: number): Buffer | number;
+  close(fd: number): number;
+}
+
+/** From dist/src/net/ (and src/net/ under a TypeScript runner) up to the package root. */
+const CANDIDATES = ['../../../build/Release/reconfig_inject.node', '../../build/Release/reconfig_inject.node'];
+
+export const BUILD_HINT = 'build it with `npm run build:native` (needs a C compiler, make and python3; `npm ci` does it too)';
+
+let loaded: { sockets: NativeSockets } | { error: string } | undefined;
+
+/** The addon, or why it could not be loaded (with what to do). Loaded once. */
+export function loadNativeSockets(): { sockets: NativeSockets } | { error: string } {
+  if (loaded !== undefined) return loaded;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const candidate of CANDIDATES) {
+    const path = fileURLToPath(new URL(candidate, import.meta.url));
+    try {
+      loaded = { sockets: require(path) as NativeSockets };
+      return loaded;
+    } catch (error) {
+      tried.push(`${path}: ${(error as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
+  loaded = { error: `The socket addon is missing or does not load (${tried.join('; ')}); ${BUILD_HINT}` };
+  return loaded;
+}
+
+const ERRORS = getSystemErrorMap();
+
+/** -1 → "EPERM (operation not permitted)". */
+export function errnoText(negativeErrno: number): string {
+  const entry = ERRORS.get(negativeErrno);
+  return entry === undefined ? `errno ${-negativeErrno}` : `${entry[0]} (${entry[1]})`;
+}
+
+/** -1 → "EPERM". */
+export function errnoName(negativeErrno: number): string {
+  return ERRORS.get(negativeErrno)?.[0] ?? `errno ${-negativeErrno}`;
+}

@@ -1,0 +1,178 @@
+/**
+ * Hands a vouched-for packet to WireGuard itself: re-sent through a raw IP socket to R2's own
+ * address with its original source kept, so WireGuard authenticates it, roams the endpoint and
+ * answers, exactly as if R2's firewall had let it in. The answer then opens the firewall (its
+ * conntrack entry sees a reply) and R1's NAT.
+ *
+ * The re-sent packet leaves through OUTPUT and comes back in on `lo`. Firewalls that accept `lo`
+ * (OpenWrt's fw4, ufw) let it through; one that does not drops it as new, unless a conntrack entry
+ * for its exact 5-tuple, marked as having seen a reply, is there first: the pinhole. Whether the
+ * pinhole is needed is decided at start (`--pinhole auto`: by a self-test) and learned again if
+ * an injection is not taken up.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../common/log.js';
+import { fail, ok, type Result } from '../common/result.js';
+import type { Datagram } from '../net/packet.js';
+
+export type PinholeMode = 'auto' | 'always' | 'never';
+export const PINHOLE_MODES: readonly PinholeMode[] = ['auto', 'always', 'never'];
+
+/** A conntrack entry outlives the round trip WireGuard needs to answer by far; its answer refreshes it. */
+export const PINHOLE_TIMEOUT_SECONDS = 30;
+
+export interface UdpTuple {
+  readonly family: 4 | 6;
+  readonly src: string;
+  readonly srcPort: number;
+  readonly dst: string;
+  readonly dstPort: number;
+}
+
+/** The raw-socket sender (src/net/inject.ts). */
+export interface PacketInjector {
+  readonly families: ReadonlySet<4 | 6>;
+  inject(tuple: UdpTuple, payload: Buffer): Result<true, string>;
+  close(): void;
+}
+
+/** The conntrack writer (src/net/conntrack.ts). */
+export interface PacketPinholer {
+  open(tuple: UdpTuple, timeoutSeconds: number): Result<true, string>;
+  close(): void;
+}
+
+export interface DeliveryOptions {
+  readonly logger: Logger;
+  readonly injector: PacketInjector | undefined;
+  readonly pinholer: PacketPinholer | undefined;
+  readonly mode: PinholeMode;
+  /** whether the firewall lets a re-sent packet in on `lo` (the self-test), when known */
+  readonly loopbackAccepted?: boolean | undefined;
+}
+
+export interface Delivered {
+  readonly pinholed: boolean;
+}
+
+export function tupleOf(datagram: Datagram): UdpTuple {
+  return { family: datagram.family, src: datagram.src, srcPort: datagram.srcPort, dst: datagram.dst, dstPort: datagram.dstPort };
+}
+
+export class Delivery {
+  private pinhole: boolean;
+
+  constructor(private readonly options: DeliveryOptions) {
+    const { mode, pinholer, loopbackAccepted } = options;
+    this.pinhole = pinholer !== undefined && (mode === 'always' || (mode === 'auto' && loopbackAccepted === false));
+  }
+
+  /**
+   * Decides, once the listen port is known, whether injections need a pinhole (auto mode: the
+   * self-test), and says so. `selfTest` is replaceable for tests.
+   */
+  prepare(listenPort: number, selfTest: typeof selfTestLoopback = selfTestLoopback): void {
+    const { injector, pinholer, mode, logger } = this.options;
+    if (injector === undefined) return;
+    let why: string;
+    if (mode === 'never') why = 'pinhole never (--pinhole never)';
+    else if (pinholer === undefined) why = 'no conntrack pinhole available';
+    else if (mode === 'always') why = 'pinhole before each injection (--pinhole always)';
+    else {
+      const accepted = selfTest(injector, listenPort);
+      this.pinhole = accepted !== true;
+      why =
+        accepted === true
+          ? 'the firewall lets re-sent packets in on lo: no pinhole needed'
+          : accepted === false
+            ? 'the firewall drops re-sent packets on lo: a conntrack pinhole before each injection'
+            : 'could not test the firewall: a conntrack pinhole before each injection';
+    }
+    logger.info(
+      { event: 'delivery', families: [...injector.families].map((f) => `ipv${f}`), pinhole: this.pinhole, mode },
+      `handing vouched-for packets to WireGuard; ${why}`,
+    );
+  }
+
+  /** True if a packet of this family can be handed to WireGuard (else: `wg set`, for initiations). */
+  canInject(family: 4 | 6): boolean {
+    return this.options.injector?.families.has(family) ?? false;
+  }
+
+  get pinholing(): boolean {
+    return this.pinhole;
+  }
+
+  /** Pinhole (when needed), then re-send. Never throws. */
+  deliver(datagram: Datagram): Result<Delivered, string> {
+    const injector = this.options.injector;
+    if (injector === undefined || !injector.families.has(datagram.family)) return fail('no raw socket for this family');
+    const tuple = tupleOf(datagram);
+    let pinholed = false;
+    if (this.pinhole && this.options.pinholer !== undefined) {
+      const opened = this.options.pinholer.open(tuple, PINHOLE_TIMEOUT_SECONDS);
+      // Without its pinhole the packet may still get in (a firewall that accepts lo): send anyway.
+      if (!opened.ok) this.options.logger.warn({ event: 'pinhole.failed', reason: opened.reason }, `conntrack pinhole failed: ${opened.reason}`);
+      pinholed = opened.ok;
+    }
+    const sent = injector.inject(tuple, datagram.payload);
+    return sent.ok ? ok({ pinholed }) : fail(sent.reason);
+  }
+
+  /**
+   * In auto mode, an injection WireGuard did not take up means the firewall drops what comes in
+   * on `lo`: pinhole from now on. Returns true if that changed anything (the caller may retry).
+   */
+  learnPinholeNeeded(): boolean {
+    if (this.pinhole || this.options.mode !== 'auto' || this.options.pinholer === undefined) return false;
+    this.pinhole = true;
+    this.options.logger.warn(
+      { event: 'pinhole.enabled', why: 'injection-not-taken-up' },
+      'a re-sent packet did not reach WireGuard: the firewall drops it on lo; opening a conntrack pinhole for each from now on',
+    );
+    return true;
+  }
+
+  close(): void {
+    this.options.injector?.close();
+    this.options.pinholer?.close();
+  }
+}
+
+/** Packets the kernel delivered to UDP sockets in this network namespace (/proc/net/snmp). */
+export function udpDelivered(snmp: string): number | undefined {
+  const lines = snmp.split('\n').filter((line) => line.startsWith('Udp: '));
+  const names = lines[0]?.split(/\s+/);
+  const values = lines[1]?.split(/\s+/);
+  if (names === undefined || values === undefined) return undefined;
+  const at = names.indexOf('InDatagrams');
+  const value = at < 0 ? Number.NaN : Number(values[at]);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** Where the self-test's packet claims to come from: a documentation address, the discard port. */
+const SELF_TEST_SOURCE = { src: '198.51.100.254', srcPort: 9 } as const;
+/** Message type 0 is no WireGuard message: WireGuard drops it without a word. */
+const SELF_TEST_PAYLOAD = Buffer.alloc(4);
+const SELF_TEST_TRIES = 3;
+
+/**
+ * Does a packet re-sent to the listen port get past the firewall on `lo`? Sends a message
+ * WireGuard ignores and watches the UDP delivery counter: a loopback packet is delivered within
+ * the send call, so the counter moves at once if it got in. Any other datagram arriving in that
+ * instant would also move it, so every one of three tries must see it move. Undefined when it
+ * cannot tell (no IPv4 raw socket, no counters).
+ */
+export function selfTestLoopback(injector: PacketInjector, listenPort: number, readSnmp = (): string => readFileSync('/proc/net/snmp', 'utf8')): boolean | undefined {
+  if (!injector.families.has(4)) return undefined;
+  const tuple: UdpTuple = { family: 4, ...SELF_TEST_SOURCE, dst: '127.0.0.1', dstPort: listenPort };
+  for (let i = 0; i < SELF_TEST_TRIES; i++) {
+    const before = udpDelivered(readSnmp());
+    if (before === undefined) return undefined;
+    if (!injector.inject(tuple, SELF_TEST_PAYLOAD).ok) return undefined;
+    const after = udpDelivered(readSnmp());
+    if (after === undefined) return undefined;
+    if (after === before) return false;
+  }
+  return true;
+}

@@ -1,0 +1,171 @@
+/**
+ * The fast path's decisions, for every packet kind: what is handed to WireGuard, what is
+ * confirmed, what falls back to `wg set`, and what is only counted. Frames come in through a
+ * stand-in capture; a stand-in injector plays WireGuard (it roams the peer a packet belongs to).
+ */
+import test from 'ava';
+import { REJECT_AFTER_TIME_MS } from '../src/wireguard/constants.js';
+import { R2, b64, dataTo, events, initiationFrom, initiationTo, PORT, rawUdpFrame, responseTo, rig, type Rig } from './helpers/listener-rig.js';
+
+const NEW_SRC = '198.51.100.7';
+
+function sent(payload: Buffer, peerPort = 40000): Buffer {
+  return rawUdpFrame({ src: R2, dst: NEW_SRC, srcPort: PORT, dstPort: peerPort, payload });
+}
+
+function data(r: Rig, receiver: number, src = NEW_SRC, srcPort = 40001): Buffer {
+  void r;
+  return rawUdpFrame({ src, dst: R2, srcPort, dstPort: PORT, payload: dataTo(receiver) });
+}
+
+test('a genuine initiation from a new address is handed to WireGuard, which moves the endpoint: no wg set', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  t.is(r.injected.length, 1);
+  t.like(r.injected[0]!.tuple, { family: 4, src: NEW_SRC, srcPort: 40000, dst: R2, dstPort: PORT });
+  t.is(r.injected[0]!.payload.length, 148);
+  t.deepEqual(r.wg.sets, []);
+  t.like(events(r, 'endpoint.updated')[0], { peer: b64(r.peers[0]!), from: undefined, to: `${NEW_SRC}:40000`, how: 'injected' });
+  t.is(r.listener.updated, 1);
+});
+
+test('an initiation from the current endpoint is handed over too, and changes nothing', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  r.wg.peers[0]!.endpoint = `${NEW_SRC}:40000`;
+  await r.listener.refresh('test');
+  const told = events(r, 'endpoint.updated').length;
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  t.is(r.injected.length, 1, 'WireGuard gets the re-handshake the firewall dropped');
+  t.deepEqual(r.wg.sets, []);
+  t.is(events(r, 'endpoint.updated').length, told);
+});
+
+test('an injection WireGuard does not take up falls back to wg set with the keepalive edge', async (t) => {
+  const r = await rig({ inject: true, pinhole: 'never', takesUp: () => false });
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  t.is(r.injected.length, 1);
+  t.deepEqual(r.wg.sets[0], ['peer', b64(r.peers[0]!), 'endpoint', `${NEW_SRC}:40000`, 'persistent-keepalive', '1']);
+  t.like(events(r, 'endpoint.updated')[0], { how: 'set', to: `${NEW_SRC}:40000` });
+});
+
+test('in auto mode, an injection that was not taken up turns the pinhole on and is handed over again', async (t) => {
+  const r = await rig({ inject: true, pinhole: 'auto', loopbackAccepted: true, takesUp: (_tuple, _payload, pinholed) => pinholed });
+  t.teardown(r.close);
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  t.is(r.injected.length, 2);
+  t.is(r.pinholes.length, 1);
+  t.like(r.pinholes[0], { src: NEW_SRC, srcPort: 40000, dst: R2, dstPort: PORT });
+  t.deepEqual(r.wg.sets, []);
+  t.like(events(r, 'endpoint.updated')[0], { how: 'injected' });
+  t.is(events(r, 'pinhole.enabled').length, 1);
+  // From now on every injection is pinholed first.
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40002, new Date(Date.now() + 1000)));
+  t.is(r.pinholes.length, 2);
+});
+
+test('a data packet from a new address is handed over when its receiver index is one of R2’s live sessions', async (t) => {
+  const sessions = new Map<number, string>();
+  const r = await rig({ inject: true, sessions });
+  t.teardown(r.close);
+  const peer = b64(r.peers[0]!);
+  sessions.set(0xabcd, peer);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 77)));
+  t.is(r.listener.sessionsLearned, 1);
+  await r.feed(data(r, 0xabcd));
+  t.is(r.injected.length, 1);
+  t.like(r.injected[0]!.tuple, { src: NEW_SRC, srcPort: 40001 });
+  t.like(events(r, 'endpoint.updated')[0], { peer, to: `${NEW_SRC}:40001`, how: 'injected' });
+  t.deepEqual(r.wg.sets, [], 'a data packet never moves an endpoint by our hand');
+});
+
+test('R2’s own initiation names its index for the peer whose mac1 key fits', async (t) => {
+  const sessions = new Map<number, string>();
+  const r = await rig({ inject: true, peers: 3, sessions });
+  t.teardown(r.close);
+  const peer = b64(r.peers[2]!);
+  sessions.set(0x1234, peer);
+  await r.feed(sent(initiationTo(r.peers[2]!, 0x1234)));
+  await r.feed(data(r, 0x1234));
+  t.like(events(r, 'session.learned')[0], { peer, index: 0x1234, from: 'initiation' });
+  t.like(events(r, 'endpoint.updated')[0], { peer, how: 'injected' });
+  t.deepEqual(r.wg.peers.map((p) => p.endpoint), [undefined, undefined, `${NEW_SRC}:40001`]);
+});
+
+test('data naming an unknown index, or one from the current endpoint, or a handshake for no peer, is only counted', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  await r.feed(data(r, 0x9999));
+  t.is(r.listener.ignored.get('unknown-index'), 1);
+  // A response mac1-keyed for a key that is no peer names nothing.
+  await r.feed(sent(responseTo(r.r2, 0x5555, 1)));
+  t.is(r.listener.ignored.get('unknown-receiver'), 1);
+  await r.feed(data(r, 0x5555));
+  t.is(r.listener.ignored.get('unknown-index'), 2);
+
+  r.wg.peers[0]!.endpoint = `${NEW_SRC}:40001`;
+  await r.listener.refresh('test');
+  await r.feed(sent(responseTo(r.peers[0]!, 0x4444, 1)));
+  await r.feed(data(r, 0x4444));
+  t.is(r.listener.ignored.get('from-endpoint'), 1);
+  t.is(r.injected.length, 0);
+});
+
+test('an index expires REJECT_AFTER_TIME after its handshake', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 1)));
+  r.clock.now += REJECT_AFTER_TIME_MS + 1;
+  await r.feed(data(r, 0xabcd));
+  t.is(r.listener.ignored.get('unknown-index'), 1);
+  t.is(r.injected.length, 0);
+});
+
+test('data packets are budgeted per source: a replay flood of one live index hands over only a few', async (t) => {
+  const r = await rig({ inject: true, takesUp: () => false });
+  t.teardown(r.close);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 1)));
+  for (let i = 0; i < 100; i++) await r.feed(data(r, 0xabcd, '203.0.113.66', 666));
+  t.true(r.injected.length <= 20, `${r.injected.length} handed over`);
+  t.true((r.listener.ignored.get('rate-limited') ?? 0) >= 80);
+  t.deepEqual(r.wg.sets, []);
+});
+
+test('with --dry-run nothing is handed over; data is counted as dry-run', async (t) => {
+  const r = await rig({ inject: true, dryRun: true });
+  t.teardown(r.close);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 1)));
+  await r.feed(data(r, 0xabcd));
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  t.is(r.injected.length, 0);
+  t.is(r.listener.ignored.get('dry-run'), 1);
+  t.deepEqual(r.wg.sets, []);
+  t.like(events(r, 'endpoint.updated')[0], { dryRun: true });
+});
+
+test('after a confirmed change the capture filter leaves the new endpoint’s data out', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  t.notRegex(r.openedFilters[0]!, /198\.51\.100\.7/);
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  await new Promise((resolve) => setImmediate(resolve));
+  const last = r.openedFilters.at(-1)!;
+  t.is(r.openedFilters.length, 2);
+  t.regex(last, /not \(src host 198\.51\.100\.7 and udp src port 40000\)/);
+});
+
+test('an endpoint WireGuard moved by itself is told as roamed on the next read', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  const changes: unknown[] = [];
+  r.listener.onChange((change) => changes.push(change));
+  r.wg.peers[0]!.endpoint = '198.51.100.1:1';
+  await r.listener.refresh('test');
+  r.wg.peers[0]!.endpoint = '198.51.100.2:2';
+  await r.listener.refresh('test');
+  t.is(changes.length, 2);
+  t.like(changes[0], { from: undefined, to: '198.51.100.1:1', how: 'roamed' });
+  t.like(changes[1], { from: '198.51.100.1:1', to: '198.51.100.2:2', how: 'roamed' });
+});
