@@ -3,8 +3,8 @@
  * needs, item by item, and says for each what it found and, when something is wrong, the fix.
  *
  * Each item is one function, listed in CHECK_ITEMS: adding one is writing that function and
- * listing it. An item that needs what an earlier one found (the
- * interface's listen port) is skipped when that is missing.
+ * listing it. An item that needs what an earlier one found (the interface's listen port) is
+ * skipped when that is missing.
  *
  * Exit status: 0 when reconfig-wg can run (warnings allowed), 1 when something blocks it,
  * 2 bad usage.

@@ -94,7 +94,7 @@ export function formatStatus(status: Status, running: boolean, now = Date.now())
     `status written ${status.updatedAt} (${ago(status.updatedAt, now)})`,
     '',
   ];
-  if (status.peers.length === 0) return `${lines.join('\n')}no peers\n`;
+  if (status.peers.length === 0) return `${lines.join('\n')}\nno peers\n`;
   const rows = [
     ['PEER', 'ENDPOINT', 'LAST CHANGE', 'HOW', 'COUNTS'],
     ...status.peers.map((peer) => [
@@ -105,7 +105,7 @@ export function formatStatus(status: Status, running: boolean, now = Date.now())
       counts(peer.counts),
     ]),
   ];
-  return `${lines.join('\n')}${table(rows)}\n`;
+  return `${lines.join('\n')}\n${table(rows)}\n`;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
