@@ -13,7 +13,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { createLab, endpointOf, pingUntilAnswered, R2_TUNNEL, restartServerFromWgQuick, serverWgQuickConfig, WG_PORT, type Lab } from '../scripts/lab/lab.js';
 import { events, RECONFIG_CLI, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
-import { nsRun, waitFor } from '../scripts/lab/netns.js';
+import { nsRun, stopProcess, waitFor } from '../scripts/lab/netns.js';
 import { readPcapFile } from '../scripts/lab/pcapfile.js';
 import { parseStatus } from '../src/reconfig/tell/status.js';
 import { installUciStandin, networkConfig } from './helpers/uci.js';
@@ -135,7 +135,7 @@ e2e('with --persist uci the peer section gets endpoint_host and endpoint_port, c
     installUciStandin(bin);
     writeFileSync(join(confDir, 'network'), networkConfig(lab.r2.wg, [{ publicKey: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }, { publicKey: roamer.publicKey, name: 'roamer' }]));
     const path = `${bin}:${SYSTEM_PATH}`;
-    const daemon = lab.scope.start(lab.r2.ns, process.execPath, [RECONFIG_CLI, '--log-format', 'json', '-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 's.json'), '--status-file', join(dir, 'st.json'), '--persist', `uci=${confDir}`], { PATH: path });
+    const daemon = lab.scope.start(lab.r2.ns, process.execPath, [RECONFIG_CLI, '--log-format', 'json', '-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 's.json'), '--persist', `uci=${confDir}`], { PATH: path });
     t.truthy(await waitForEvent(daemon, 'listening', 15_000), daemon.lines.join('\n'));
     t.not(await pingUntilAnswered(roamer, 15_000), undefined);
     const endpoint = await endpointOf(lab, roamer);
@@ -144,6 +144,14 @@ e2e('with --persist uci the peer section gets endpoint_host and endpoint_port, c
     t.is(`${await get('endpoint_host')}:${await get('endpoint_port')}`, String(endpoint));
     t.regex(readFileSync(join(confDir, 'network'), 'utf8'), /config wireguard_\S+ 'roamer'\n\toption public_key '\S+'\n\tlist allowed_ips '203\.0\.113\.10\/32'\n\toption endpoint_host '192\.0\.2\.10'\n\toption endpoint_port '\d+'\n/);
     t.false((await execa(join(bin, 'uci'), ['-c', confDir, 'get', `network.@wireguard_${lab.r2.wg}[0].endpoint_host`], { reject: false })).exitCode === 0, 'the other peer is untouched');
+
+    // this daemon writes its status where status looks by default
+    const status = await cliIn(lab.r2.ns, ['status', '-i', lab.r2.wg, '--json']);
+    t.is(status.exitCode, 0, status.stderr);
+    t.like(JSON.parse(status.stdout), { running: true, interface: lab.r2.wg, persist: `uci=${confDir}`, peers: [{ publicKey: roamer.publicKey, endpoint }] });
+    t.true(existsSync(`/run/reconfig-wg/${lab.r2.wg}.json`));
+    await stopProcess(daemon.child);
+    t.false(existsSync(`/run/reconfig-wg/${lab.r2.wg}.json`), 'removed by the clean stop');
   });
 });
 
