@@ -7,9 +7,9 @@
  *   tell     editing a 200-peer wg-quick file in memory; persisting to it and writing the
  *            status file (each an atomic replace with fsync, in the temp directory)
  *
- * With --lab (root), also end-to-end figures from the netns lab: initiation captured →
- * endpoint set, the outage after R1 starts afresh (20 rounds), and after a NAT remap under a
- * live session (3 rounds, each about 15 s: WireGuard's own timer for noticing a dead path).
+ * With --lab (root), also the roaming table from the netns lab (scripts/bench-roaming.ts): how
+ * long each roaming event takes to recover with WireGuard alone and its port open, with
+ * reconfig-wg --no-inject and with reconfig-wg by default, BENCH_ROUNDS rounds each (10).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,10 +21,8 @@ import { decodeFrame } from '../src/net/packet.js';
 import { consumeInitiation } from '../src/wireguard/initiation.js';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/keys.js';
 import { createResponder } from '../src/wireguard/responder.js';
-import { events, startReconfigWg } from './lab/daemons.js';
+import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
-import { connectRoamer, createLab, natRemap, pingUntilAnswered } from './lab/lab.js';
-import { nsRun, waitFor } from './lab/netns.js';
 
 function rate(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(1000, iterations); i++) fn(i);
@@ -119,58 +117,6 @@ function summary(name: string, values: readonly number[]): void {
   process.stdout.write(`${name.padEnd(44)} median ${pick(0.5)} ms, p90 ${pick(0.9)} ms, max ${pick(1)} ms (n=${sorted.length})\n`);
 }
 
-/**
- * Each round the roaming router starts afresh (its peer removed and added again, so its next
- * packet is a new initiation) from a new NAT mapping, and R2 must follow it.
- */
-async function labRounds(rounds: number): Promise<void> {
-  const lab = await createLab();
-  try {
-    const roamer = lab.roamers[0]!;
-    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', `/tmp/rwg-bench-${lab.id}.pid`, '--state-file', `/tmp/rwg-bench-${lab.id}.json`]);
-    const setMs: number[] = [];
-    const pingMs: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      await nsRun(roamer.ns, 'wg', ['set', roamer.wg, 'peer', lab.r2.publicKey, 'remove']);
-      await natRemap(roamer);
-      await connectRoamer(lab, roamer, false);
-      const seen = events(daemon, 'endpoint.updated').length;
-      const took = await pingUntilAnswered(roamer, 10_000, 0.1);
-      if (took === undefined) throw new Error(`round ${round}: the tunnel did not come up`);
-      pingMs.push(took);
-      await waitFor(() => events(daemon, 'endpoint.updated').length > seen, 2000);
-      const latency = events(daemon, 'endpoint.updated')[seen]?.latencyMs;
-      if (typeof latency === 'number') setMs.push(latency);
-    }
-    summary('lab: initiation captured → endpoint set', setMs);
-    summary('lab: R1 starts afresh → first ping answered', pingMs);
-
-    // NAT remaps under a live session: R1 notices after 15 s of unanswered traffic and
-    // initiates; from R2's change to the first answered ping is what reconfig-wg adds.
-    const outage: number[] = [];
-    const afterChange: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      const seen = events(daemon, 'endpoint.updated').length;
-      const remapped = Date.now();
-      await natRemap(roamer);
-      const took = await pingUntilAnswered(roamer, 40_000, 0.1);
-      const answeredAt = Date.now();
-      if (took === undefined) throw new Error(`remap round ${round}: the tunnel did not come back`);
-      outage.push(answeredAt - remapped);
-      const change = events(daemon, 'endpoint.updated')[seen];
-      if (typeof change?.time === 'string') afterChange.push(answeredAt - Date.parse(change.time));
-    }
-    summary('lab: NAT remap → tunnel answers again', outage);
-    summary('lab: endpoint set → first ping answered', afterChange);
-  } finally {
-    await lab.close();
-    await import('node:fs').then((fs) => {
-      fs.rmSync(`/tmp/rwg-bench-${lab.id}.pid`, { force: true });
-      fs.rmSync(`/tmp/rwg-bench-${lab.id}.json`, { force: true });
-    });
-  }
-}
-
 await tellFigures();
 
 if (process.argv.includes('--lab')) {
@@ -178,6 +124,7 @@ if (process.argv.includes('--lab')) {
     process.stderr.write('bench: --lab needs root (network namespaces)\n');
     process.exitCode = 2;
   } else {
-    await labRounds(20);
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
+    await roamingTable(rounds, (text) => process.stdout.write(text));
   }
 }

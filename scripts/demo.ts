@@ -25,6 +25,7 @@ import {
   type Lab,
 } from './lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from './lab/netns.js';
+import { runScenario } from './lab/scenarios.js';
 
 interface Step {
   readonly title: string;
@@ -111,14 +112,14 @@ async function story(lab: Lab, dir: string): Promise<void> {
     };
   });
 
-  await step('2. R1\'s NAT remaps; the endpoint follows', async () => {
-    await natRemap(roamer);
-    const down = !(await pingOnce(roamer, 1));
-    say(`NAT mappings flushed; the tunnel is ${down ? 'down' : 'still answering'}; R1 re-handshakes after 15 s of unanswered traffic`);
-    const took = await pingUntilAnswered(roamer, 40_000);
+  await step('2. R1\'s NAT remaps under a live session; the endpoint follows', async () => {
+    say('R1 pings every 100 ms; its NAT forgets every mapping, so its next packet comes from a new port, which the firewall drops');
+    const took = await runScenario(lab, roamer, 'remap', { timeoutMs: 20_000 });
     const moved = await endpointOf(lab, roamer);
     const ok = took !== undefined && moved !== endpoint && moved?.startsWith(`${roamer.natV4}:`) === true;
-    const outcome = ok ? `endpoint ${endpoint ?? '?'} → ${moved ?? '?'}; tunnel back after ${(took! / 1000).toFixed(1)} s` : 'the tunnel did not come back';
+    const outcome = ok
+      ? `endpoint ${endpoint ?? '?'} → ${moved ?? '?'}: reconfig-wg handed R1's first data packet from there to WireGuard; tunnel back ${took!.toFixed(0)} ms after the remap`
+      : 'the tunnel did not come back';
     endpoint = moved;
     return { ok, outcome };
   });
@@ -129,6 +130,7 @@ async function story(lab: Lab, dir: string): Promise<void> {
     const stranger = createInitiation({ initiatorPrivateKey: generatePrivateKey(), responderPublicKey: Buffer.from(lab.r2.publicKey, 'base64') });
     const tampered = Buffer.from(genuine);
     tampered[60] = tampered[60]! ^ 1;
+    endpoint = await endpointOf(lab, roamer);
     await sendUdp(lab.attacker.ns, R2_V4, WG_PORT, [genuine, stranger, tampered]);
     say('sent: the recorded genuine initiation, one signed with an unknown key, one tampered');
     await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -8,9 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { events, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
-import { createLab, endpointOf, type Lab, type LabFirewall } from '../scripts/lab/lab.js';
-import { IDLE_KEEPALIVE_SECONDS, PING_INTERVAL_MS, runScenario, SCENARIO_TITLES, type Scenario } from '../scripts/lab/scenarios.js';
+import { events, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
+import { ATTACKER_V4, createLab, endpointOf, pingOnce, R2_TUNNEL, R2_V4, recordPackets, WG_PORT, type Lab, type LabFirewall } from '../scripts/lab/lab.js';
+import { nsRun, waitFor } from '../scripts/lab/netns.js';
+import { ensureUp, IDLE_KEEPALIVE_SECONDS, PING_INTERVAL_MS, runScenario, SCENARIO_TITLES, type Scenario } from '../scripts/lab/scenarios.js';
+import { IndexTable } from '../src/wireguard/indextable.js';
+import { mac1KeyOf } from '../src/wireguard/mac1.js';
+import { identifySent, type PeerMac1Key, type SentHandshake } from '../src/wireguard/sent.js';
 
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
@@ -70,3 +74,106 @@ for (const ipv6 of [false, true]) {
     });
   }
 }
+
+e2e('replayed and forged data packets and initiations from the attacker move nothing', async (t) => {
+  await withDaemonLab(t, { firewall: 'closed', ipv6: false }, async (lab, daemon) => {
+    const roamer = lab.roamers[0]!;
+    // Record R1's real handshake and a real data packet as they reach R2 (an on-path attacker could).
+    const recording = await recordPackets(lab, `udp dst port ${WG_PORT} and (udp[8] = 1 or (udp[8] = 4 and udp[4:2] > 80))`, 2);
+    await ensureUp(roamer);
+    await nsRun(roamer.ns, 'ping', ['-n', '-q', '-c', '2', '-i', '0.2', R2_TUNNEL]);
+    const recorded = await recording.next(5000);
+    const initiation = recorded.find((p) => p.payload[0] === 1)?.payload;
+    const data = recorded.find((p) => p.payload[0] === 4)?.payload;
+    if (initiation === undefined || data === undefined) throw new Error(`recorded ${recorded.length} packets`);
+    const endpoint = await endpointOf(lab, roamer);
+    const injectedBefore = events(daemon, 'data.injected').length;
+
+    const forgedLive = Buffer.from(data);
+    forgedLive.fill(0x5a, 16); // a live index, garbage inside
+    const forgedIndex = Buffer.from(data);
+    forgedIndex.writeUInt32LE((data.readUInt32LE(4) ^ 0xffffffff) >>> 0, 4);
+    await sendUdp(lab.attacker.ns, R2_V4, WG_PORT, [data, data, forgedLive, forgedIndex, initiation]);
+
+    t.true(await waitFor(() => events(daemon, 'data.ignored').some((e) => e.reason === 'unknown-index'), 5000), 'the forged index is only counted');
+    t.true(await waitFor(() => events(daemon, 'data.not-taken-up').length >= 1, 5000), 'WireGuard refuses what was handed to it');
+    t.true(events(daemon, 'data.injected').length - injectedBefore <= 3, 'only packets naming a live session are handed over');
+    t.truthy(events(daemon, 'initiation.ignored').find((e) => e.reason === 'replay'), 'the replayed initiation is refused before WireGuard');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    t.is(await endpointOf(lab, roamer), endpoint, 'the endpoint did not move');
+    t.false(events(daemon, 'endpoint.updated').some((e) => String(e.to).startsWith(ATTACKER_V4)));
+    t.true(await pingOnce(roamer, 2), 'the tunnel still works');
+  });
+});
+
+e2e('two roaming peers behind one NAT each keep their own endpoint through a remap', async (t) => {
+  const lab = await createLab({ roamers: 2, sharedNat: true });
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-fast-'));
+  try {
+    const [a, b] = [lab.roamers[0]!, lab.roamers[1]!];
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json')]);
+    await Promise.all([ensureUp(a), ensureUp(b)]);
+    const before = [await endpointOf(lab, a), await endpointOf(lab, b)];
+    t.true(before.every((e) => e?.startsWith(`${a.natV4}:`)), `both behind ${a.natV4}: ${before.join(', ')}`);
+    t.not(before[0], before[1]);
+    const [ta, tb] = await Promise.all([runScenario(lab, a, 'remap', { timeoutMs: 5000 }), runScenario(lab, b, 'remap', { timeoutMs: 5000 })]);
+    t.not(ta, undefined);
+    t.not(tb, undefined);
+    const after = [await endpointOf(lab, a), await endpointOf(lab, b)];
+    t.not(after[0], after[1], 'each peer has its own endpoint');
+    t.not(after[0], before[0]);
+    t.not(after[1], before[1]);
+    // Each endpoint is the one its own traffic comes from: its tunnel answers.
+    t.true(await pingOnce(a, 2));
+    t.true(await pingOnce(b, 2));
+    t.false(daemon.exited);
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+e2e('R2’s session indices are learned from real wireguard-go handshakes, R1- and R2-initiated', async (t) => {
+  const lab = await createLab({ firewall: 'open' });
+  try {
+    const roamer = lab.roamers[0]!;
+    const peers: PeerMac1Key[] = [{ peer: roamer.publicKey, mac1Key: mac1KeyOf(Buffer.from(roamer.publicKey, 'base64')) }];
+    const learn = (packets: readonly { srcPort: number; payload: Buffer }[], table: IndexTable): SentHandshake[] =>
+      packets.flatMap((p) => {
+        if (p.srcPort !== WG_PORT) return [];
+        const sent = identifySent(p.payload, peers);
+        if (!sent.ok) return [];
+        table.learn(sent.value.index, sent.value.peer, Date.now());
+        return [sent.value];
+      });
+    const dataIndices = (packets: readonly { dstPort: number; payload: Buffer }[]): number[] =>
+      packets.filter((p) => p.dstPort === WG_PORT && p.payload[0] === 4).map((p) => p.payload.readUInt32LE(4));
+
+    // R1 initiates: R2 answers with a response naming its new index; R1's data then uses it.
+    const table = new IndexTable();
+    let recording = await recordPackets(lab, `udp port ${WG_PORT}`, 6);
+    await ensureUp(roamer);
+    await nsRun(roamer.ns, 'ping', ['-n', '-q', '-c', '3', '-i', '0.2', R2_TUNNEL]);
+    let packets = await recording.next(5000);
+    const fromR1 = learn(packets, table);
+    t.deepEqual(fromR1.map((s) => s.kind), ['response']);
+    const used = dataIndices(packets);
+    t.true(used.length > 0);
+    t.true(used.every((index) => table.lookup(index, Date.now()) === roamer.publicKey), 'R1’s data names the learned index');
+
+    // R2 initiates: its peer is removed and added again at the same endpoint, then it pings.
+    const endpoint = await endpointOf(lab, roamer);
+    await nsRun(lab.r2.ns, 'wg', ['set', lab.r2.wg, 'peer', roamer.publicKey, 'remove']);
+    await nsRun(lab.r2.ns, 'wg', ['set', lab.r2.wg, 'peer', roamer.publicKey, 'endpoint', String(endpoint), 'allowed-ips', `${roamer.tunnel}/32`]);
+    recording = await recordPackets(lab, `udp port ${WG_PORT} or udp src port ${WG_PORT}`, 6);
+    await nsRun(lab.r2.ns, 'ping', ['-n', '-q', '-c', '3', '-i', '0.2', roamer.tunnel]);
+    packets = await recording.next(5000);
+    const fromR2 = learn(packets, table);
+    t.deepEqual(fromR2.map((s) => s.kind), ['initiation']);
+    const usedNow = dataIndices(packets);
+    t.true(usedNow.length > 0);
+    t.true(usedNow.every((index) => index === fromR2[0]!.index), 'R1’s data names the index of R2’s own initiation');
+  } finally {
+    await lab.close();
+  }
+});

@@ -6,10 +6,29 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 import { compileFilter, readCaptureFile } from '../src/net/capture.js';
-import { initiationFilter, knockFilter } from '../src/net/filter.js';
+import { initiationFilter, knockFilter, wireguardFilter, type ExcludedSource } from '../src/net/filter.js';
+import { capturedOnLoopback } from '../src/net/link.js';
 import { decodeFrame, type LinkType } from '../src/net/packet.js';
-import { ACK, LINK_TYPES, RST, SYN, WRAP, captureFile, initiationLike, ipv4, ipv6, tcp, udp } from './helpers/net-frames.js';
+import {
+  ACK,
+  ARPHRD_LOOPBACK,
+  LINK_TYPES,
+  PACKET_HOST,
+  PACKET_OUTGOING,
+  RST,
+  SYN,
+  WRAP,
+  captureFile,
+  initiationLike,
+  ipv4,
+  ipv6,
+  sll,
+  sll2,
+  tcp,
+  udp,
+} from './helpers/net-frames.js';
 
 const PORT = 51820;
 const KNOCK = { basePort: 19000, range: 100 };
@@ -149,4 +168,91 @@ test('readCaptureFile refuses a link type it cannot decode, and a filter libpcap
   t.is((error as { code?: string } | undefined)?.code, 'E_FILTER');
   const linkError = await t.throwsAsync(readCaptureFile(join(dir, 'wifi.pcap')));
   t.is((linkError as { code?: string } | undefined)?.code, 'E_LINK_TYPE');
+});
+
+/** Exclusion lists of 0, 1 and 200 peers' endpoints, half IPv4 and half IPv6. */
+function endpoints(count: number): ExcludedSource[] {
+  return Array.from({ length: count }, (_, i) =>
+    i % 2 === 0 ? { family: 4, address: `198.51.100.${(i % 250) + 1}`, port: 1000 + i } : { family: 6, address: `2001:db8:5::${i.toString(16)}`, port: 2000 + i },
+  );
+}
+
+test('the fast-path filter compiles for the cooked link types of `any` with 0, 1 and 200 excluded endpoints, well within the kernel’s 4096 instructions', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'net-filter-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const empty = join(dir, 'sll2.pcap');
+  writeFileSync(empty, captureFile('sll2', []));
+  const sizes: number[] = [];
+  for (const count of [0, 1, 200]) {
+    const filter = wireguardFilter(PORT, endpoints(count));
+    for (const link of ['sll', 'sll2'] as const) t.deepEqual(compileFilter(filter, link), { ok: true, value: true }, `${link}, ${count} endpoints`);
+    // tcpdump -d prints the compiled program, one instruction a line.
+    const { stdout } = await execa('tcpdump', ['-d', '-r', empty, filter], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    const instructions = stdout.trim().split('\n').length;
+    sizes.push(instructions);
+    t.log(`${count} excluded endpoints: ${instructions} BPF instructions`);
+  }
+  t.true(sizes[0]! < sizes[1]! && sizes[1]! < sizes[2]!, 'each endpoint adds to the program');
+  t.true(sizes[2]! < 4096, `200 endpoints: ${sizes[2]} instructions`);
+});
+
+for (const [link, wrap] of [
+  ['sll', sll],
+  ['sll2', sll2],
+] as const) {
+  test(`${link}: the fast-path filter passes initiations in, R2's handshakes out, and data in except from current endpoints`, async (t) => {
+    const R2 = '192.0.2.1';
+    const R2_6 = '2001:db8:100::1';
+    const data = (size = 96): Buffer => initiationLike(4, size);
+    const inbound = (packet: Buffer): Buffer => wrap(packet, undefined, PACKET_HOST);
+    const outbound = (packet: Buffer): Buffer => wrap(packet, undefined, PACKET_OUTGOING);
+    const exclude: ExcludedSource[] = [
+      { family: 4, address: '198.51.100.7', port: 40000 },
+      { family: 6, address: '2001:db8:1::7', port: 40000 },
+    ];
+    const packets: Record<string, Buffer> = {
+      'v4 initiation in': inbound(ipv4(udp(40000, PORT, initiationLike()), { src: '198.51.100.7', dst: R2 })),
+      'v4 response out': outbound(ipv4(udp(PORT, 40000, initiationLike(2, 92)), { src: R2, dst: '198.51.100.7' })),
+      'v4 initiation out': outbound(ipv4(udp(PORT, 40000, initiationLike()), { src: R2, dst: '198.51.100.7' })),
+      'v4 data in, new source': inbound(ipv4(udp(40001, PORT, data()), { src: '198.51.100.7', dst: R2 })),
+      'v4 keepalive in, new source': inbound(ipv4(udp(40001, PORT, data(32)), { src: '198.51.100.7', dst: R2 })),
+      'v4 data in, current endpoint': inbound(ipv4(udp(40000, PORT, data()), { src: '198.51.100.7', dst: R2 })),
+      'v4 data out to a peer on the listen port': outbound(ipv4(udp(PORT, PORT, data()), { src: R2, dst: '198.51.100.9' })),
+      'v4 data in, too short': inbound(ipv4(udp(40001, PORT, data(31)), { src: '198.51.100.7', dst: R2 })),
+      'v4 cookie reply in': inbound(ipv4(udp(40001, PORT, initiationLike(3, 64)), { src: '198.51.100.7', dst: R2 })),
+      'v4 response in': inbound(ipv4(udp(40001, PORT, initiationLike(2, 92)), { src: '198.51.100.7', dst: R2 })),
+      'v6 initiation in': inbound(ipv6(udp(40000, PORT, initiationLike()), { src: '2001:db8:1::7', dst: R2_6 })),
+      'v6 response out': outbound(ipv6(udp(PORT, 40000, initiationLike(2, 92)), { src: R2_6, dst: '2001:db8:1::7' })),
+      'v6 data in, new source': inbound(ipv6(udp(40001, PORT, data()), { src: '2001:db8:1::7', dst: R2_6 })),
+      'v6 data in, current endpoint': inbound(ipv6(udp(40000, PORT, data()), { src: '2001:db8:1::7', dst: R2_6 })),
+      'v6 data out': outbound(ipv6(udp(PORT, 40000, data()), { src: R2_6, dst: '2001:db8:1::7' })),
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'net-filter-test-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const names = Object.keys(packets);
+    const file = join(dir, `${link}.pcap`);
+    writeFileSync(file, captureFile(link, names.map((name) => packets[name]!)));
+    const read = await readCaptureFile(file, wireguardFilter(PORT, exclude));
+    const passed = read.frames.map(({ timestampMs }) => names[timestampMs / 1000 - 1_700_000_000] ?? 'unknown');
+    t.deepEqual(passed, [
+      'v4 initiation in',
+      'v4 response out',
+      'v4 initiation out',
+      'v4 data in, new source',
+      'v4 keepalive in, new source',
+      'v6 initiation in',
+      'v6 response out',
+      'v6 data in, new source',
+    ]);
+  });
+}
+
+test('a cooked frame captured on lo is recognised before decoding; other links never are', (t) => {
+  const packet = ipv4(udp(40000, PORT, initiationLike()));
+  t.true(capturedOnLoopback('sll', sll(packet, undefined, PACKET_HOST, ARPHRD_LOOPBACK)));
+  t.true(capturedOnLoopback('sll2', sll2(packet, undefined, PACKET_HOST, ARPHRD_LOOPBACK)));
+  t.false(capturedOnLoopback('sll', sll(packet)));
+  t.false(capturedOnLoopback('sll2', sll2(packet)));
+  t.false(capturedOnLoopback('sll2', Buffer.alloc(4)));
+  t.false(capturedOnLoopback('raw', packet));
 });

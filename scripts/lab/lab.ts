@@ -61,6 +61,8 @@ export interface LabOptions {
    * do; `open` lets new packets in (WireGuard alone, the native baseline).
    */
   firewall?: LabFirewall;
+  /** every roamer behind the first roamer's NAT, on one LAN (default false) */
+  sharedNat?: boolean;
 }
 
 export type LabFirewall = 'closed' | 'closed-lo-accepted' | 'open';
@@ -222,18 +224,25 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
 
     const roamers: Roamer[] = [];
     for (let index = 0; index < count; index++) {
-      const natNs = await scope.addNamespace(name(`nat${index}`));
+      const shared = options.sharedNat === true && index > 0 ? roamers[0] : undefined;
+      const natNs = shared?.natNs ?? (await scope.addNamespace(name(`nat${index}`)));
       const ns = await scope.addNamespace(name(`r1${index}`));
-      const natV4 = `192.0.2.${10 + index}`;
-      const natV6 = `2001:db8:100::${10 + index}`;
-      await plug(natNs, natV4, natV6);
-      await veth({ ns: natNs, name: 'lan' }, { ns, name: 'eth0' });
-      await nsRun(natNs, 'ip', ['addr', 'add', '198.51.100.1/24', 'dev', 'lan']);
-      await nsRun(natNs, 'ip', ['-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'lan', 'nodad']);
-      await nsRun(natNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-      await nft(natNs, NAT_RULES);
-      await nsRun(ns, 'ip', ['addr', 'add', '198.51.100.2/24', 'dev', 'eth0']);
-      await nsRun(ns, 'ip', ['-6', 'addr', 'add', '2001:db8:1::2/64', 'dev', 'eth0', 'nodad']);
+      const natV4 = shared?.natV4 ?? `192.0.2.${10 + index}`;
+      const natV6 = shared?.natV6 ?? `2001:db8:100::${10 + index}`;
+      if (shared === undefined) {
+        await plug(natNs, natV4, natV6);
+        // The LAN is a bridge, so several roamers can sit behind one NAT.
+        await nsRun(natNs, 'ip', ['link', 'add', 'lan', 'type', 'bridge']);
+        await nsRun(natNs, 'ip', ['link', 'set', 'lan', 'up']);
+        await nsRun(natNs, 'ip', ['addr', 'add', '198.51.100.1/24', 'dev', 'lan']);
+        await nsRun(natNs, 'ip', ['-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'lan', 'nodad']);
+        await nsRun(natNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+        await nft(natNs, NAT_RULES);
+      }
+      await veth({ ns: natNs, name: `l${index}` }, { ns, name: 'eth0' });
+      await nsRun(natNs, 'ip', ['link', 'set', `l${index}`, 'master', 'lan']);
+      await nsRun(ns, 'ip', ['addr', 'add', `198.51.100.${2 + index}/24`, 'dev', 'eth0']);
+      await nsRun(ns, 'ip', ['-6', 'addr', 'add', `2001:db8:1::${2 + index}/64`, 'dev', 'eth0', 'nodad']);
       await nsRun(ns, 'ip', ['route', 'add', 'default', 'via', '198.51.100.1']);
       await nsRun(ns, 'ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:1::1']);
 
@@ -322,10 +331,28 @@ export async function firewallDrops(lab: Lab): Promise<number> {
  * Records the next handshake initiation that reaches R2's wire, as an on-path attacker could:
  * tcpdump in R2's namespace, one packet. Resolves once tcpdump listens.
  */
-export async function recordInitiation(lab: Lab): Promise<{ next(timeoutMs: number): Promise<Buffer | undefined> }> {
+export function recordInitiation(lab: Lab): Promise<{ next(timeoutMs: number): Promise<Buffer | undefined> }> {
+  return recordPackets(lab, `udp dst port ${WG_PORT} and udp[8] = 1`, 1).then((recording) => ({
+    next: async (timeoutMs: number) => (await recording.next(timeoutMs))[0]?.payload,
+  }));
+}
+
+export interface RecordedDatagram {
+  readonly src: string;
+  readonly srcPort: number;
+  readonly dstPort: number;
+  readonly payload: Buffer;
+}
+
+/**
+ * Records the next `count` packets on R2's wire that match a tcpdump filter, as an on-path
+ * observer could. Resolves once tcpdump listens; `next` waits for them (or the timeout) and
+ * returns what was recorded.
+ */
+export async function recordPackets(lab: Lab, filter: string, count: number): Promise<{ next(timeoutMs: number): Promise<RecordedDatagram[]> }> {
   const dir = mkdtempSync(join(tmpdir(), 'rwg-rec-'));
-  const file = join(dir, 'initiation.pcap');
-  const tcpdump = lab.scope.start(lab.r2.ns, 'tcpdump', ['-i', 'wan', '-U', '-c', '1', '-w', file, `udp dst port ${WG_PORT} and udp[8] = 1`]);
+  const file = join(dir, 'packets.pcap');
+  const tcpdump = lab.scope.start(lab.r2.ns, 'tcpdump', ['-i', 'wan', '-U', '-c', String(count), '-w', file, filter]);
   const listening = await tcpdump.waitForLine((line) => line.includes('listening on'), 5000);
   if (listening === undefined) {
     await tcpdump.stop();
@@ -333,15 +360,21 @@ export async function recordInitiation(lab: Lab): Promise<{ next(timeoutMs: numb
     throw new Error(`tcpdump did not start: ${tcpdump.lines.join('\n')}`);
   }
   return {
-    async next(timeoutMs: number): Promise<Buffer | undefined> {
+    async next(timeoutMs: number): Promise<RecordedDatagram[]> {
       try {
-        if ((await tcpdump.waitForExit(timeoutMs)) === undefined) return undefined;
-        const frame = readPcapFile(readFileSync(file)).frames[0];
-        if (frame === undefined) return undefined;
-        const decoded = decodeFrame('ethernet', frame);
-        return decoded.ok ? decoded.value.payload : undefined;
-      } finally {
+        await tcpdump.waitForExit(timeoutMs);
         await tcpdump.stop();
+        let frames: Buffer[] = [];
+        try {
+          frames = readPcapFile(readFileSync(file)).frames;
+        } catch {
+          frames = [];
+        }
+        return frames.flatMap((frame) => {
+          const decoded = decodeFrame('ethernet', frame);
+          return decoded.ok ? [{ src: decoded.value.src, srcPort: decoded.value.srcPort, dstPort: decoded.value.dstPort, payload: decoded.value.payload }] : [];
+        });
+      } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     },

@@ -11,9 +11,6 @@
  * Each returns the milliseconds from the event until the tunnel works again (a ping answered,
  * or for `idle`, R2's endpoint at the new mapping), or undefined if it did not within the bound.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connectRoamer, endpointOf, natRemap, R2_TUNNEL, WG_PORT, type Lab, type Roamer } from './lab.js';
 import { nsRun, waitFor, type LabProcess } from './netns.js';
 
@@ -92,10 +89,13 @@ export async function restartRoamer(lab: Lab, roamer: Roamer, ipv6: boolean): Pr
   await connectRoamer(lab, roamer, ipv6);
 }
 
-/** Forgets R2's conntrack entries for the WireGuard port: what expiry does after minutes of silence. */
-export async function expireConntrack(lab: Lab): Promise<void> {
-  for (const family of ['ipv4', 'ipv6']) {
-    await nsRun(lab.r2.ns, 'conntrack', ['-D', '-f', family, '-p', 'udp', '--orig-port-dst', String(WG_PORT)]).catch((error: Error) => {
+/**
+ * Forgets R2's conntrack entries for one roamer's traffic to the WireGuard port: what expiry
+ * does after minutes of silence. Other roamers' entries stay.
+ */
+export async function expireConntrack(lab: Lab, roamer: Roamer): Promise<void> {
+  for (const [family, source] of [['ipv4', roamer.natV4], ['ipv6', roamer.natV6]] as const) {
+    await nsRun(lab.r2.ns, 'conntrack', ['-D', '-f', family, '-p', 'udp', '--orig-port-dst', String(WG_PORT), '-s', source]).catch((error: Error) => {
       if (!/flow entries|0 flow/.test(error.message)) throw error;
     });
   }
@@ -133,6 +133,7 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     try {
       const before = await endpointOf(lab, roamer);
       await natRemap(roamer);
+      // From when the mapping is gone: the command that removes it takes its own time.
       const at = Date.now();
       let movedAt: number | undefined;
       await waitFor(async () => {
@@ -148,7 +149,7 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
   const seconds = Math.ceil(options.timeoutMs / 1000) + 3;
   if (scenario === 'expiry') {
     // Silence first, so nothing refreshes the entry, then the entry goes.
-    await expireConntrack(lab);
+    await expireConntrack(lab, roamer);
     const pinger = Pinger.start(lab, roamer, seconds);
     try {
       const at = Date.now();
@@ -162,19 +163,13 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
   try {
     const live = await pinger.answeredAfter(Date.now() - 1000, 5000);
     if (live === undefined && scenario === 'remap') throw new Error('the session was not live before the remap');
-    const at = Date.now();
     if (scenario === 'remap') await natRemap(roamer);
     else await restartRoamer(lab, roamer, ipv6);
-    const answered = await pinger.answeredAfter(Date.now(), options.timeoutMs);
+    // From when the event is complete: the commands that make it take their own time.
+    const at = Date.now();
+    const answered = await pinger.answeredAfter(at, options.timeoutMs);
     return answered === undefined ? undefined : answered - at;
   } finally {
     await pinger.stop();
   }
-}
-
-/** A wg-quick-free way to keep a file for a lab run: a temp dir removed with the callback. */
-export function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-scn-'));
-  writeFileSync(join(dir, '.keep'), '');
-  return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
 }

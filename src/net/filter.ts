@@ -91,6 +91,8 @@ export interface ExcludedSource {
  * * incoming transport data, except from the peers' current endpoints (`exclude`): WireGuard
  *   already has those, so a busy tunnel's data never reaches user space; what is left is data
  *   from a new address, after a NAT remap.
+ * What crosses lo also matches (reconfig-wg's own re-sent packets); the listener drops it by the
+ * cooked header's link type: `ifindex 1` here would make libpcap filter everything in user space.
  * `inbound` uses the packet type Linux gives every captured frame (the SLL header on `any`, the
  * socket's packet type elsewhere), so R2's own data to a peer whose port happens to be the
  * listen port is never copied either.

@@ -102,3 +102,19 @@ export const LINK_DECODERS: Readonly<Record<LinkType, (buf: Buffer, offset: numb
   raw: decodeRaw,
   null: decodeNull,
 };
+
+/** ARPHRD_LOOPBACK: the link type Linux gives lo. */
+const ARPHRD_LOOPBACK = 772;
+const SLL_HATYPE_OFFSET = 2;
+const SLL2_HATYPE_OFFSET = 8;
+
+/**
+ * True if a Linux cooked frame (what `any` gives) was captured on lo. A capture filter could
+ * say this (`ifindex 1`) only by filtering in user space, which libpcap then does for every
+ * packet on every interface: checked here instead, before any decoding.
+ */
+export function capturedOnLoopback(link: LinkType, frame: Buffer): boolean {
+  if (link === 'sll') return frame.length >= SLL_HEADER_LENGTH && frame.readUInt16BE(SLL_HATYPE_OFFSET) === ARPHRD_LOOPBACK;
+  if (link === 'sll2') return frame.length >= SLL2_HEADER_LENGTH && frame.readUInt16BE(SLL2_HATYPE_OFFSET) === ARPHRD_LOOPBACK;
+  return false;
+}

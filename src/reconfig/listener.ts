@@ -15,6 +15,7 @@ import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
 import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
+import { capturedOnLoopback } from '../net/link.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
 import { MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE, TRANSPORT_RECEIVER_OFFSET } from '../wireguard/constants.js';
 import { IndexTable } from '../wireguard/indextable.js';
@@ -256,6 +257,8 @@ export class Listener {
     const keys = this.keys;
     const link = this.keeper.link;
     if (keys === undefined || link === undefined) return;
+    // Our own re-sent packets, seen again on lo: handing them over again would loop.
+    if (capturedOnLoopback(link, frame)) return this.ignore('loopback');
     const decoded = decodeFrame(link, frame);
     if (!decoded.ok) return this.ignore(decoded.reason);
     const datagram = decoded.value;

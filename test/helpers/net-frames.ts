@@ -128,22 +128,28 @@ export function ethernet(packet: Buffer, vlans: VlanTag[] = [], etherType = ETHE
   return frame.length < 60 ? Buffer.concat([frame, Buffer.alloc(60 - frame.length)]) : frame;
 }
 
-export function sll(packet: Buffer, protocol = ETHERTYPE[familyOf(packet)]): Buffer {
+/** Linux packet types (linux/if_packet.h) and link types (ARPHRD_*) for cooked headers. */
+export const PACKET_HOST = 0;
+export const PACKET_OUTGOING = 4;
+export const ARPHRD_ETHER = 1;
+export const ARPHRD_LOOPBACK = 772;
+
+export function sll(packet: Buffer, protocol = ETHERTYPE[familyOf(packet)], pktType = PACKET_HOST, hatype = ARPHRD_ETHER): Buffer {
   const header = Buffer.alloc(16);
-  header.writeUInt16BE(0, 0); // PACKET_HOST
-  header.writeUInt16BE(1, 2); // ARPHRD_ETHER
+  header.writeUInt16BE(pktType, 0);
+  header.writeUInt16BE(hatype, 2);
   header.writeUInt16BE(6, 4);
   Buffer.from('020000000001', 'hex').copy(header, 6);
   header.writeUInt16BE(protocol, 14);
   return Buffer.concat([header, packet]);
 }
 
-export function sll2(packet: Buffer, protocol = ETHERTYPE[familyOf(packet)]): Buffer {
+export function sll2(packet: Buffer, protocol = ETHERTYPE[familyOf(packet)], pktType = PACKET_HOST, hatype = ARPHRD_ETHER): Buffer {
   const header = Buffer.alloc(20);
   header.writeUInt16BE(protocol, 0);
-  header.writeUInt32BE(2, 4); // ifindex
-  header.writeUInt16BE(1, 8); // ARPHRD_ETHER
-  header[10] = 0; // PACKET_HOST
+  header.writeUInt32BE(hatype === ARPHRD_LOOPBACK ? 1 : 2, 4); // ifindex
+  header.writeUInt16BE(hatype, 8);
+  header[10] = pktType;
   header[11] = 6;
   Buffer.from('020000000001', 'hex').copy(header, 12);
   return Buffer.concat([header, packet]);
