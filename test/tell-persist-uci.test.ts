@@ -88,6 +88,8 @@ test('uci show output is parsed with quotes, lists and anonymous sections; garba
   t.is(parsed.value[1]?.ref, '@wireguard_wg0[0]');
   t.deepEqual(parsed.value[1]?.options.get('description'), ["Bob's laptop"]);
   t.deepEqual(parsed.value[1]?.options.get('allowed_ips'), ['203.0.113.10/32', '2001:db8::10/128']);
+  const secretless = parseUciShow("network.wg0=interface\nnetwork.wg0.private_key='c2VjcmV0'\nnetwork.p=wireguard_wg0\nnetwork.p.public_key='x'\n", 'network', 'wireguard_wg0');
+  t.true(secretless.ok && secretless.value[0]?.options.size === 0 && secretless.value[1]?.options.get('public_key')?.[0] === 'x', 'other sections keep no options (no private_key in memory)');
   for (const bad of ['firewall.x=rule', "network.x.y='open", 'network.nosection.opt=1']) t.false(parseUciShow(bad).ok, bad);
 });
 

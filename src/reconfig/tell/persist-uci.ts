@@ -59,8 +59,12 @@ function parseShowValue(text: string): Result<string[]> {
   return ok(values);
 }
 
-/** Parses `uci show PACKAGE`. Pure; a line it cannot read is a failure, never an exception. */
-export function parseUciShow(text: string, pkg = UCI_PACKAGE): Result<UciSection[]> {
+/**
+ * Parses `uci show PACKAGE`. Pure; a line it cannot read is a failure, never an exception.
+ * With `onlyType`, the options of other sections are not kept: `uci show network` prints the
+ * interface's private_key too, and it has no business in this process's memory.
+ */
+export function parseUciShow(text: string, pkg = UCI_PACKAGE, onlyType?: string): Result<UciSection[]> {
   const sections = new Map<string, { ref: string; type: string; options: Map<string, string[]> }>();
   for (const [index, line] of text.split('\n').entries()) {
     if (line.trim() === '') continue;
@@ -78,7 +82,7 @@ export function parseUciShow(text: string, pkg = UCI_PACKAGE): Result<UciSection
     } else {
       const section = sections.get(rest.slice(0, dot));
       if (section === undefined) return fail(`line ${index + 1} names an option of a section not shown before it`);
-      section.options.set(rest.slice(dot + 1), value.value);
+      if (onlyType === undefined || section.type === onlyType) section.options.set(rest.slice(dot + 1), value.value);
     }
   }
   return ok([...sections.values()]);
@@ -116,9 +120,10 @@ export async function runUci(options: Pick<UciPersisterOptions, 'confDir' | 'com
 
 /** The peer sections of `iface` (type wireguard_IFACE) in the network config. */
 export async function uciPeerSections(options: UciPersisterOptions): Promise<UciSection[]> {
-  const shown = parseUciShow(await runUci(options, ['show', UCI_PACKAGE]));
+  const type = `wireguard_${options.iface}`;
+  const shown = parseUciShow(await runUci(options, ['show', UCI_PACKAGE]), UCI_PACKAGE, type);
   if (!shown.ok) throw new ReconfigError('E_PERSIST', `'uci show ${UCI_PACKAGE}' printed something this version does not understand (${shown.reason}).`);
-  return shown.value.filter((s) => s.type === `wireguard_${options.iface}`);
+  return shown.value.filter((s) => s.type === type);
 }
 
 export function uciPersister(options: UciPersisterOptions): Persister {
