@@ -125,3 +125,39 @@ test('a status file is read back as written, and a broken one says what is wrong
   t.like(parseStatus(JSON.stringify({ ...status, version: 99 })), { ok: false });
   t.like(parseStatus(JSON.stringify({ ...status, peers: [{ publicKey: 1 }] })), { ok: false });
 });
+
+/** Only the inject and pinhole items, with the interface already found (listen port 51820). */
+async function deliveryItems(overrides: Partial<CheckContext>) {
+  const items = (await import('../src/reconfig/check.js')).CHECK_ITEMS.filter((item) => item.name === 'inject' || item.name === 'pinhole');
+  const context = {
+    found: { iface: 'wg0', config: { name: 'wg0', privateKey: undefined, publicKey: undefined, listenPort: 51820, peers: new Map() } },
+    openInjector: () => { throw new Error('unused'); },
+    openPinholer: () => ({ open: () => ({ ok: true as const, value: true as const }), close: () => undefined }),
+    ...overrides,
+  } as CheckContext;
+  return runChecks(context, items);
+}
+
+test('check: without a raw socket, injection is a warning that says the daemon falls back to wg set', async (t) => {
+  const [inject, pinhole] = await deliveryItems({
+    openInjector: () => { throw new Error('Not allowed to open a raw socket (EPERM). Run as root.'); },
+  });
+  t.like(inject, { name: 'inject', state: 'warn' });
+  t.regex(inject!.detail, /Not allowed to open a raw socket \(EPERM\)\. Run as root: reconfig-wg runs without injection \(wg set after a verified initiation/);
+  t.like(pinhole, { name: 'pinhole', state: 'ok' });
+  t.is(checkExitCode([inject!, pinhole!]), 0, 'the daemon can still run');
+});
+
+test('check: a firewall dropping re-sent packets on lo without conntrack support is a warning naming both fixes', async (t) => {
+  // a raw socket whose loopback packets never arrive: the UDP delivery counter does not move
+  const injector = { families: new Set<4 | 6>([4]), inject: () => ({ ok: true as const, value: true as const }), close: () => undefined };
+  const [inject, pinhole] = await deliveryItems({
+    openInjector: () => injector,
+    openPinholer: () => { throw new Error('No conntrack netlink here (EPROTONOSUPPORT).'); },
+  });
+  t.like(inject, { state: 'ok' });
+  t.regex(inject!.detail, /raw sockets open for IPv4; the firewall drops re-sent packets on lo/);
+  t.like(pinhole, { state: 'warn' });
+  t.regex(pinhole!.detail, /No conntrack netlink here \(EPROTONOSUPPORT\); the firewall drops re-sent packets on lo, so injection cannot work/);
+  t.regex(pinhole!.fix ?? '', /nf_conntrack_netlink.*or accept lo in the firewall/);
+});
