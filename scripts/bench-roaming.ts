@@ -41,6 +41,23 @@ interface Measured {
   readonly slipped?: number[];
 }
 
+/** What the daemon did meanwhile: events (and their reasons), counted. */
+function tally(lines: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const line of lines) {
+    let e: LogEvent;
+    try {
+      e = JSON.parse(line) as LogEvent;
+    } catch {
+      continue;
+    }
+    if (e.event === undefined) continue;
+    const key = typeof e.reason === 'string' ? `${e.event}:${e.reason}` : typeof e.how === 'string' ? `${e.event}:${e.how}` : e.event;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([key, n]) => `${key} ${n}`).join(', ');
+}
+
 function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
@@ -86,7 +103,7 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
         );
       }
       results.set(scenario, { times, ...(slipped === undefined ? {} : { slipped }) });
-      log(`  ${setup.name}: ${SCENARIO_TITLES[scenario]}: ${cell(results.get(scenario))}`);
+      log(`  ${setup.name}: ${SCENARIO_TITLES[scenario]}: ${cell(results.get(scenario))}${daemon === undefined ? '' : ` [${tally(daemon.lines.slice(mark))}]`}`);
     }
     if (daemon !== undefined) {
       const latency = events(daemon, 'endpoint.updated')
@@ -111,7 +128,11 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
 export async function roamingTable(rounds: number, write: (text: string) => void): Promise<void> {
   write(`roaming: ${rounds} roaming routers per set-up, each event played on all at once; R1 pings every 100 ms\n`);
   const all = new Map<string, Map<Scenario, Measured>>();
-  for (const setup of SETUPS) all.set(setup.name, await measureSetup(setup, rounds, (line) => write(`${line}\n`)));
+  const only = process.env.BENCH_SETUPS?.split(',');
+  for (const setup of SETUPS) {
+    if (only !== undefined && !only.some((name) => setup.name.startsWith(name))) continue;
+    all.set(setup.name, await measureSetup(setup, rounds, (line) => write(`${line}\n`)));
+  }
   const [native, ...others] = SETUPS;
   const header = ['event', ...SETUPS.map((s) => s.name), 'default ÷ native (lo accepted)'];
   const rows = SCENARIOS.map((scenario) => {

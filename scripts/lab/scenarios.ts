@@ -90,14 +90,17 @@ export async function restartRoamer(lab: Lab, roamer: Roamer, ipv6: boolean): Pr
 }
 
 /**
- * Forgets R2's conntrack entries for one roamer's traffic to the WireGuard port: what expiry
- * does after minutes of silence. Other roamers' entries stay.
+ * Forgets R2's conntrack entries for one roamer's WireGuard traffic, whichever side started it:
+ * what expiry does after minutes of silence. Other roamers' entries stay.
  */
 export async function expireConntrack(lab: Lab, roamer: Roamer): Promise<void> {
-  for (const [family, source] of [['ipv4', roamer.natV4], ['ipv6', roamer.natV6]] as const) {
-    await nsRun(lab.r2.ns, 'conntrack', ['-D', '-f', family, '-p', 'udp', '--orig-port-dst', String(WG_PORT), '-s', source]).catch((error: Error) => {
-      if (!/flow entries|0 flow/.test(error.message)) throw error;
-    });
+  const port = String(WG_PORT);
+  for (const [family, address] of [['ipv4', roamer.natV4], ['ipv6', roamer.natV6]] as const) {
+    for (const match of [['-s', address, '--orig-port-dst', port], ['-d', address, '--orig-port-src', port]]) {
+      await nsRun(lab.r2.ns, 'conntrack', ['-D', '-f', family, '-p', 'udp', ...match]).catch((error: Error) => {
+        if (!/flow entries|0 flow/.test(error.message)) throw error;
+      });
+    }
   }
 }
 

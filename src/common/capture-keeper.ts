@@ -19,9 +19,13 @@ export interface CaptureKeeperOptions {
   readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
+  /** bytes kept of each packet (see capture.ts); the kernel ring holds more packets when small */
+  readonly snapLength?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
+/** How long a replaced capture stays open beside its successor (see replace()). */
+export const OVERLAP_MS = 50;
 
 export class CaptureKeeper {
   private capture: Capture | undefined;
@@ -29,6 +33,10 @@ export class CaptureKeeper {
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** captures replaced but still open for the overlap, and what was passed on meanwhile */
+  private readonly retiring = new Set<Capture>();
+  private readonly seen = new Set<string>();
+  private overlapUntil = 0;
 
   constructor(private readonly options: CaptureKeeperOptions) {}
 
@@ -50,8 +58,9 @@ export class CaptureKeeper {
     this.capture = this.options.openCapture({
       device: this.options.device,
       filter,
-      onFrame: this.options.onFrame,
+      onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
       onError: (error) => this.failed(error),
+      ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
     });
     const reopened = this.failures > 0;
     this.failures = 0;
@@ -69,10 +78,10 @@ export class CaptureKeeper {
   }
 
   /**
-   * Swaps in `filter` without a gap: the capture with the new filter is open before the old one
-   * is closed, so no packet is missed while the filter changes (one may be seen twice, which
-   * every consumer tolerates: a replayed initiation or data packet is refused downstream).
-   * On failure the old capture stays.
+   * Swaps in `filter` without a gap: the capture with the new filter is opened first and the old
+   * one is kept for OVERLAP_MS more, because a new libpcap socket misses what arrives while its
+   * filter is being installed (measured: about 10 ms of packets at every swap). While both are
+   * open, a frame seen twice is passed on once. On failure the old capture stays.
    */
   replace(filter: string): void {
     if (this.stopped) return;
@@ -83,8 +92,9 @@ export class CaptureKeeper {
       fresh = this.options.openCapture({
         device: this.options.device,
         filter,
-        onFrame: this.options.onFrame,
+        onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
         onError: (error) => this.failed(error),
+        ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
       });
     } catch (error) {
       this.options.logger.error(
@@ -95,8 +105,24 @@ export class CaptureKeeper {
     }
     this.capture = fresh;
     this.filter = filter;
-    old.close();
+    this.overlapUntil = performance.now() + OVERLAP_MS;
+    this.retiring.add(old);
+    setTimeout(() => {
+      this.retiring.delete(old);
+      old.close();
+      if (this.retiring.size === 0) this.seen.clear();
+    }, OVERLAP_MS).unref();
     this.options.onOpen(fresh, 'filter');
+  }
+
+  /** Every frame of every capture: passed on once, also while two captures overlap. */
+  private deliver(frame: Buffer, timestampMs: number): void {
+    if (this.retiring.size > 0 || performance.now() < this.overlapUntil) {
+      const key = frame.toString('base64');
+      if (this.seen.has(key)) return;
+      this.seen.add(key);
+    }
+    this.options.onFrame(frame, timestampMs);
   }
 
   private failed(error: Error): void {
@@ -119,6 +145,9 @@ export class CaptureKeeper {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    for (const capture of this.retiring) capture.close();
+    this.retiring.clear();
+    this.seen.clear();
     this.capture?.close();
     this.capture = undefined;
   }

@@ -92,6 +92,14 @@ interface Injected {
 export const CONFIRM_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256] as const;
 /** How long an initiator's index is kept to match R2's response to it. */
 const INITIATOR_HINT_MS = 10_000;
+/**
+ * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
+ * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
+ * libpcap's kernel ring has one fixed-size slot per packet, sized by this: at 64 KiB a 1 MiB
+ * ring holds 16 packets, and a busy moment drops R2's own handshake messages; at 2 KiB it holds
+ * about 490. A larger data packet (jumbo frames) is cut short, so it is only counted.
+ */
+export const SNAP_LENGTH = 2048;
 const MAX_INITIATOR_HINTS = 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -130,6 +138,7 @@ export class Listener {
       logger: deps.logger,
       device: deps.options.device,
       openCapture: deps.openCapture,
+      snapLength: SNAP_LENGTH,
       onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
       onOpen: (capture, reopened) => {
         if (reopened === 'filter') {
@@ -258,7 +267,7 @@ export class Listener {
     const link = this.keeper.link;
     if (keys === undefined || link === undefined) return;
     // Our own re-sent packets, seen again on lo: handing them over again would loop.
-    if (capturedOnLoopback(link, frame)) return this.ignore('loopback');
+    if (capturedOnLoopback(link, frame)) return this.ignore('loopback', {}, 'packet.ignored');
     const decoded = decodeFrame(link, frame);
     if (!decoded.ok) return this.ignore(decoded.reason);
     const datagram = decoded.value;

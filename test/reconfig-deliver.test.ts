@@ -1,0 +1,128 @@
+/**
+ * Handing packets to WireGuard: the pinhole decision (self-test, modes, learning) and its order
+ * with the re-send, with stand-ins for the raw socket and conntrack (the real ones are tested in
+ * e2e-inject and e2e-fastpath).
+ */
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import { ok, fail } from '../src/common/result.js';
+import { Delivery, selfTestLoopback, udpDelivered, type PacketInjector, type PacketPinholer, type UdpTuple } from '../src/reconfig/deliver.js';
+import type { Datagram } from '../src/net/packet.js';
+import { memoryLogger } from './helpers/memory-logger.js';
+
+const SNMP = `Ip: Forwarding DefaultTTL InReceives
+Ip: 1 64 100
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 41 2 0 40 0 0 0 0 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+UdpLite: 0 0 0 0 0 0 0 0 0
+`;
+
+function snmpWith(delivered: number): string {
+  return SNMP.replace('Udp: 41 ', `Udp: ${delivered} `);
+}
+
+const datagram: Datagram = {
+  family: 4,
+  src: '198.51.100.7',
+  dst: '192.0.2.1',
+  ttl: 60,
+  protocol: 'udp',
+  srcPort: 40000,
+  dstPort: 51820,
+  tcpFlags: 0,
+  payload: Buffer.from('01000000', 'hex'),
+};
+
+function standIns(families: (4 | 6)[] = [4, 6]) {
+  const order: string[] = [];
+  const injector: PacketInjector = {
+    families: new Set(families),
+    inject: (tuple: UdpTuple) => {
+      order.push(`inject ${tuple.src}:${tuple.srcPort}`);
+      return ok(true);
+    },
+    close: () => order.push('close injector'),
+  };
+  const pinholer: PacketPinholer = {
+    open: (tuple: UdpTuple, timeout: number) => {
+      order.push(`pinhole ${tuple.src}:${tuple.srcPort}→${tuple.dst}:${tuple.dstPort} ${timeout}s`);
+      return ok(true);
+    },
+    close: () => order.push('close pinholer'),
+  };
+  return { order, injector, pinholer };
+}
+
+test('the UDP delivery counter is read from /proc/net/snmp, and from this machine’s', (t) => {
+  t.is(udpDelivered(SNMP), 41);
+  t.is(udpDelivered('Ip: 1\nIp: 2\n'), undefined);
+  t.is(typeof udpDelivered(readFileSync('/proc/net/snmp', 'utf8')), 'number');
+});
+
+test('the self-test says lo is accepted only if every try moves the counter', (t) => {
+  const { injector } = standIns();
+  let delivered = 100;
+  let perSend = 1;
+  const sendAndCount: PacketInjector = { ...injector, inject: (tuple, payload) => ((delivered += perSend), injector.inject(tuple, payload)) };
+  t.true(selfTestLoopback(sendAndCount, 51820, () => snmpWith(delivered)));
+  perSend = 0;
+  t.false(selfTestLoopback(sendAndCount, 51820, () => snmpWith(delivered)));
+  t.is(selfTestLoopback(standIns([6]).injector, 51820, () => snmpWith(delivered)), undefined, 'no IPv4 raw socket: cannot tell');
+  t.is(selfTestLoopback(sendAndCount, 51820, () => 'no counters here'), undefined);
+});
+
+test('the self-test sends a packet WireGuard ignores to the listen port on 127.0.0.1', (t) => {
+  const sent: { tuple: UdpTuple; payload: Buffer }[] = [];
+  const injector: PacketInjector = { families: new Set([4]), inject: (tuple, payload) => (sent.push({ tuple, payload }), ok(true)), close: () => undefined };
+  selfTestLoopback(injector, 51999, () => SNMP);
+  t.is(sent.length, 1, 'the counter did not move: no need to try again');
+  t.like(sent[0]!.tuple, { family: 4, dst: '127.0.0.1', dstPort: 51999 });
+  t.is(sent[0]!.payload.readUInt32LE(0), 0, 'message type 0 is no WireGuard message');
+});
+
+test('with a pinhole, the conntrack entry is made before the packet is re-sent', (t) => {
+  const { order, injector, pinholer } = standIns();
+  const { logger } = memoryLogger();
+  const delivery = new Delivery({ logger, injector, pinholer, mode: 'always' });
+  delivery.prepare(51820, () => true);
+  t.true(delivery.deliver(datagram).ok);
+  t.deepEqual(order, ['pinhole 198.51.100.7:40000→192.0.2.1:51820 30s', 'inject 198.51.100.7:40000']);
+});
+
+test('auto follows the self-test; never and a missing conntrack mean no pinhole; only auto learns', (t) => {
+  const { logger, raw } = memoryLogger();
+  const cases: [ConstructorParameters<typeof Delivery>[0]['mode'], boolean | undefined, boolean, boolean][] = [
+    ['auto', true, true, false],
+    ['auto', false, true, true],
+    ['auto', undefined, true, true],
+    ['never', false, true, false],
+    ['always', true, true, true],
+    ['always', true, false, false],
+  ];
+  for (const [mode, accepted, withPinholer, expected] of cases) {
+    const { injector, pinholer } = standIns();
+    const delivery = new Delivery({ logger, injector, pinholer: withPinholer ? pinholer : undefined, mode });
+    delivery.prepare(51820, () => accepted);
+    t.is(delivery.pinholing, expected, `${mode}, self-test ${String(accepted)}, conntrack ${withPinholer}`);
+  }
+  const { injector, pinholer } = standIns();
+  const auto = new Delivery({ logger, injector, pinholer, mode: 'auto' });
+  auto.prepare(51820, () => true);
+  t.true(auto.learnPinholeNeeded());
+  t.false(auto.learnPinholeNeeded(), 'once is enough');
+  t.true(auto.pinholing);
+  const never = new Delivery({ logger, injector, pinholer, mode: 'never' });
+  t.false(never.learnPinholeNeeded());
+  t.true(raw.some((line) => line.includes('"event":"delivery"')));
+});
+
+test('a family without a raw socket, or a failed send, is a reason, never a throw', (t) => {
+  const { logger } = memoryLogger();
+  const { injector, pinholer } = standIns([6]);
+  const delivery = new Delivery({ logger, injector, pinholer, mode: 'never' });
+  t.false(delivery.canInject(4));
+  t.deepEqual(delivery.deliver(datagram), fail('no raw socket for this family'));
+  const failing: PacketInjector = { families: new Set([4]), inject: () => fail('EPERM'), close: () => undefined };
+  t.deepEqual(new Delivery({ logger, injector: failing, pinholer: undefined, mode: 'never' }).deliver(datagram), fail('EPERM'));
+});
