@@ -41,7 +41,7 @@ export interface Status {
   readonly startedAt: string;
   readonly updatedAt: string;
   readonly persist: string;
-  /** packets the capture filter passed, and those libpcap lost for lack of buffer */
+  /** the open capture's: packets its filter passed, and those libpcap lost for lack of buffer (from 0 at each reopen) */
   readonly capture: { readonly received: number; readonly dropped: number } | null;
   /** everything ignored, by reason (bad-mac1, rate-limited …), all peers and strangers */
   readonly ignored: Readonly<Record<string, number>>;
