@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { execa } from 'execa';
-import { createLab, endpointOf, pingUntilAnswered, R2_TUNNEL, restartServerFromWgQuick, serverWgQuickConfig, WG_PORT, type Lab } from '../scripts/lab/lab.js';
+import { createLab, endpointOf, natRemap, pingUntilAnswered, R2_TUNNEL, restartServerFromWgQuick, serverWgQuickConfig, WG_PORT, type Lab } from '../scripts/lab/lab.js';
 import { events, RECONFIG_CLI, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
 import { nsRun, stopProcess, waitFor } from '../scripts/lab/netns.js';
 import { readPcapFile } from '../scripts/lab/pcapfile.js';
@@ -22,8 +22,8 @@ const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
 const RECORDER = fileURLToPath(new URL('./helpers/hook-recorder.js', import.meta.url));
 
-async function withLab(fn: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
-  const lab = await createLab({});
+async function withLab(fn: (lab: Lab, dir: string) => Promise<void>, options: Parameters<typeof createLab>[0] = {}): Promise<void> {
+  const lab = await createLab(options);
   const dir = mkdtempSync(join(tmpdir(), 'rwg-e2e-tell-'));
   chmodSync(dir, 0o700);
   try {
@@ -123,6 +123,35 @@ e2e('after a change: status file, hook argv and environment, persisted wg-quick 
     await tcpdump.stop();
     t.is(readPcapFile(readFileSync(pcap)).frames.length, 0, 'no handshake initiation came from R1');
   });
+});
+
+e2e('a change WireGuard made by itself (firewall open) is told the same way, as roamed', async (t) => {
+  await withLab(async (lab, dir) => {
+    const roamer = lab.roamers[0]!;
+    // With the port open WireGuard needs no help: the tunnel comes up before reconfig-wg starts.
+    t.not(await pingUntilAnswered(roamer, 15_000), undefined);
+    const before = await endpointOf(lab, roamer);
+    const conf = join(dir, `${lab.r2.wg}.conf`);
+    writeFileSync(conf, serverWgQuickConfig(lab), { mode: 0o600 });
+    const records = join(dir, 'hook.jsonl');
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, [
+      '-i', lab.r2.wg, '--no-inject',
+      '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--status-file', join(dir, 'status.json'),
+      '--persist', `wg-quick=${conf}`,
+      '--hook', `${process.execPath} ${RECORDER} ${records} 0 0 {how} {from} {to}`,
+    ]);
+    // The NAT remaps under the live session: R1's next data packets come from a new port, the
+    // open firewall lets them in, and WireGuard moves the endpoint on them by itself. The
+    // daemon sees it on its next read of the interface (every 10 s).
+    await natRemap(roamer);
+    t.not(await pingUntilAnswered(roamer, 10_000), undefined);
+    const after = await endpointOf(lab, roamer);
+    t.not(after, before);
+    t.true(await waitFor(() => readJsonLines(records).length > 0, 20_000), daemon.lines.slice(-20).join('\n'));
+    t.deepEqual(readJsonLines(records)[0]?.args, ['roamed', String(before), String(after)]);
+    t.true(readFileSync(conf, 'utf8').includes(`  Endpoint =  ${String(after)}\n`));
+    t.like(await waitForEvent(daemon, 'endpoint.updated', 1000), { how: 'roamed', from: before, to: after });
+  }, { firewall: 'open' });
 });
 
 e2e('with --persist uci the peer section gets endpoint_host and endpoint_port, committed (uci stand-in on PATH)', async (t) => {
