@@ -216,5 +216,15 @@ e2e('check passes on a good setup (and sees the closed firewall) and names the f
     t.is(lacking.exitCode, 0);
     t.regex(lacking.stdout, /^warn {2}persist +.* has no \[Peer\] for 1 of 1 peers/m);
     t.is((await cliIn(lab.r2.ns, ['check', '--persist', 'floppy'])).exitCode, 2, 'a bad --persist is a usage error');
+
+    // the daemon refuses to start with a persistence target that cannot work, and says why
+    const files = ['--pid-file', join(dir, 'pid'), '--state-file', join(dir, 's.json'), '--status-file', join(dir, 'st.json')];
+    const noFile = await cliIn(lab.r2.ns, ['-i', lab.r2.wg, ...files, '--persist', `wg-quick=${join(dir, 'nope.conf')}`]);
+    t.is(noFile.exitCode, 2);
+    t.regex(noFile.stderr, /Cannot read the wg-quick file .*nope\.conf \(ENOENT\)\. Give its path with --persist wg-quick=PATH, or --persist none\./);
+    const noUci = await cliIn(lab.r2.ns, ['-i', lab.r2.wg, ...files, '--persist', 'uci']);
+    t.is(noUci.exitCode, 2);
+    t.regex(noUci.stderr, /The uci tool was not found\. It comes with OpenWrt; elsewhere use --persist wg-quick or --persist none\./);
+    t.false(existsSync(join(dir, 'pid')), 'nothing was started');
   });
 });

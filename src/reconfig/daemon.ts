@@ -48,6 +48,9 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
+  // A persistence target that cannot work is a configuration error, said before anything runs.
+  const persister = createPersister(options.persist, iface);
+  await persister?.verify();
   const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
   const logger = deps.logger;
   let delivery: Delivery | undefined;
@@ -70,7 +73,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     iface,
     statusFile: options.statusFile ?? defaultStatusFile(iface),
     persistLabel: describePersist(options.persist),
-    persister: createPersister(options.persist, iface),
+    persister,
     hook: options.hook,
     hookTimeoutMs: options.hookTimeoutMs,
     dryRun: options.dryRun,

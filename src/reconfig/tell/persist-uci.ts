@@ -132,6 +132,13 @@ export function uciPersister(options: UciPersisterOptions): Persister {
 
   return {
     target: `UCI ${UCI_PACKAGE} config${options.confDir === undefined ? '' : ` in ${options.confDir}`}`,
+    async verify(): Promise<void> {
+      try {
+        await uciPeerSections(options);
+      } catch (error) {
+        throw new ReconfigError('E_PERSIST', (error as Error).message, { exitCode: 2 });
+      }
+    },
     async persist(publicKey: string, endpoint: string): Promise<PersistOutcome> {
       const sections = (await uciPeerSections(options)).filter((s) => s.options.get('public_key')?.[0] === publicKey);
       if (sections.length === 0) {

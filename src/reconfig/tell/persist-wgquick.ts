@@ -137,6 +137,13 @@ export function defaultWgQuickPath(iface: string): string {
 export function wgQuickPersister(path: string): Persister {
   return {
     target: `wg-quick file ${path}`,
+    async verify(): Promise<void> {
+      try {
+        readFileSync(path, 'utf8');
+      } catch (error) {
+        throw new ReconfigError('E_PERSIST', `Cannot read the wg-quick file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Give its path with --persist wg-quick=PATH, or --persist none.`, { exitCode: 2 });
+      }
+    },
     async persist(publicKey: string, endpoint: string): Promise<PersistOutcome> {
       let text: string;
       let mode: number;

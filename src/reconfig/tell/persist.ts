@@ -12,6 +12,8 @@ export interface Persister {
   readonly target: string;
   /** Points the peer at `endpoint` in the target; writes nothing when it is already there. Throws a ReconfigError (E_PERSIST). */
   persist(publicKey: string, endpoint: string): Promise<PersistOutcome>;
+  /** At start: throws an E_PERSIST ReconfigError with exit status 2 when the target cannot be read at all. */
+  verify(): Promise<void>;
 }
 
 export type PersistChoice =
