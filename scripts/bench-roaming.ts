@@ -37,6 +37,8 @@ const TIMEOUT_MS = 25_000;
 
 interface Measured {
   readonly times: (number | undefined)[];
+  /** from R1's first packet after the event to its answer (events measured with pings) */
+  readonly fromFirst: number[];
   /** data packets that reached user space per remap round (default set-ups) */
   readonly slipped?: number[];
 }
@@ -88,7 +90,10 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
         : await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--log-level', 'debug', ...setup.daemon]);
     for (const scenario of SCENARIOS) {
       const mark = daemon?.lines.length ?? 0;
-      const times = await Promise.all(lab.roamers.map((roamer) => runScenario(lab, roamer, scenario, { timeoutMs: TIMEOUT_MS })));
+      const fromFirst: number[] = [];
+      const times = await Promise.all(
+        lab.roamers.map((roamer) => runScenario(lab, roamer, scenario, { timeoutMs: TIMEOUT_MS, onFirstPacket: (detail) => fromFirst.push(detail.ms) })),
+      );
       let slipped: number[] | undefined;
       if (daemon !== undefined && scenario === 'remap') {
         const seen = daemon.lines.slice(mark).map((line) => {
@@ -102,7 +107,7 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
           (roamer) => seen.filter((e) => (e?.event === 'data.injected' || e?.event === 'data.ignored') && String(e.src).startsWith(`${roamer.natV4}:`)).length,
         );
       }
-      results.set(scenario, { times, ...(slipped === undefined ? {} : { slipped }) });
+      results.set(scenario, { times, fromFirst, ...(slipped === undefined ? {} : { slipped }) });
       log(`  ${setup.name}: ${SCENARIO_TITLES[scenario]}: ${cell(results.get(scenario))}${daemon === undefined ? '' : ` [${tally(daemon.lines.slice(mark))}]`}`);
     }
     if (daemon !== undefined) {
@@ -144,6 +149,17 @@ export async function roamingTable(rounds: number, write: (text: string) => void
   void others;
   write(`\n| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n`);
   for (const row of rows) write(`| ${row.join(' | ')} |\n`);
+  write(`\nFrom R1's first packet after the event to its answer (the requests that went unanswered, 100 ms apart, plus the answered one's round trip; n = answered rounds):\n\n`);
+  write(`| event | ${SETUPS.map((s) => s.name).join(' | ')} |\n|---|${SETUPS.map(() => '---').join('|')}|\n`);
+  for (const scenario of SCENARIOS.filter((s) => s !== 'idle')) {
+    const cells = SETUPS.map((setup) => {
+      const values = [...(all.get(setup.name)?.get(scenario)?.fromFirst ?? [])].sort((a, b) => a - b);
+      if (values.length === 0) return '';
+      const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+      return `${fmt(quantile(values, 0.5))} (p90 ${fmt(quantile(values, 0.9))}, n=${values.length})`;
+    });
+    write(`| ${SCENARIO_TITLES[scenario]} | ${cells.join(' | ')} |\n`);
+  }
   for (const setup of SETUPS.slice(2)) {
     const slipped = all.get(setup.name)?.get('remap')?.slipped ?? [];
     if (slipped.length > 0) {

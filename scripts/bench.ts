@@ -6,6 +6,8 @@
  *   memory   heap growth over a million decoded and rejected frames
  *   tell     editing a 200-peer wg-quick file in memory; persisting to it and writing the
  *            status file (each an atomic replace with fsync, in the temp directory)
+ *   inject   buildUdpPacket; as root, inject, pinhole and `conntrack -I` in a namespace
+ *            (scripts/bench-inject.ts)
  *
  * With --lab (root), also the roaming table from the netns lab (scripts/bench-roaming.ts): how
  * long each roaming event takes to recover with WireGuard alone and its port open, with
@@ -21,6 +23,7 @@ import { decodeFrame } from '../src/net/packet.js';
 import { consumeInitiation } from '../src/wireguard/initiation.js';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/keys.js';
 import { createResponder } from '../src/wireguard/responder.js';
+import { benchInjection } from './bench-inject.js';
 import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
 
@@ -118,6 +121,7 @@ function summary(name: string, values: readonly number[]): void {
 }
 
 await tellFigures();
+await benchInjection();
 
 if (process.argv.includes('--lab')) {
   if (process.getuid?.() !== 0) {

@@ -2,7 +2,8 @@
  * Opens the injector (and, with --pinhole, the conntrack pinholer) in the namespace it runs in
  * (through `ip netns exec`) and sends one UDP packet with a foreign source:
  *   node inject-once.js [--pinhole SECONDS] [--checksum good|bad|zero] SRC SPORT DST DPORT HEX
- *   node inject-once.js --open-only
+ *   node inject-once.js --open injector|pinholer
+ *   node inject-once.js --self-test PORT     (reconfig-wg's loopback self-test, on PORT)
  * Prints one JSON line: {"ok":true,…} or {"ok":false,"reason":…}, or {"code":…,"message":…}
  * when opening failed. Exit 0 sent, 1 failed, 2 usage.
  */
@@ -11,6 +12,7 @@ import { isReconfigError } from '../../src/common/errors.js';
 import { UDP_CHECKSUM_OFFSET } from '../../src/net/checksum.js';
 import { openPinholer } from '../../src/net/conntrack.js';
 import { buildUdpPacket, openInjector, type UdpTuple } from '../../src/net/inject.js';
+import { selfTestLoopback } from '../../src/reconfig/deliver.js';
 
 const args = process.argv.slice(2);
 const print = (value: unknown): void => void process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -22,10 +24,22 @@ function option(name: string): string | undefined {
 }
 
 try {
-  if (args[0] === '--open-only') {
+  if (args[0] === '--self-test') {
     const injector = openInjector();
-    print({ ok: true, families: [...injector.families] });
+    const accepted = selfTestLoopback(injector, Number(args[1]));
     injector.close();
+    print({ ok: true, accepted: accepted ?? null });
+    process.exit(0);
+  }
+  if (args[0] === '--open') {
+    if (args[1] === 'pinholer') {
+      openPinholer().close();
+      print({ ok: true });
+    } else {
+      const injector = openInjector();
+      print({ ok: true, families: [...injector.families] });
+      injector.close();
+    }
     process.exit(0);
   }
   const pinhole = option('--pinhole');

@@ -34,7 +34,7 @@ export const IDLE_KEEPALIVE_SECONDS = 2;
  * sent at or after `sinceMs` (wall clock), with that reply's time.
  */
 export class Pinger {
-  private readonly replies: { seq: number; at: number }[] = [];
+  private readonly replies: { seq: number; at: number; rttMs: number }[] = [];
   private readonly waiters = new Set<() => void>();
 
   constructor(private readonly proc: LabProcess) {
@@ -50,9 +50,9 @@ export class Pinger {
 
   private line(line: string): void {
     // [1700000000.123456] 64 bytes from 203.0.113.1: icmp_seq=12 ttl=64 time=0.4 ms
-    const match = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/.exec(line);
+    const match = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+).* time=([\d.]+) ms/.exec(line);
     if (match === null) return;
-    this.replies.push({ seq: Number(match[2]), at: Number(match[1]) * 1000 });
+    this.replies.push({ seq: Number(match[2]), at: Number(match[1]) * 1000, rttMs: Number(match[3]) });
     for (const wake of this.waiters) wake();
   }
 
@@ -75,6 +75,20 @@ export class Pinger {
         this.waiters.add(wake);
       });
     }
+  }
+
+  /**
+   * From R1's first packet after `sinceMs` to its answer: the requests sent after the last one
+   * answered before `sinceMs` that went unanswered, 100 ms each, plus the round trip of the first
+   * one answered. Undefined before an answer.
+   */
+  fromFirstPacket(sinceMs: number): { ms: number; unanswered: number } | undefined {
+    const before = this.replies.filter((r) => r.at <= sinceMs).at(-1);
+    const first = this.replies.find((r) => r.at > sinceMs + 5);
+    if (first === undefined) return undefined;
+    // No answer before: every request from the first one on counts.
+    const unanswered = Math.max(0, first.seq - (before?.seq ?? 0) - 1);
+    return { ms: unanswered * PING_INTERVAL_MS + first.rttMs, unanswered };
   }
 
   stop(): Promise<void> {
@@ -125,6 +139,8 @@ export interface ScenarioOptions {
   readonly ipv6?: boolean;
   /** the longest wait for recovery, ms */
   readonly timeoutMs: number;
+  /** for the events measured with pings: the time from R1's first packet after the event */
+  readonly onFirstPacket?: (detail: { ms: number; unanswered: number }) => void;
 }
 
 /** Runs one scenario on a working tunnel; returns ms from the event to recovery, or undefined. */
@@ -157,6 +173,8 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     try {
       const at = Date.now();
       const answered = await pinger.answeredAfter(at, options.timeoutMs);
+      const detail = pinger.fromFirstPacket(at);
+      if (detail !== undefined && answered !== undefined) options.onFirstPacket?.(detail);
       return answered === undefined ? undefined : answered - at;
     } finally {
       await pinger.stop();
@@ -171,6 +189,8 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     // From when the event is complete: the commands that make it take their own time.
     const at = Date.now();
     const answered = await pinger.answeredAfter(at, options.timeoutMs);
+    const detail = pinger.fromFirstPacket(at);
+    if (detail !== undefined && answered !== undefined) options.onFirstPacket?.(detail);
     return answered === undefined ? undefined : answered - at;
   } finally {
     await pinger.stop();

@@ -260,16 +260,17 @@ export function openPinholer(): Pinholer {
   return {
     open(tuple, timeoutSeconds) {
       if (fd < 0) return fail('the pinhole socket is closed');
-      const first = encodePinholeMessage(tuple, timeoutSeconds, 0);
-      if (!first.ok) return fail(`cannot build a conntrack entry for ${tuple.src}:${tuple.srcPort} → ${tuple.dst}:${tuple.dstPort}: ${first.reason}`);
-      let error = errnoOf(request(sockets, fd, (seq) => buildPinholeMessage(tuple, timeoutSeconds, seq), next));
+      const flow = `${tuple.src}:${tuple.srcPort} → ${tuple.dst}:${tuple.dstPort}`;
+      const valid = encodePinholeMessage(tuple, timeoutSeconds, 0);
+      if (!valid.ok) return fail(`cannot build a conntrack entry for ${flow}: ${valid.reason}`);
+      const ask = (status: number): number | undefined =>
+        errnoOf(request(sockets, fd, (seq) => buildPinholeMessage(tuple, timeoutSeconds, seq, status), next));
+      let error = ask(PINHOLE_STATUS);
       // The kernel lets ctnetlink set ASSURED but never clear it: an entry that is already
       // assured (a live, answered flow) refuses SEEN_REPLY alone with EBUSY. Asking for both
       // keeps it as it is and refreshes its timeout.
-      if (error !== undefined && errnoName(error) === 'EBUSY') {
-        error = errnoOf(request(sockets, fd, (seq) => buildPinholeMessage(tuple, timeoutSeconds, seq, PINHOLE_STATUS | IPS_ASSURED), next));
-      }
-      return error === undefined ? ok(true) : fail(`conntrack entry for ${tuple.src}:${tuple.srcPort} → ${tuple.dst}:${tuple.dstPort} refused: ${errnoText(error)}`);
+      if (error !== undefined && errnoName(error) === 'EBUSY') error = ask(PINHOLE_STATUS | IPS_ASSURED);
+      return error === undefined ? ok(true) : fail(`conntrack entry for ${flow} refused: ${errnoText(error)}`);
     },
     close() {
       if (fd >= 0) sockets.close(fd);

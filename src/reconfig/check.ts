@@ -114,7 +114,7 @@ async function inject(context: CheckContext): Promise<CheckResult> {
   try {
     const families = [...injector.families].map((f) => `IPv${f}`).join(' and ');
     // The daemon's own start-up test: a message WireGuard ignores, re-sent to the port on lo.
-    const accepted = selfTestLoopback(injector, port);
+    const accepted = await selfTestLoopback(injector, port);
     context.loopbackAccepted = accepted;
     const lo =
       accepted === true

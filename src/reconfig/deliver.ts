@@ -71,7 +71,7 @@ export class Delivery {
    * Decides, once the listen port is known, whether injections need a pinhole (auto mode: the
    * self-test), and says so. `selfTest` is replaceable for tests.
    */
-  prepare(listenPort: number, selfTest: typeof selfTestLoopback = selfTestLoopback): void {
+  async prepare(listenPort: number, selfTest: typeof selfTestLoopback = selfTestLoopback): Promise<void> {
     const { injector, pinholer, mode, logger } = this.options;
     if (injector === undefined) return;
     let why: string;
@@ -79,7 +79,7 @@ export class Delivery {
     else if (pinholer === undefined) why = 'no conntrack pinhole available';
     else if (mode === 'always') why = 'pinhole before each injection (--pinhole always)';
     else {
-      const accepted = selfTest(injector, listenPort);
+      const accepted = await selfTest(injector, listenPort);
       this.pinhole = accepted !== true;
       why =
         accepted === true
@@ -139,13 +139,19 @@ export class Delivery {
   }
 }
 
-/** Packets the kernel delivered to UDP sockets in this network namespace (/proc/net/snmp). */
-export function udpDelivered(snmp: string): number | undefined {
-  const lines = snmp.split('\n').filter((line) => line.startsWith('Udp: '));
+/**
+ * IP packets that passed INPUT and were handed to a local protocol in this network namespace
+ * (/proc/net/snmp `Ip: InDelivers`). The kernel counts them in the receive path itself, within
+ * the send call for a packet on `lo`. (`Udp: InDatagrams` would not do: it counts a datagram
+ * only when a socket reads it, and wireguard-go reads in its own thread, so whether it moved
+ * right after the send was a race that a loaded machine lost.)
+ */
+export function ipDelivered(snmp: string): number | undefined {
+  const lines = snmp.split('\n').filter((line) => line.startsWith('Ip: '));
   const names = lines[0]?.split(/\s+/);
   const values = lines[1]?.split(/\s+/);
   if (names === undefined || values === undefined) return undefined;
-  const at = names.indexOf('InDatagrams');
+  const at = names.indexOf('InDelivers');
   const value = at < 0 ? Number.NaN : Number(values[at]);
   return Number.isFinite(value) ? value : undefined;
 }
@@ -156,23 +162,42 @@ const SELF_TEST_SOURCE = { src: '198.51.100.254', srcPort: 9 } as const;
 const SELF_TEST_PAYLOAD = Buffer.alloc(4);
 const SELF_TEST_TRIES = 3;
 
+/** How long the self-test waits for the counter after each send: delivery on lo is normally
+ *  done within the send call, but a busy machine may defer it to the softirq thread. */
+const SELF_TEST_WAIT_MS = 50;
+
 /**
  * Does a packet re-sent to the listen port get past the firewall on `lo`? Sends a message
- * WireGuard ignores and watches the UDP delivery counter: a loopback packet is delivered within
- * the send call, so the counter moves at once if it got in. Any other datagram arriving in that
- * instant would also move it, so every one of three tries must see it move. Undefined when it
- * cannot tell (no IPv4 raw socket, no counters).
+ * WireGuard ignores and watches the IP delivery counter (InDelivers, counted as a packet passes
+ * INPUT, whether or not the socket reads it yet). Delivery on lo is normally done within the
+ * send call; a busy machine may defer it to the softirq thread, so each try waits briefly. Any
+ * other packet arriving meanwhile would also move it, so every one of three tries must see it
+ * move. Undefined when it cannot tell (no IPv4 raw socket, no counters).
  */
-export function selfTestLoopback(injector: PacketInjector, listenPort: number, readSnmp = (): string => readFileSync('/proc/net/snmp', 'utf8')): boolean | undefined {
+export async function selfTestLoopback(
+  injector: PacketInjector,
+  listenPort: number,
+  readSnmp = (): string => readFileSync('/proc/net/snmp', 'utf8'),
+): Promise<boolean | undefined> {
   if (!injector.families.has(4)) return undefined;
   const tuple: UdpTuple = { family: 4, ...SELF_TEST_SOURCE, dst: '127.0.0.1', dstPort: listenPort };
   for (let i = 0; i < SELF_TEST_TRIES; i++) {
-    const before = udpDelivered(readSnmp());
+    const before = ipDelivered(readSnmp());
     if (before === undefined) return undefined;
     if (!injector.inject(tuple, SELF_TEST_PAYLOAD).ok) return undefined;
-    const after = udpDelivered(readSnmp());
-    if (after === undefined) return undefined;
-    if (after === before) return false;
+    const deadline = performance.now() + SELF_TEST_WAIT_MS;
+    let moved = false;
+    for (;;) {
+      const after = ipDelivered(readSnmp());
+      if (after === undefined) return undefined;
+      if (after !== before) {
+        moved = true;
+        break;
+      }
+      if (performance.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    if (!moved) return false;
   }
   return true;
 }

@@ -180,7 +180,7 @@ export class Listener {
   /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
   async start(): Promise<void> {
     this.keys = await this.loadKeys();
-    if (this.injecting) this.deps.delivery?.prepare(this.keys.config.listenPort);
+    if (this.injecting) await this.deps.delivery?.prepare(this.keys.config.listenPort);
     this.captureFilter = this.filterFor(this.keys.config);
     this.capturePort = this.keys.config.listenPort;
     this.keeper.open(this.captureFilter);

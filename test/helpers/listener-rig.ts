@@ -145,7 +145,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     dataBudget: new VerifyBudget(DATA_BUDGET, () => clock.now),
     confirmDelaysMs: [0, 1, 2],
   });
-  if (delivery !== undefined) delivery.prepare = () => undefined;
+  if (delivery !== undefined) delivery.prepare = () => Promise.resolve();
   await listener.start();
   return {
     listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, clock,

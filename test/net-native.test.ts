@@ -1,0 +1,83 @@
+/**
+ * The socket addon is defensive: a wrong argument type is a TypeError, a bad descriptor or
+ * length is a negative errno, and nothing takes the process down. No privileges needed.
+ */
+import test from 'ava';
+import { errnoName, errnoText, loadNativeSockets, type NativeSockets } from '../src/net/native.js';
+
+function sockets(): NativeSockets {
+  const native = loadNativeSockets();
+  if ('error' in native) throw new Error(native.error);
+  return native.sockets;
+}
+
+test('the addon loads from the built tree and has exactly its six primitives', (t) => {
+  t.deepEqual(Object.keys(sockets()).sort(), ['close', 'netlinkReceive', 'netlinkSend', 'openNetlinkNetfilter', 'openRaw', 'sendTo']);
+});
+
+test('wrong argument types throw a TypeError instead of crashing', (t) => {
+  const native = sockets() as unknown as Record<string, (...args: unknown[]) => unknown>;
+  t.throws(() => native.openRaw!('4'), { instanceOf: TypeError });
+  t.throws(() => native.sendTo!(3, 4, 'c0000201', Buffer.alloc(28)), { instanceOf: TypeError });
+  t.throws(() => native.sendTo!(3, 4, Buffer.alloc(4)), { instanceOf: TypeError });
+  t.throws(() => native.netlinkSend!(3, [1, 2, 3]), { instanceOf: TypeError });
+  t.throws(() => native.netlinkReceive!(), { instanceOf: TypeError });
+  t.throws(() => native.close!(null), { instanceOf: TypeError });
+});
+
+test('bad descriptors, families and lengths are negative errno numbers with names', (t) => {
+  const native = sockets();
+  t.is(errnoName(native.openRaw(5 as 4)), 'EAFNOSUPPORT');
+  t.is(errnoName(native.sendTo(-1, 4, Buffer.alloc(4), Buffer.alloc(28))), 'EINVAL');
+  t.is(errnoName(native.sendTo(1_000_000, 4, Buffer.alloc(3), Buffer.alloc(28))), 'EINVAL', 'an address of the wrong length');
+  t.is(errnoName(native.sendTo(1_000_000, 4, Buffer.alloc(4), Buffer.alloc(0))), 'EINVAL', 'an empty packet');
+  t.is(errnoName(native.sendTo(1_000_000, 6, Buffer.alloc(16), Buffer.alloc(48))), 'EBADF');
+  t.is(errnoName(native.netlinkSend(1_000_000, Buffer.alloc(8))), 'EINVAL', 'shorter than a netlink header');
+  t.is(errnoName(native.netlinkSend(1_000_000, Buffer.alloc(16))), 'EBADF');
+  t.is(errnoName(native.close(-3)), 'EBADF');
+  t.is(errnoText(-1), 'EPERM (operation not permitted)');
+  t.is(errnoText(-100_000), 'errno 100000');
+});
+
+test('a netlink socket opens, and a read with nothing sent times out within its bound', (t) => {
+  const native = sockets();
+  const fd = native.openNetlinkNetfilter();
+  t.true(fd >= 0, errnoText(fd));
+  const start = Date.now();
+  const answer = native.netlinkReceive(fd, 50);
+  t.is(typeof answer === 'number' ? errnoName(answer) : 'a datagram', 'ETIMEDOUT');
+  t.true(Date.now() - start < 5000);
+  t.is(native.close(fd), 0);
+});
+
+test('without the built addon, openInjector and openPinholer fail with E_INJECT / E_PINHOLE and say how to build it', async (t) => {
+  const { cpSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { execFileSync } = await import('node:child_process');
+  // A copy of the compiled modules in a tree that has no build/ directory.
+  const root = mkdtempSync(join(tmpdir(), 'rwg-no-addon-'));
+  try {
+    const dist = new URL('../src/', import.meta.url);
+    for (const dir of ['net', 'common']) cpSync(new URL(`${dir}/`, dist), join(root, 'dist', 'src', dir), { recursive: true });
+    writeFileSync(join(root, 'package.json'), '{"type":"module"}');
+    const script = join(root, 'try.js');
+    writeFileSync(
+      script,
+      `import { openInjector } from './dist/src/net/inject.js';
+       import { openPinholer } from './dist/src/net/conntrack.js';
+       for (const open of [openInjector, openPinholer]) {
+         try { open(); console.log('opened'); } catch (error) { console.log(JSON.stringify({ code: error.code, exitCode: error.exitCode, message: error.message })); }
+       }`,
+    );
+    const lines = execFileSync(process.execPath, [script], { encoding: 'utf8' }).trim().split('\n').map((line) => JSON.parse(line) as { code: string; exitCode: number; message: string });
+    t.deepEqual(lines.map((line) => line.code), ['E_INJECT', 'E_PINHOLE']);
+    for (const line of lines) {
+      t.is(line.exitCode, 1);
+      t.regex(line.message, /reconfig_inject\.node/);
+      t.regex(line.message, /npm run build:native/);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
