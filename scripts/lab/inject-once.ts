@@ -26,7 +26,7 @@ function option(name: string): string | undefined {
 try {
   if (args[0] === '--self-test') {
     const injector = openInjector();
-    const accepted = selfTestLoopback(injector, Number(args[1]));
+    const accepted = await selfTestLoopback(injector, Number(args[1]));
     injector.close();
     print({ ok: true, accepted: accepted ?? null });
     process.exit(0);
