@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { findReconfig, reconfigPidFile } from '../src/knock/rearm.js';
-import { defaultStateFile } from '../src/reconfig/options.js';
+import { defaultStateFile, sessionsFileFor } from '../src/reconfig/options.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../src/wireguard/keys.js';
@@ -169,6 +169,7 @@ async function main(): Promise<number> {
     await waitFor(() => findReconfig(pidFile).kind === 'absent', 5000);
     await lab.close();
     rmSync(defaultStateFile(lab.r2.wg), { force: true });
+    rmSync(sessionsFileFor(pidFile), { force: true });
     rmSync(dir, { recursive: true, force: true });
   };
   const verdict = (): boolean => steps.length === 4 && steps.every((s) => s.ok);

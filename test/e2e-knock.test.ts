@@ -13,7 +13,7 @@ import test, { type ExecutionContext } from 'ava';
 import { events, sendUdp, startPortKnock, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
 import { ATTACKER_V4, ATTACKER_V6, createLab, endpointOf, natRemap, pingOnce, pingUntilAnswered, R2_V4, R2_V6, type Lab } from '../scripts/lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
-import { defaultStateFile } from '../src/reconfig/options.js';
+import { defaultPidFile, defaultStateFile, sessionsFileFor } from '../src/reconfig/options.js';
 
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
@@ -239,6 +239,7 @@ e2e('the design loop: reconfig-wg --once brings the tunnel up and exits, the NAT
       t.log(`knock probe captured on R2 → reconfig-wg --once started: ${String(started?.latencyMs)} ms; tunnel back ${recovered?.toFixed(0)} ms after the ping loop began`);
     } finally {
       rmSync(defaultStateFile(lab.r2.wg), { force: true });
+      rmSync(sessionsFileFor(defaultPidFile('reconfig-wg', lab.r2.wg)), { force: true });
     }
   });
 });

@@ -3,6 +3,8 @@
  * confirmed, what falls back to `wg set`, and what is only counted. Frames come in through a
  * stand-in capture; a stand-in injector plays WireGuard (it roams the peer a packet belongs to).
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { REJECT_AFTER_TIME_MS } from '../src/wireguard/constants.js';
 import { R2, b64, dataTo, events, initiationFrom, initiationTo, PORT, rawUdpFrame, responseTo, rig, type Rig } from './helpers/listener-rig.js';
@@ -168,4 +170,66 @@ test('an endpoint WireGuard moved by itself is told as roamed on the next read',
   t.is(changes.length, 2);
   t.like(changes[0], { from: undefined, to: '198.51.100.1:1', how: 'roamed' });
   t.like(changes[1], { from: '198.51.100.1:1', to: '198.51.100.2:2', how: 'roamed' });
+});
+
+test('a restarted listener takes over the live session indices its predecessor left behind', async (t) => {
+  const first = await rig({ inject: true });
+  t.teardown(first.close);
+  const sessionsFile = join(first.dir, 'sessions.json');
+  const before = await rig({ inject: true, like: first, sessionsFile, dir: first.dir });
+  await before.feed(sent(responseTo(before.peers[0]!, 0xabcd, 1)));
+  await before.feed(sent(responseTo(before.peers[0]!, 0x1111, 2)));
+  await before.listener.stop();
+  t.is((JSON.parse(readFileSync(sessionsFile, 'utf8')) as { sessions: unknown[] }).sessions.length, 2);
+
+  const sessions = new Map([[0xabcd, b64(before.peers[0]!)]]);
+  const after = await rig({ inject: true, like: first, sessionsFile, dir: first.dir, sessions });
+  t.like(events(after, 'sessions.taken-over')[0], { sessions: 2 });
+  await after.feed(data(after, 0xabcd));
+  t.is(after.injected.length, 1, 'a data packet of a session older than this process is vouched for');
+  t.like(events(after, 'endpoint.updated')[0], { how: 'injected' });
+});
+
+test('left-behind indices that are too old, of another interface or of no peer are not taken over', async (t) => {
+  const r = await rig({ inject: true });
+  t.teardown(r.close);
+  const sessionsFile = join(r.dir, 'sessions.json');
+  const peer = b64(r.peers[0]!);
+  writeFileSync(
+    sessionsFile,
+    JSON.stringify({
+      interface: 'wg0',
+      sessions: [
+        { index: 1, peer, learnedAt: r.clock.now - REJECT_AFTER_TIME_MS - 1 },
+        { index: 2, peer: 'not-a-peer', learnedAt: r.clock.now },
+        { index: -3, peer, learnedAt: r.clock.now },
+        { index: 4, peer, learnedAt: r.clock.now + 60_000 },
+      ],
+    }),
+  );
+  const again = await rig({ inject: true, like: r, sessionsFile, dir: r.dir });
+  t.is(events(again, 'sessions.taken-over').length, 0);
+  writeFileSync(sessionsFile, JSON.stringify({ interface: 'wg9', sessions: [{ index: 5, peer, learnedAt: r.clock.now }] }));
+  const other = await rig({ inject: true, like: r, sessionsFile, dir: r.dir });
+  t.is(events(other, 'sessions.ignored').length, 1);
+  for (const index of [1, 2, 3, 4, 5]) await other.feed(data(other, index));
+  t.is(other.injected.length, 0);
+});
+
+test('a flood of replayed data from many sources runs one confirmation for the peer, and a genuine initiation amid it is still taken up', async (t) => {
+  const sessions = new Map<number, string>();
+  // The stand-in WireGuard drops the replayed data (only the initiation moves the peer).
+  const r = await rig({ inject: true, sessions, takesUp: (_tuple, payload) => payload[0] === 1 });
+  t.teardown(r.close);
+  const peer = b64(r.peers[0]!);
+  sessions.set(0xabcd, peer);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 1)));
+  const showsBefore = r.wg.calls.filter((c) => c[2] === 'endpoints').length;
+  for (let i = 0; i < 50; i++) r.listener.onFrame(data(r, 0xabcd, `203.0.113.${1 + (i % 40)}`, 1000 + i), Date.now());
+  r.listener.onFrame(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000), Date.now());
+  await r.listener.settled();
+  const shows = r.wg.calls.filter((c) => c[2] === 'endpoints').length - showsBefore;
+  t.true(shows <= 3 * 2, `${shows} wg show calls: one confirmation loop, restarted once by the initiation`);
+  t.like(events(r, 'endpoint.updated').at(-1), { peer, to: `${NEW_SRC}:40000`, how: 'injected' });
+  t.deepEqual(r.wg.sets, []);
 });

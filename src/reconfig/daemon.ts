@@ -14,7 +14,7 @@ import { openInjector } from '../net/inject.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
-import { defaultPidFile, defaultStateFile, defaultStatusFile, type ReconfigOptions } from './options.js';
+import { defaultPidFile, defaultStateFile, defaultStatusFile, sessionsFileFor, type ReconfigOptions } from './options.js';
 import { Watermarks } from './replay.js';
 import { Teller } from './tell/index.js';
 import { createPersister } from './tell/persisters.js';
@@ -67,6 +67,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     openCapture: deps.openCapture ?? realOpenCapture,
     run: deps.run,
     delivery,
+    sessionsFile: sessionsFileFor(pidFile),
   });
   const teller = new Teller({
     logger,

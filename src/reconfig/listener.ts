@@ -10,6 +10,8 @@
  * The synchronous part runs for every captured frame and never throws; everything that waits
  * for `wg` runs in one queue per peer, so calls for the same peer never race.
  */
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/atomic.js';
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
@@ -17,7 +19,14 @@ import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import { capturedOnLoopback } from '../net/link.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
-import { MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE, TRANSPORT_RECEIVER_OFFSET } from '../wireguard/constants.js';
+import {
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  REJECT_AFTER_TIME_MS,
+  TRANSPORT_MIN_SIZE,
+  TRANSPORT_RECEIVER_OFFSET,
+} from '../wireguard/constants.js';
 import { IndexTable } from '../wireguard/indextable.js';
 import { openInitiation, screenInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
 import { parseSecret } from '../wireguard/keys.js';
@@ -50,6 +59,12 @@ export interface ListenerDeps {
   readonly delivery?: Delivery;
   /** waits between `wg show` reads while confirming an injection (ms, cumulative) */
   readonly confirmDelaysMs?: readonly number[];
+  /**
+   * Where the live session indices are left on stop and taken over on start (a runtime file:
+   * written once per stop, never per handshake), so a restarted or knock-started instance can
+   * vouch for data packets of sessions that began before it.
+   */
+  readonly sessionsFile?: string;
 }
 
 /** Who moved the endpoint: WireGuard on a packet we handed it, our `wg set`, or WireGuard on its own. */
@@ -101,6 +116,8 @@ const INITIATOR_HINT_MS = 10_000;
  */
 export const SNAP_LENGTH = 2048;
 const MAX_INITIATOR_HINTS = 1024;
+/** Sources remembered per peer while its confirmation runs (the newest kept). */
+const MAX_HANDED_OVER_SOURCES = 16;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -121,7 +138,9 @@ export class Listener {
   private filterUpdate: NodeJS.Immediate | undefined;
   private readonly peerQueues = new Map<string, Promise<void>>();
   private readonly work = new Set<Promise<void>>();
-  private readonly confirming = new Map<string, Injected>();
+  /** per peer with a confirmation running: the packets handed over meanwhile, by source */
+  private readonly handedOver = new Map<string, Map<string, Injected>>();
+  private readonly restartWatch = new Set<string>();
   private readonly indices = new IndexTable();
   private readonly initiators = new Map<number, { peer: string; at: number }>();
   private lastUnknownRefresh = Number.NEGATIVE_INFINITY;
@@ -180,6 +199,7 @@ export class Listener {
   /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
   async start(): Promise<void> {
     this.keys = await this.loadKeys();
+    this.takeOverSessions();
     if (this.injecting) await this.deps.delivery?.prepare(this.keys.config.listenPort);
     this.captureFilter = this.filterFor(this.keys.config);
     this.capturePort = this.keys.config.listenPort;
@@ -362,7 +382,7 @@ export class Listener {
       `authentic initiation from ${src}`,
     );
     if (injected) {
-      if (!sameEndpoint(peer.endpoint, src)) this.confirm(peerKey, { src, kind: 'initiation', capturedAt, injectedAt: Date.now(), datagram });
+      if (!sameEndpoint(peer.endpoint, src)) this.handedOverFor(peerKey, { src, kind: 'initiation', capturedAt, injectedAt: Date.now(), datagram });
       return;
     }
     this.enqueue(peerKey, () => this.applyWithWg(peerKey, peer, src, capturedAt));
@@ -396,8 +416,7 @@ export class Listener {
     }
     if (!this.dataBudget.take(datagram.src)) return this.ignore('rate-limited', { src, peer: peerKey }, 'data.ignored');
     if (!this.inject(datagram, 'data')) return;
-    const pending = this.confirming.get(peerKey);
-    if (pending === undefined || pending.src !== src) this.confirm(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
+    this.handedOverFor(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
   }
 
   private inject(datagram: Datagram, kind: 'initiation' | 'data'): boolean {
@@ -429,40 +448,75 @@ export class Listener {
     this.deps.logger.error({ event: 'error', code }, (error as Error).message);
   }
 
-  /** Waits for WireGuard to take up an injected packet; falls back to `wg set` for an initiation. */
-  private confirm(peerKey: string, injected: Injected): void {
-    this.confirming.set(peerKey, injected);
-    this.enqueue(peerKey, async () => {
-      try {
-        if (await this.takenUp(peerKey, injected)) return;
-        if (injected.kind !== 'initiation' || this.stopped) {
-          this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.iface, peer: peerKey, src: injected.src }, 'WireGuard did not move the endpoint');
+  /**
+   * Remembers a packet handed over for `peerKey` and makes sure one confirmation runs for that
+   * peer: however many packets are handed over meanwhile (a flood of replayed data naming a live
+   * index among them), a peer has one `wg show` loop at a time. A new initiation restarts its
+   * waits, so each genuine one gets the whole window before falling back.
+   */
+  private handedOverFor(peerKey: string, injected: Injected): void {
+    let pending = this.handedOver.get(peerKey);
+    const starting = pending === undefined;
+    if (pending === undefined) {
+      pending = new Map();
+      this.handedOver.set(peerKey, pending);
+    }
+    pending.delete(injected.src);
+    pending.set(injected.src, injected);
+    for (const src of pending.keys()) {
+      if (pending.size <= MAX_HANDED_OVER_SOURCES) break;
+      pending.delete(src);
+    }
+    if (injected.kind === 'initiation') this.restartWatch.add(peerKey);
+    if (starting) this.enqueue(peerKey, () => this.confirmPeer(peerKey));
+  }
+
+  /** Waits for WireGuard to take up what was handed over; falls back to `wg set` for an initiation. */
+  private async confirmPeer(peerKey: string): Promise<void> {
+    try {
+      let pinholeTried = false;
+      for (;;) {
+        if ((await this.watchEndpoint(peerKey)) || this.stopped) return;
+        const pending = [...(this.handedOver.get(peerKey)?.values() ?? [])];
+        const initiation = pending.filter((p) => p.kind === 'initiation').at(-1);
+        if (initiation === undefined) {
+          this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.iface, peer: peerKey, sources: pending.map((p) => p.src) }, 'WireGuard did not move the endpoint');
           return;
         }
         // The firewall may drop what comes in on lo: pinhole and hand the same packet over again
         // (WireGuard never saw it, so it is still fresh to WireGuard).
-        if (this.deps.delivery?.learnPinholeNeeded() === true && this.inject(injected.datagram, 'initiation')) {
-          if (await this.takenUp(peerKey, { ...injected, injectedAt: Date.now() })) return;
+        if (!pinholeTried && this.deps.delivery?.learnPinholeNeeded() === true && this.inject(initiation.datagram, 'initiation')) {
+          pinholeTried = true;
+          this.restartWatch.add(peerKey);
+          continue;
         }
         const peer = this.keys?.config.peers.get(peerKey);
-        if (peer !== undefined) await this.applyWithWg(peerKey, peer, injected.src, injected.capturedAt);
-      } finally {
-        if (this.confirming.get(peerKey) === injected) this.confirming.delete(peerKey);
+        if (peer !== undefined) await this.applyWithWg(peerKey, peer, initiation.src, initiation.capturedAt);
+        return;
       }
-    });
+    } finally {
+      this.handedOver.delete(peerKey);
+      this.restartWatch.delete(peerKey);
+    }
   }
 
-  /** True once `wg show` says the peer's endpoint is the injected packet's source. */
-  private async takenUp(peerKey: string, injected: Injected): Promise<boolean> {
-    for (const delay of this.deps.confirmDelaysMs ?? CONFIRM_DELAYS_MS) {
-      await sleep(delay);
+  /**
+   * Reads `wg show` after each wait until the peer's endpoint moves; tells the change (injected
+   * if it moved to a source we handed a packet over from, else roamed). False if it did not move.
+   */
+  private async watchEndpoint(peerKey: string): Promise<boolean> {
+    const delays = this.deps.confirmDelaysMs ?? CONFIRM_DELAYS_MS;
+    for (let i = 0; i < delays.length; i++) {
+      if (this.restartWatch.delete(peerKey)) i = 0;
+      await sleep(delays[i] ?? 0);
       if (this.stopped) return false;
-      const endpoints = await readEndpoints(this.iface, this.deps.run);
-      const endpoint = endpoints.get(peerKey);
-      if (sameEndpoint(endpoint, injected.src)) {
-        this.changed(peerKey, injected.src, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
-        return true;
-      }
+      const endpoint = (await readEndpoints(this.iface, this.deps.run)).get(peerKey);
+      const known = this.keys?.config.peers.get(peerKey)?.endpoint;
+      if (endpoint === undefined || sameEndpoint(endpoint, known)) continue;
+      const injected = [...(this.handedOver.get(peerKey)?.values() ?? [])].find((p) => sameEndpoint(p.src, endpoint));
+      if (injected === undefined) this.changed(peerKey, endpoint, 'roamed');
+      else this.changed(peerKey, endpoint, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
+      return true;
     }
     return false;
   }
@@ -569,7 +623,7 @@ export class Listener {
       const old = before.peers.get(peer.publicKey);
       if (old === undefined || peer.endpoint === undefined || sameEndpoint(old.endpoint, peer.endpoint)) continue;
       // A change being confirmed is told by its confirmation, with how it was made.
-      if (this.confirming.get(peer.publicKey)?.src === peer.endpoint) {
+      if (this.handedOver.has(peer.publicKey)) {
         this.restoreEndpoint(peer.publicKey, old.endpoint);
         continue;
       }
@@ -625,11 +679,53 @@ export class Listener {
     };
   }
 
-  /** Stops capturing and waits for queued work to finish. */
+  /** Stops capturing and waits for queued work to finish; leaves the live indices behind. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
     this.keeper.stop();
     await this.settled();
+    this.leaveSessions();
+  }
+
+  private takeOverSessions(): void {
+    const file = this.deps.sessionsFile;
+    const peers = this.keys?.config.peers;
+    if (file === undefined || peers === undefined) return;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return; // none left behind
+    }
+    const at = this.now();
+    let taken = 0;
+    try {
+      const saved = JSON.parse(text) as { interface?: unknown; sessions?: unknown };
+      if (saved.interface !== this.iface || !Array.isArray(saved.sessions)) throw new Error('not ours');
+      for (const entry of saved.sessions as { index?: unknown; peer?: unknown; learnedAt?: unknown }[]) {
+        const { index, peer, learnedAt } = entry;
+        if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 0xffffffff) continue;
+        if (typeof peer !== 'string' || !peers.has(peer) || typeof learnedAt !== 'number' || learnedAt > at) continue;
+        if (at - learnedAt > REJECT_AFTER_TIME_MS) continue;
+        this.indices.learn(index, peer, learnedAt);
+        taken++;
+      }
+    } catch {
+      this.deps.logger.warn({ event: 'sessions.ignored', file }, `ignoring ${file}: not a session list of ${this.iface}`);
+      return;
+    }
+    if (taken > 0) this.deps.logger.info({ event: 'sessions.taken-over', interface: this.iface, sessions: taken }, `took over ${taken} live session indices`);
+  }
+
+  private leaveSessions(): void {
+    const file = this.deps.sessionsFile;
+    if (file === undefined) return;
+    const sessions = this.indices.live(this.now());
+    try {
+      writeFileAtomic(file, `${JSON.stringify({ interface: this.iface, sessions })}\n`, 0o600);
+    } catch (error) {
+      this.deps.logger.warn({ event: 'sessions.not-saved', file }, `could not leave the session indices in ${file}: ${(error as Error).message}`);
+    }
   }
 }

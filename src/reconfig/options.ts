@@ -134,3 +134,9 @@ export function defaultStateFile(iface: string): string {
 export function defaultStatusFile(iface: string): string {
   return statusFileFor(iface, writableDir('/run'));
 }
+
+/** Where an instance leaves its live session indices for its successor: beside its pid file,
+ *  in a runtime directory (/run), so nothing is written to flash. */
+export function sessionsFileFor(pidFile: string): string {
+  return `${pidFile.replace(/\.pid$/, '')}.sessions.json`;
+}

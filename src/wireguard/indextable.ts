@@ -67,6 +67,12 @@ export class IndexTable {
     return this.entries.size;
   }
 
+  /** The live entries at time `at`, oldest first: what a successor process may take over. */
+  live(at: number): { index: number; peer: string; learnedAt: number }[] {
+    this.sweep(at);
+    return [...this.entries].map(([index, entry]) => ({ index, peer: entry.peer, learnedAt: entry.learnedAt })).sort((a, b) => a.learnedAt - b.learnedAt);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -87,11 +87,15 @@ export interface RigOptions {
   loopbackAccepted?: boolean;
   /** index → peer public key, as the stand-in WireGuard knows its sessions */
   sessions?: Map<number, string>;
+  /** where the listener leaves and takes over its session indices */
+  sessionsFile?: string;
+  /** the same peers and interface key as an earlier rig (a restart) */
+  like?: Rig;
 }
 
 export async function rig(options: RigOptions = {}): Promise<Rig> {
-  const r2 = newKey();
-  const peers = Array.from({ length: options.peers ?? 1 }, () => newKey());
+  const r2 = options.like?.r2 ?? newKey();
+  const peers = options.like?.peers ?? Array.from({ length: options.peers ?? 1 }, () => newKey());
   const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
   const { logger, raw: log } = memoryLogger();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rwg-listener-'));
@@ -144,6 +148,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     now: () => clock.now,
     dataBudget: new VerifyBudget(DATA_BUDGET, () => clock.now),
     confirmDelaysMs: [0, 1, 2],
+    ...(options.sessionsFile === undefined ? {} : { sessionsFile: options.sessionsFile }),
   });
   if (delivery !== undefined) delivery.prepare = () => Promise.resolve();
   await listener.start();
