@@ -12,11 +12,18 @@
  * With --lab (root), also the roaming table from the netns lab (scripts/bench-roaming.ts): how
  * long each roaming event takes to recover with WireGuard alone and its port open, with
  * reconfig-wg --no-inject and with reconfig-wg by default, BENCH_ROUNDS rounds each (10).
+ *
+ * With --footprint (root; also part of --lab), a separate section: both daemons' memory
+ * (PSS from /proc/PID/smaps_rollup) under each set of node flags tried for the service files,
+ * with the verification rate under the same flags (scripts/footprint.ts).
+ * --verify-only prints the first line of the verify figures and nothing else (the footprint
+ * section runs it under each flag set).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { setPeerEndpoint, wgQuickPersister } from '../src/reconfig/tell/persist-wgquick.js';
 import { STATUS_VERSION, writeStatus } from '../src/reconfig/tell/status.js';
 import { decodeFrame } from '../src/net/packet.js';
@@ -26,6 +33,7 @@ import { createResponder } from '../src/wireguard/responder.js';
 import { benchInjection } from './bench-inject.js';
 import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
+import { footprint } from './footprint.js';
 
 function rate(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(1000, iterations); i++) fn(i);
@@ -61,10 +69,12 @@ const badMac = Buffer.from(genuine);
 badMac[20] = badMac[20]! ^ 1;
 const frame = sllFrame(genuine);
 
-process.stdout.write(`node ${process.version}, ${process.arch}\n`);
-rate('verify: genuine initiation (mac1 + 2 DH + 2 AEAD)', 20_000, () => {
+const verifyOnly = process.argv.includes('--verify-only');
+if (!verifyOnly) process.stdout.write(`node ${process.version}, ${process.arch}\n`);
+rate('verify: genuine initiation (mac1 + 2 DH + 2 AEAD)', verifyOnly ? 5_000 : 20_000, () => {
   if (!consumeInitiation(responder, genuine).ok) throw new Error('genuine initiation refused');
 });
+if (verifyOnly) process.exit(0);
 rate('verify: foreign key, valid mac1 (same work)', 20_000, () => void consumeInitiation(responder, foreign));
 rate('verify: bad mac1 (rejected before any DH)', 200_000, () => void consumeInitiation(responder, badMac));
 rate('decode: SLL + IPv4 + UDP frame', 1_000_000, () => {
@@ -123,12 +133,16 @@ function summary(name: string, values: readonly number[]): void {
 await tellFigures();
 await benchInjection();
 
-if (process.argv.includes('--lab')) {
+const lab = process.argv.includes('--lab');
+if (lab || process.argv.includes('--footprint')) {
   if (process.getuid?.() !== 0) {
-    process.stderr.write('bench: --lab needs root (network namespaces)\n');
+    process.stderr.write(`bench: ${lab ? '--lab' : '--footprint'} needs root (network namespaces)\n`);
     process.exitCode = 2;
   } else {
-    const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
-    await roamingTable(rounds, (text) => process.stdout.write(text));
+    if (lab) {
+      const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
+      await roamingTable(rounds, (text) => process.stdout.write(text));
+    }
+    await footprint(fileURLToPath(import.meta.url));
   }
 }

@@ -15,6 +15,7 @@ packages=(
   traceroute        # port knocks
   iputils-ping      # tunnel checks
   tcpdump           # Linux cooked v2 captures in tests
+  systemd           # systemd-analyze verify and security for the unit tests
 )
 
 missing=()

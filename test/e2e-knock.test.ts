@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { events, sendUdp, startPortKnock, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
-import { ATTACKER_V4, ATTACKER_V6, createLab, endpointOf, natRemap, pingOnce, pingUntilAnswered, R2_V4, R2_V6, type Lab } from '../scripts/lab/lab.js';
+import { ATTACKER_V4, ATTACKER_V6, connectRoamer, createLab, endpointOf, natRemap, pingOnce, pingUntilAnswered, R2_V4, R2_V6, type Lab } from '../scripts/lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
 import { defaultPidFile, defaultStateFile, sessionsFileFor } from '../src/reconfig/options.js';
 
@@ -246,11 +246,29 @@ e2e('the design loop: reconfig-wg --once brings the tunnel up and exits, the NAT
 
 /** The JSON lines of the commands port-knock ran, as it logged them. */
 function outputOf(proc: LabProcess): LogEvent[] {
-  return events(proc, 'command.output').flatMap((e) => {
-    try {
-      return [JSON.parse(String(e.msg)) as LogEvent];
-    } catch {
-      return [];
-    }
-  });
+  // a command's JSON line is passed on with its fields under `child` and its own message
+  return events(proc, 'command.output').flatMap((e) =>
+    typeof e.child === 'object' && e.child !== null ? [{ ...(e.child as LogEvent), msg: e.msg, level: e.level }] : [],
+  );
 }
+
+e2e('one process for both jobs: reconfig-wg --knock-port follows the roamer, its own knock listener re-arms it, SIGTERM stops both', async (t) => {
+  await withLab({ connect: false }, async (lab, dir) => {
+    const roamer = lab.roamers[0]!;
+    const pidFile = join(dir, 'reconfig.pid');
+    const both = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--knock-port', '19000', '--pid-file', pidFile, '--state-file', join(dir, 'state.json'), '--knock-cooldown', '0']);
+    t.like(await waitForEvent(both, 'started', 5000, (e) => e.job === 'port-knock'), { action: 'rearm', interface: lab.r2.wg });
+    await connectRoamer(lab, roamer, false);
+    t.not(await pingUntilAnswered(roamer, 15_000), undefined, 'the tunnel comes up through the closed firewall');
+    t.truthy(await waitForEvent(both, 'endpoint.updated', 2000));
+
+    await traceroute(roamer.ns, ['-p', '19000', R2_V4]);
+    t.like(await waitForEvent(both, 'knock', 5000), { src: roamer.natV4, action: 'rearm', pid: both.pid, job: 'port-knock' });
+    t.truthy(await waitForEvent(both, 'rearm', 5000, (e) => e.job === undefined), 'the daemon got SIGUSR1 from its own knock listener');
+    t.is(events(both, 'command.started').length, 0, 'no second process');
+
+    process.kill(both.pid!, 'SIGTERM');
+    t.is(await both.waitForExit(5000), 0);
+    t.is(events(both, 'stopped').length, 2, 'both jobs stopped');
+  });
+});

@@ -2,7 +2,8 @@
  * The port-knock command as a user meets it: help, usage errors, exit codes, one instance per
  * port range, -k. Cases that need a capture device run in the lab (root).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -44,12 +45,22 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a cooldown that is not a number', ['--cooldown', 'soon'], /--cooldown soon is not a duration/],
   ['an unbalanced quote in -c', ['-c', "logger 'knock"], /-c has an unbalanced ' at character 8/],
   ['shell syntax in -c', ['-c', 'wg-quick down wg0; wg-quick up wg0'], /-c has an unquoted ';' .*without a shell/],
-  ['an empty -c', ['-c', ''], /-c is empty/],
+  ['an empty -c', ['-c', ''], /-c \(--command\) needs a value/],
+  ['a blank -c', ['-c', '  '], /-c is empty/],
   ['-i together with -c', ['-c', 'true', '-i', 'wg0'], /-i and -c do not go together/],
   ['--reconfig-pid-file together with -c', ['-c', 'true', '--reconfig-pid-file', '/tmp/x.pid'], /--reconfig-pid-file and -c do not go together/],
   ['a bad interface name', ['-i', 'this-name-is-far-too-long'], /not a valid interface name/],
-  ['an empty device', ['-d', ''], /capture device \(-d\) must not be empty/],
-  ['an unknown flag', ['--frobnicate'], /frobnicate/],
+  ['an empty device', ['-d', ''], /-d \(--device\) needs a value: a capture device/],
+  ['an unknown flag', ['--frobnicate'], /^port-knock: unknown flag --frobnicate\. See --help\.$/],
+  ['a misspelt flag', ['--cooldwn', '3'], /^port-knock: unknown flag --cooldwn; did you mean --cooldown\? See --help\.$/],
+  ['a long flag with one dash', ['-port', '19000'], /unknown flag -port; long flags take two dashes: --port/],
+  ['-p without its value', ['-p'], /^port-knock: -p \(--port\) needs a value: the first port of the range, e\.g\. 19000\. See --help\.$/],
+  ['-p followed by another flag', ['-p', '--dry-run'], /-p \(--port\) needs a value.*--dry-run is a flag/],
+  ['--cooldown without its value', ['--cooldown'], /--cooldown needs a value: seconds/],
+  ['a value given to a switch', ['--dry-run=yes'], /--dry-run takes no value; write --dry-run alone/],
+  ['an unknown log level', ['--log-level', 'nonsense'], /^port-knock: --log-level nonsense is not one of trace, debug, info, warn, error, fatal or silent\. See --help\.$/],
+  ['an unknown log format', ['--log-format', 'xml'], /--log-format xml is not one of pretty or json/],
+  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty or json/],
   ['a stray argument', ['wg0'], /unexpected argument 'wg0'/],
 ];
 
@@ -57,7 +68,9 @@ for (const [what, args, message] of usageErrors) {
   test(`${what} is a usage error: exit 2, one clear line, no stack trace`, async (t) => {
     const result = await run(args);
     t.is(result.exitCode, 2, result.stderr);
-    t.regex(result.stderr, message);
+    t.regex(result.stderr.trim(), message);
+    t.is(result.stderr.trim().split('\n').length, 1, 'one line');
+    t.regex(result.stderr, /See --help\.$/);
     t.notRegex(result.stderr, /\n\s+at /, 'no stack trace');
     t.is(result.stdout, '');
   });
@@ -70,6 +83,38 @@ test('-k when nothing runs says so and exits 1', async (t) => {
     t.is(result.exitCode, 1);
     t.regex(result.stderr, /port-knock for port 19000 is not running/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('-k with a pid file naming another program refuses to signal it, says so and exits 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'knock-cli-'));
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const pidFile = join(dir, 'pid');
+    writeFileSync(pidFile, `${other.pid!}\n`);
+    const result = await run(['-k', '--pid-file', pidFile]);
+    t.is(result.exitCode, 1);
+    t.regex(result.stderr, new RegExp(`names pid ${other.pid!}, which is another program`));
+    t.is(other.exitCode, null);
+    t.is(other.signalCode, null, 'the other program was not signalled');
+  } finally {
+    other.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+asRoot('-i naming an interface that is not there is refused at start with exit 2, before any knock', async (t) => {
+  const lab = await createLab({ roamers: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'knock-cli-'));
+  try {
+    const pidFile = join(dir, 'pid');
+    const result = await runIn(lab.r2.ns, ['-i', 'nosuch0', '--pid-file', pidFile]);
+    t.is(result.exitCode, 2);
+    t.regex(result.stderr, /^port-knock: Unable to access WireGuard interface nosuch0.*wg show interfaces/);
+    t.false(existsSync(pidFile));
+  } finally {
+    await lab.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

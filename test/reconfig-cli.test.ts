@@ -2,6 +2,7 @@
  * The reconfig-wg command as a user meets it: help, usage errors, exit codes, one instance per
  * interface, -k. Cases that need a WireGuard interface run in the lab (root).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,11 +34,62 @@ test('--version prints the package version', async (t) => {
   t.regex(result.stdout, /^\d+\.\d+\.\d+/);
 });
 
-test('an unknown flag is a usage error with exit 2', async (t) => {
-  const result = await run(['--frobnicate']);
-  t.is(result.exitCode, 2);
-  t.regex(result.stderr, /frobnicate/);
-  t.notRegex(result.stderr, /\n\s+at /, 'no stack trace');
+const usageErrors: [string, string[], RegExp][] = [
+  ['an unknown flag', ['--frobnicate'], /^reconfig-wg: unknown flag --frobnicate\. See --help\.$/],
+  ['an unknown short flag', ['-p', '19000'], /^reconfig-wg: unknown flag -p\. See --help\.$/],
+  ['a long flag with one dash', ['-interface', 'wg0'], /unknown flag -interface; long flags take two dashes: --interface/],
+  ['-i without its value', ['-i'], /^reconfig-wg: -i \(--interface\) needs a value: a WireGuard interface name, e\.g\. wg0\. See --help\.$/],
+  ['-i followed by another flag', ['-i', '--once'], /-i \(--interface\) needs a value.*--once is a flag; write --interface=--once/],
+  ['an empty -i', ['--interface='], /--interface needs a value/],
+  ['--once given a value', ['--once=yes'], /^reconfig-wg: --once takes no value; write --once alone\. See --help\.$/],
+  ['-k given a value', ['-kx'], /-k takes no value/],
+  ['an unknown log level', ['--log-level', 'nonsense'], /^reconfig-wg: --log-level nonsense is not one of trace, debug, info, warn, error, fatal or silent\. See --help\.$/],
+  ['--log-level without its value', ['--log-level'], /--log-level needs a value: trace, debug/],
+  ['an unknown log format', ['--log-format', 'xml'], /^reconfig-wg: --log-format xml is not one of pretty or json\. See --help\.$/],
+  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty or json/],
+  ['--state-file without its value', ['--state-file'], /--state-file needs a value: a path/],
+  ['a stray argument', ['wg0'], /unexpected argument 'wg0'.*given with -i/],
+];
+
+for (const [what, args, message] of usageErrors) {
+  test(`${what} is a usage error: exit 2, one line naming the program and the flag, See --help`, async (t) => {
+    const result = await run(args);
+    t.is(result.exitCode, 2, result.stderr);
+    t.regex(result.stderr.trim(), message);
+    t.is(result.stderr.trim().split('\n').length, 1, 'one line');
+    t.regex(result.stderr, /^reconfig-wg: .*See --help\.$/);
+    t.is(result.stdout, '');
+  });
+}
+
+test('on a terminal a failure is printed once (no pretty log line repeating it), with exit 2', async (t) => {
+  const hasScript = (await execa('script', ['--version'], { reject: false })).exitCode === 0;
+  if (!hasScript) return t.pass('script(1) is not installed: no terminal to test with');
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const command = [process.execPath, RECONFIG_CLI, '-i', 'nosuch0', '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 's.json')].join(' ');
+  // script(1) runs the command on a pseudo-terminal, as a person would
+  const result = await execa('script', ['-qec', command, '/dev/null'], { reject: false, timeout: 20_000 });
+  t.is(result.exitCode, 2, result.stdout);
+  const mentions = result.stdout.split('\n').filter((line) => line.includes('nosuch0'));
+  t.is(mentions.length, 1, result.stdout);
+  t.regex(mentions[0]!, /^reconfig-wg: /);
+});
+
+test('-k with a pid file naming another program refuses to signal it, says so and exits 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-cli-'));
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const pidFile = join(dir, 'pid');
+    writeFileSync(pidFile, `${other.pid!}\n`);
+    const result = await run(['-k', '-i', 'wg0', '--pid-file', pidFile]);
+    t.is(result.exitCode, 1);
+    t.regex(result.stderr, new RegExp(`^reconfig-wg: reconfig-wg for wg0 is not running \\(pid file .* names pid ${other.pid!}, which is another program`));
+    t.is(other.signalCode, null, 'the other program was not signalled');
+  } finally {
+    other.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a bad interface name is refused with exit 2 and says what a valid one is', async (t) => {
@@ -55,11 +107,6 @@ test('without the wg tool it says which package to install, with exit 2', async 
   t.regex(result.stderr, /The wg tool was not found\. Install it: apt-get install wireguard-tools/);
 });
 
-test('a stray argument is refused with exit 2', async (t) => {
-  const result = await run(['wg0']);
-  t.is(result.exitCode, 2);
-  t.regex(result.stderr, /unexpected argument 'wg0'/);
-});
 
 asRoot('a missing interface, a missing device and a broken state file are clear errors with exit 2', async (t) => {
   const lab = await createLab({ roamers: 0 });
@@ -92,7 +139,12 @@ asRoot('one instance per interface: a second says so and exits 2; -k stops the f
   try {
     const pidFile = join(dir, 'pid');
     const files = ['--pid-file', pidFile, '--state-file', join(dir, 'state.json')];
+    // a stale pid file naming a live process of another program does not stop a start
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    t.teardown(() => other.kill('SIGKILL'));
+    writeFileSync(pidFile, `${other.pid!}\n`);
     const first = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, ...files]);
+    t.is(other.signalCode, null);
     const listening = await waitForEvent(first, 'listening', 1000);
     t.like(listening, { interface: lab.r2.wg, device: 'any', port: 51820, peers: 1 });
     t.true(existsSync(pidFile));

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { createLogger } from '../src/common/log.js';
 import { Listener } from '../src/reconfig/listener.js';
 import { normalizeOptions } from '../src/reconfig/options.js';
-import { Watermarks } from '../src/reconfig/replay.js';
+import { CLOCK_SKEW_ALLOWANCE_MS, Watermarks } from '../src/reconfig/replay.js';
 import { publicKeyOf } from '../src/wireguard/keys.js';
 import { timestampFromDate } from '../src/wireguard/tai64n.js';
 import { FakeWg } from './helpers/fake-wg.js';
@@ -80,6 +80,28 @@ test('the replay watermark survives a restart through the state file', async (t)
   t.is(marks.size, 1);
   t.false(marks.isFresh(b64(first.peers[0]!), timestampFromDate(new Date(Date.now() - 1000))));
   t.throws(() => Watermarks.load(join(first.dir, 'state.json'), 'wg1'), { message: /belongs to interface wg0/ });
+});
+
+test('with no state file (a reboot on tmpfs), an initiation older than the start less the allowance is refused; a newer one is accepted', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const old = new Date(Date.now() - CLOCK_SKEW_ALLOWANCE_MS - 60_000);
+  await r.feed(initiationFrom(r, r.peers[0]!, '203.0.113.66', 666, old));
+  t.is(r.listener.ignored.get('replay'), 1, 'captured before the daemon started: refused');
+  t.not(r.wg.peers[0]!.endpoint, '203.0.113.66:666');
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000, new Date(Date.now() - CLOCK_SKEW_ALLOWANCE_MS / 2)));
+  t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000', 'a peer whose clock lags within the allowance gets through');
+});
+
+test('the floor is the start time less the allowance, and it holds whatever the state file says', (t) => {
+  const startedAt = new Date('2026-11-23T12:00:00Z');
+  const marks = Watermarks.load(join(tmpdir(), `rwg-floor-${process.pid}-none.json`), 'wg0', startedAt);
+  const at = (ms: number): Buffer => timestampFromDate(new Date(startedAt.getTime() + ms));
+  t.deepEqual(marks.floor, at(-CLOCK_SKEW_ALLOWANCE_MS));
+  t.false(marks.isFresh('peer', at(-CLOCK_SKEW_ALLOWANCE_MS)));
+  t.false(marks.isFresh('peer', at(-CLOCK_SKEW_ALLOWANCE_MS - 1000)));
+  t.true(marks.isFresh('peer', at(-CLOCK_SKEW_ALLOWANCE_MS + 1000)));
+  t.true(marks.isFresh('peer', at(0)));
 });
 
 test('a key that is not a peer is counted as unknown-peer, and wg is re-read at most once per interval', async (t) => {

@@ -28,7 +28,7 @@ test('--hook with shell syntax is refused with exit 2, saying to use a script', 
 });
 
 test('--hook-timeout must be a number of seconds above 0', async (t) => {
-  for (const value of ['0', '-1', 'soon', '99999']) {
+  for (const value of ['0', 'soon', '99999', '1e3']) {
     const result = await run(['-i', 'wg0', '--hook', 'true', '--hook-timeout', value]);
     t.is(result.exitCode, 2, value);
     t.regex(result.stderr, /--hook-timeout must be a number of seconds above 0 and at most 3600/, value);

@@ -139,6 +139,8 @@ export interface ScenarioOptions {
   readonly ipv6?: boolean;
   /** the longest wait for recovery, ms */
   readonly timeoutMs: number;
+  /** how long the tunnel may take to come up before the event (default 20 s) */
+  readonly upTimeoutMs?: number;
   /** for the events measured with pings: the time from R1's first packet after the event */
   readonly onFirstPacket?: (detail: { ms: number; unanswered: number }) => void;
 }
@@ -146,7 +148,7 @@ export interface ScenarioOptions {
 /** Runs one scenario on a working tunnel; returns ms from the event to recovery, or undefined. */
 export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, options: ScenarioOptions): Promise<number | undefined> {
   const ipv6 = options.ipv6 ?? false;
-  await ensureUp(roamer);
+  await ensureUp(roamer, options.upTimeoutMs);
   if (scenario === 'idle') {
     await setKeepalive(lab, roamer, IDLE_KEEPALIVE_SECONDS);
     try {

@@ -19,6 +19,8 @@ export interface CaptureKeeperOptions {
   readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
   /** waits between reopen attempts, the last one repeating */
   readonly retryMs?: readonly number[];
+  /** the kernel's ring for this capture, in bytes; the capture's default when absent */
+  readonly bufferSize?: number;
   /** bytes kept of each packet (see capture.ts); the kernel ring holds more packets when small */
   readonly snapLength?: number;
 }
@@ -57,6 +59,7 @@ export class CaptureKeeper {
     this.filter = filter;
     this.capture = this.options.openCapture({
       device: this.options.device,
+      ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
       filter,
       onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
       onError: (error) => this.failed(error),
@@ -91,6 +94,7 @@ export class CaptureKeeper {
     try {
       fresh = this.options.openCapture({
         device: this.options.device,
+        ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
         filter,
         onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
         onError: (error) => this.failed(error),

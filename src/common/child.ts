@@ -9,7 +9,8 @@
  */
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import type { Logger } from './log.js';
 
 export interface CommandRun {
@@ -46,41 +47,35 @@ export async function startCommand(argv: readonly string[], logger: Logger, opti
   const [file, ...args] = argv;
   if (file === undefined) return undefined;
   const startedAt = performance.now();
-  const child = execa(file, args, {
-    reject: false,
-    detached: true,
-    cleanup: false,
-    stdin: 'ignore',
-    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
-    stdout: 'pipe',
-    stderr: 'pipe',
-    buffer: false,
-  });
+  // node's own spawn, not a wrapper library: the daemon stays small (see README, footprint)
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
   const pid = child.pid;
   if (pid === undefined) {
-    const result = await child;
-    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${String(result.originalMessage ?? result.shortMessage)}. Check the program in ${what} (a full path is safest).`);
+    const [error] = (await once(child, 'error')) as [Error];
+    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${error.message}. Check the program in ${what} (a full path is safest).`);
     return undefined;
   }
-  // the exit listener below reports how the run ended; the result itself is not needed
-  child.catch(() => undefined);
+  // the exit listener below reports how the run ended; a later error (a failed kill) is not news
+  child.on('error', () => undefined);
   const latencyMs = capturedAt === undefined ? undefined : Number((Date.now() - capturedAt).toFixed(3));
   logger.info({ event: 'command.started', pid, argv, ...fields, latencyMs }, `started ${file} (pid ${pid})`);
   forwardLines(child.stdout, 'stdout', pid, logger);
   forwardLines(child.stderr, 'stderr', pid, logger);
 
   let running = true;
+  let stopping = false;
   let code: number | undefined;
-  // 'exit', not the execa promise: a daemon the command left behind may hold our pipes open
+  // 'exit', not 'close': a daemon the command left behind may hold our pipes open
   // for ever, yet the run itself is over when its process is.
   const exited = new Promise<void>((resolve) => {
     child.once('exit', (exitCode, signal) => {
       running = false;
       code = exitCode ?? undefined;
-      logger.info(
-        { event: 'command.exited', pid, exitCode, signal, durationMs: Math.round(performance.now() - startedAt) },
-        signal === null ? `pid ${pid} exited with ${String(exitCode)}` : `pid ${pid} ended by ${signal}`,
-      );
+      const fields = { event: 'command.exited', pid, exitCode, signal, durationMs: Math.round(performance.now() - startedAt) };
+      const message = signal === null ? `pid ${pid} exited with ${String(exitCode)}` : `pid ${pid} ended by ${signal}`;
+      // a run that failed on its own is an error; one we stopped, or that succeeded, is not
+      if (exitCode === 0 || stopping) logger.info(fields, message);
+      else logger.error({ ...fields, code: 'E_COMMAND' }, `${message}${exitCode === 2 ? ' (bad usage or configuration)' : ''}`);
       resolve();
     });
   });
@@ -102,6 +97,7 @@ export async function startCommand(argv: readonly string[], logger: Logger, opti
     exitCode: () => code,
     async stop(graceMs: number): Promise<void> {
       if (!running) return;
+      stopping = true;
       signalGroup('SIGTERM');
       const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
       await exited;
@@ -113,6 +109,31 @@ export async function startCommand(argv: readonly string[], logger: Logger, opti
 function forwardLines(stream: Readable, name: 'stdout' | 'stderr', pid: number, logger: Logger): void {
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   lines.on('line', (line) => {
-    logger.info({ event: 'command.output', pid, stream: name }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+    const record = line.length <= MAX_LINE ? childRecord(line) : undefined;
+    if (record === undefined) {
+      logger.info({ event: 'command.output', pid, stream: name }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+      return;
+    }
+    // a JSON log line (reconfig-wg started by a knock writes them): its level stays its
+    // level, its fields stay fields, under `child`, so an error in it is an error here
+    logger[record.level]({ event: 'command.output', pid, stream: name, child: record.fields }, record.msg);
   });
+}
+
+const PINO_LEVELS: Readonly<Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'>> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** A pino JSON line from the command, taken apart; undefined for any other line. */
+export function childRecord(line: string): { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; msg: string; fields: Record<string, unknown> } | undefined {
+  if (!line.startsWith('{')) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = data as Record<string, unknown>;
+  const name = typeof level === 'number' ? PINO_LEVELS[level] : undefined;
+  if (name === undefined) return undefined;
+  return { level: name, msg: typeof msg === 'string' ? msg : '', fields };
 }

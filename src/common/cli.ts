@@ -1,42 +1,51 @@
 /**
- * What both command-line front ends share: log flags, turning errors into an exit status and
- * one clear line (never a stack trace), and stopping a running instance through its pid file.
+ * What both command-line front ends share: strict flag parsing, help and version, log flags,
+ * turning errors into an exit status and one clear line (never a stack trace), and stopping
+ * a running instance through its pid file.
  */
+import { readFileSync } from 'node:fs';
+import { parseArgs, type FlagSpecs, type FlagValues } from './args.js';
 import { ReconfigError, isReconfigError } from './errors.js';
 import { createLogger, defaultLogFormat, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js';
-import { signalPidFile, waitForExit } from './pidfile.js';
+import { signalPidFile, waitForExit, type ProgramIdentity } from './pidfile.js';
 
 export const LOG_FLAGS = {
-  logFormat: { type: 'string' as const, choices: ['pretty', 'json'] },
-  logLevel: { type: 'string' as const, choices: [...LOG_LEVELS] as string[], default: 'info' },
-  help: { type: 'boolean' as const, shortFlag: 'h' },
-};
+  logFormat: { type: 'string', choices: ['pretty', 'json'] },
+  logLevel: { type: 'string', choices: LOG_LEVELS },
+  help: { type: 'boolean', shortFlag: 'h' },
+  version: { type: 'boolean' },
+} as const satisfies FlagSpecs;
 
-export function loggerFromFlags(name: string, flags: { logFormat?: string; logLevel?: string }): Logger {
-  return createLogger({
-    name,
-    format: (flags.logFormat as LogFormat | undefined) ?? defaultLogFormat(),
-    level: (flags.logLevel as LogLevel | undefined) ?? 'info',
-  });
+export function logFormatOf(flags: { logFormat?: string }): LogFormat {
+  return (flags.logFormat as LogFormat | undefined) ?? defaultLogFormat();
 }
 
-/** Prints one line for the user and picks the exit status; the logger gets the same, with code. */
-export function reportFatal(program: string, error: unknown, logger?: Logger): number {
+export function loggerFromFlags(name: string, flags: { logFormat?: string; logLevel?: string }): Logger {
+  return createLogger({ name, format: logFormatOf(flags), level: (flags.logLevel as LogLevel | undefined) ?? 'info' });
+}
+
+/**
+ * Prints one line for the user and picks the exit status. A JSON log gets the same as an
+ * `error` line with its code, for whatever reads the log; a pretty log (a person at a
+ * terminal) does not, or they would read it twice.
+ */
+export function reportFatal(program: string, error: unknown, logger?: Logger, format: LogFormat = 'json'): number {
+  const log = format === 'json' ? logger : undefined;
   if (isReconfigError(error)) {
-    logger?.error({ event: 'error', code: error.code }, error.message);
+    log?.error({ event: 'error', code: error.code }, error.message);
     process.stderr.write(`${program}: ${error.message}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
-  logger?.error({ event: 'error', code: 'E_INTERNAL' }, message);
+  log?.error({ event: 'error', code: 'E_INTERNAL' }, message);
   process.stderr.write(`${program}: unexpected failure: ${message}\n`);
   if (process.env.DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
   return 1;
 }
 
-/** -k: TERM the instance named in the pid file and wait for it to go. */
-export async function killRunning(pidFile: string, what: string): Promise<number> {
-  const pid = signalPidFile(pidFile, 'SIGTERM', what);
+/** -k: TERM the instance named in the pid file (if it is ours) and wait for it to go. */
+export async function killRunning(pidFile: string, what: string, identity: ProgramIdentity): Promise<number> {
+  const pid = signalPidFile(pidFile, 'SIGTERM', what, identity);
   if (!(await waitForExit(pid, 10_000))) {
     throw new ReconfigError('E_NOT_RUNNING', `${what} (pid ${pid}) did not stop within 10 s of SIGTERM.`, { exitCode: 1 });
   }
@@ -44,22 +53,36 @@ export async function killRunning(pidFile: string, what: string): Promise<number
   return 0;
 }
 
-export function usageError(message: string): ReconfigError {
-  return new ReconfigError('E_USAGE', `${message} See --help.`);
+export { usageError } from './errors.js';
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
-export interface DaemonCli<Options> {
+type DaemonFlags = typeof LOG_FLAGS & { readonly kill: { readonly type: 'boolean'; readonly shortFlag: 'k' } };
+
+export interface DaemonCli<S extends DaemonFlags, Options> {
   readonly program: string;
-  readonly cli: {
-    readonly flags: { readonly help?: boolean; readonly kill?: boolean; readonly logFormat?: string; readonly logLevel?: string };
-    readonly input: readonly string[];
-    showHelp(exitCode?: number): never;
-  };
+  /** the --help text */
+  readonly help: string;
+  readonly flags: S;
+  /** the words after the program name; process.argv's when absent */
+  readonly argv?: readonly string[];
   /** flags → validated options; throws a ReconfigError on bad usage */
-  readonly options: () => Options;
+  readonly options: (flags: FlagValues<S>) => Options;
   /** -k: stop the running instance */
   readonly kill: (options: Options) => Promise<number>;
   readonly start: (options: Options, logger: Logger) => Promise<{ readonly done: Promise<number> }>;
+  /**
+   * Subcommands by their word (`reconfig-wg status …`): a leading word found here gets the
+   * rest of the words, with its own flags, and its exit status is the command's.
+   */
+  readonly subcommands?: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>>;
 }
 
 /**
@@ -67,24 +90,44 @@ export interface DaemonCli<Options> {
  * and the exit status. It exits explicitly: node_pcap lets go of a closed capture's socket
  * only when another packet arrives, so an idle capture would keep the process alive forever.
  */
-export async function runDaemonCli<Options>(command: DaemonCli<Options>): Promise<never> {
+export async function runDaemonCli<S extends DaemonFlags, Options>(command: DaemonCli<S, Options>): Promise<never> {
   process.exit(await runDaemon(command));
 }
 
-async function runDaemon<Options>({ program, cli, options, kill, start }: DaemonCli<Options>): Promise<number> {
-  if (cli.flags.help) cli.showHelp(0);
-  if (cli.input.length > 0) {
-    process.stderr.write(`${program}: unexpected argument '${cli.input[0] ?? ''}'. See --help.\n`);
+async function runDaemon<S extends DaemonFlags, Options>(command: DaemonCli<S, Options>): Promise<number> {
+  const { program, help, flags: specs, options, kill, start } = command;
+  const argv = command.argv ?? process.argv.slice(2);
+  const subcommand = argv[0] === undefined ? undefined : command.subcommands?.[argv[0]];
+  if (subcommand !== undefined) return subcommand(argv.slice(1));
+  const parsed = parseArgs(specs, argv);
+  if (!parsed.ok) {
+    const reason = parsed.reason;
+    process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
     return 2;
   }
+  const flags = parsed.value.flags as FlagValues<DaemonFlags> & FlagValues<S>;
+  if (flags.help) {
+    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const [stray] = parsed.value.input;
+  if (stray !== undefined) {
+    process.stderr.write(`${program}: unexpected argument '${stray}'; ${program} takes flags only (an interface is given with -i). See --help.\n`);
+    return 2;
+  }
+  const format = logFormatOf(flags);
   let logger: Logger | undefined;
   try {
-    const parsed = options();
-    if (cli.flags.kill) return await kill(parsed);
-    logger = loggerFromFlags(program, cli.flags);
-    const daemon = await start(parsed, logger);
+    const validated = options(flags);
+    if (flags.kill) return await kill(validated);
+    logger = loggerFromFlags(program, flags);
+    const daemon = await start(validated, logger);
     return await daemon.done;
   } catch (error) {
-    return reportFatal(program, error, logger);
+    return reportFatal(program, error, logger, format);
   }
 }

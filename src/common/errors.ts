@@ -42,6 +42,11 @@ export class ReconfigError extends Error {
   }
 }
 
+/** Bad usage: exit 2, and the message ends by pointing at --help. */
+export function usageError(message: string): ReconfigError {
+  return new ReconfigError('E_USAGE', `${message} See --help.`);
+}
+
 export function isReconfigError(error: unknown): error is ReconfigError {
   return error instanceof ReconfigError;
 }

@@ -2,10 +2,9 @@
 /**
  * port-knock: flags → options → daemon. Nothing else lives here.
  */
-import meow from 'meow';
 import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
-import { knockPidFile, PROGRAM, startKnock } from './daemon.js';
-import { DEFAULTS, normalizeOptions } from './options.js';
+import { IDENTITY, PROGRAM } from './identity.js';
+import { DEFAULTS, knockPidFile, normalizeOptions } from './options.js';
 
 const help = `
   Watches a port range for traceroute probes that arrive as the last hop (IPv4 TTL or IPv6
@@ -63,44 +62,40 @@ const help = `
     $ port-knock -k
 `;
 
-const cli = meow(help, {
-  importMeta: import.meta,
-  description: false,
-  allowUnknownFlags: false,
-  autoHelp: true,
-  autoVersion: true,
-  flags: {
-    port: { type: 'string', shortFlag: 'p' },
-    range: { type: 'string' },
-    command: { type: 'string', shortFlag: 'c' },
-    interface: { type: 'string', shortFlag: 'i' },
-    device: { type: 'string', shortFlag: 'd' },
-    cooldown: { type: 'string' },
-    dryRun: { type: 'boolean', default: false },
-    kill: { type: 'boolean', shortFlag: 'k', default: false },
-    pidFile: { type: 'string' },
-    reconfigPidFile: { type: 'string' },
-    ...LOG_FLAGS,
-  },
-});
-// meow titles the process after the package (reconfig-wg); ps and /proc should say port-knock
+const flags = {
+  port: { type: 'string', shortFlag: 'p', value: 'the first port of the range, e.g. 19000' },
+  range: { type: 'string', value: 'a number of ports, e.g. 100' },
+  command: { type: 'string', shortFlag: 'c', value: 'a command line, quoted' },
+  interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
+  device: { type: 'string', shortFlag: 'd', value: 'a capture device, e.g. any or eth0' },
+  cooldown: { type: 'string', value: 'seconds, e.g. 10' },
+  dryRun: { type: 'boolean' },
+  kill: { type: 'boolean', shortFlag: 'k' },
+  pidFile: { type: 'string', value: 'a path' },
+  reconfigPidFile: { type: 'string', value: 'a path' },
+  ...LOG_FLAGS,
+} as const;
+
+// ps, top and the pid-file check in /proc see the command's name, not node's arguments
 process.title = PROGRAM;
 
 await runDaemonCli({
   program: PROGRAM,
-  cli,
-  options: () =>
+  help,
+  flags,
+  options: (values) =>
     normalizeOptions({
-      basePort: cli.flags.port,
-      range: cli.flags.range,
-      command: cli.flags.command,
-      interface: cli.flags.interface,
-      device: cli.flags.device,
-      cooldown: cli.flags.cooldown,
-      dryRun: cli.flags.dryRun,
-      pidFile: cli.flags.pidFile,
-      reconfigPidFile: cli.flags.reconfigPidFile,
+      basePort: values.port,
+      range: values.range,
+      command: values.command,
+      interface: values.interface,
+      device: values.device,
+      cooldown: values.cooldown,
+      dryRun: values.dryRun,
+      pidFile: values.pidFile,
+      reconfigPidFile: values.reconfigPidFile,
     }),
-  kill: (options) => killRunning(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`),
-  start: (options, logger) => startKnock(options, { logger }),
+  kill: (options) => killRunning(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`, IDENTITY),
+  // the daemon's modules load only when it starts: --help, -k and usage errors stay light
+  start: async (options, logger) => (await import('./daemon.js')).startKnock(options, { logger }),
 });

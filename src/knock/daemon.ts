@@ -9,20 +9,17 @@ import type { Logger } from '../common/log.js';
 import { handleSignals } from '../common/signals.js';
 import { acquirePidFile } from '../common/pidfile.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
-import { defaultPidFile } from '../reconfig/options.js';
-import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
+import { readInterface, resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { KnockDetector } from './detector.js';
+import { IDENTITY, PROGRAM } from './identity.js';
 import { KnockListener } from './listener.js';
 import { reconfigArgv } from './rearm.js';
-import type { KnockOptions } from './options.js';
+import { knockPidFile, type KnockOptions } from './options.js';
 import { Runner, type RunnerDeps } from './runner.js';
 
-export const PROGRAM = 'port-knock';
+export { PROGRAM } from './identity.js';
 
-/** One instance per port range: the pid file is named after its first port. */
-export function knockPidFile(options: Pick<KnockOptions, 'pidFile' | 'basePort'>): string {
-  return options.pidFile ?? defaultPidFile(PROGRAM, String(options.basePort));
-}
+export { knockPidFile } from './options.js';
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -46,7 +43,10 @@ export interface RunningDaemon {
 
 export async function startKnock(options: KnockOptions, deps: DaemonDeps): Promise<RunningDaemon> {
   const iface = options.command === undefined ? await resolveInterface(options.interface, deps.run) : undefined;
-  const release = acquirePidFile(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`);
+  // a knock for an interface that is not there could only start a reconfig-wg that fails:
+  // say so now, with the same error reconfig-wg gives
+  if (iface !== undefined && options.interface !== undefined) await readInterface(iface, deps.run);
+  const release = acquirePidFile(knockPidFile(options), `${PROGRAM} for port ${options.basePort}`, IDENTITY);
   const logger = deps.logger;
   const reconfig =
     iface === undefined || options.reconfigPidFile === undefined

@@ -25,6 +25,9 @@ export interface ListenerDeps {
   readonly retryMs?: readonly number[];
 }
 
+/** The kernel ring for knock probes (the capture's default is 1 MiB, for reconfig-wg's traffic). */
+export const KNOCK_BUFFER_SIZE = 256 * 1024;
+
 export class KnockListener {
   probes = 0;
   knocks = 0;
@@ -40,6 +43,9 @@ export class KnockListener {
       device,
       openCapture: deps.openCapture,
       retryMs: deps.retryMs,
+      // knock probes are a few a second at most: a small ring is plenty, and it is memory
+      // every router pays for (README, footprint)
+      bufferSize: KNOCK_BUFFER_SIZE,
       onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
       onOpen: (capture, reopened) =>
         deps.logger.info(

@@ -1,8 +1,9 @@
 /**
  * Options of the port-knock daemon, validated and with every default applied in one place.
  */
-import { usageError as usage } from '../common/cli.js';
-import { validateInterfaceName } from '../reconfig/options.js';
+import { usageError as usage } from '../common/errors.js';
+import { defaultPidFile, validateInterfaceName } from '../reconfig/options.js';
+import { PROGRAM } from './identity.js';
 import { parseCommand } from './command.js';
 
 export interface KnockOptions {
@@ -60,6 +61,11 @@ const MAX_COOLDOWN_S = 86_400;
 function wholeNumber(value: string | number): number | undefined {
   const text = String(value).trim();
   return /^\d{1,6}$/.test(text) ? Number(text) : undefined;
+}
+
+/** One instance per port range: the pid file is named after its first port. */
+export function knockPidFile(options: Pick<KnockOptions, 'pidFile' | 'basePort'>): string {
+  return options.pidFile ?? defaultPidFile(PROGRAM, String(options.basePort));
 }
 
 export function normalizeOptions(input: KnockInput): KnockOptions {

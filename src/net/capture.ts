@@ -136,7 +136,7 @@ function openError(device: string, filter: string, error: Error): ReconfigError 
   if (/Operation not permitted|Permission denied|don't have permission/i.test(message)) {
     return new ReconfigError(
       'E_CAPTURE_PERMISSION',
-      `Not allowed to capture on ${device} (${message}). Run as root, or grant CAP_NET_RAW and CAP_NET_ADMIN: setcap cap_net_raw,cap_net_admin+eip "$(readlink -f "$(command -v node)")".`,
+      `Not allowed to capture on ${device} (${message}). Run it as root, or as its service, which grants CAP_NET_RAW and CAP_NET_ADMIN to it alone (the systemd units in init.d/systemd, installed by scripts/install.sh). Do not setcap the node binary: that gives raw sockets to every node script.`,
     );
   }
   if (/No such device/i.test(message)) {

@@ -11,9 +11,9 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
-import meow from 'meow';
+import { parseArgs, type FlagSpecs } from '../common/args.js';
 import { reportFatal, usageError } from '../common/cli.js';
+import { runTool, type ToolResult } from '../common/run-tool.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { openPinholer as realOpenPinholer } from '../net/conntrack.js';
 import { openInjector as realOpenInjector } from '../net/inject.js';
@@ -43,7 +43,7 @@ export interface CheckContext {
   readonly run: WgRunner;
   readonly openCapture: (options: CaptureOptions) => Capture;
   /** runs nft with these arguments; the real one unless a test says otherwise */
-  readonly nft: (args: readonly string[]) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string; missing: boolean }>;
+  readonly nft: (args: readonly string[]) => Promise<ToolResult>;
   readonly openInjector: () => PacketInjector;
   readonly openPinholer: () => PacketPinholer;
   /** what the interface item found: later items use it (never the private key) */
@@ -193,11 +193,7 @@ export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'persist', run: persistence },
 ];
 
-async function realNft(args: readonly string[]): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; missing: boolean }> {
-  const run = await execa('nft', args, { reject: false, timeout: 10_000, stdin: 'ignore', cleanup: false });
-  const missing = (run as unknown as { code?: string }).code === 'ENOENT';
-  return { exitCode: run.exitCode, stdout: String(run.stdout ?? ''), stderr: String(run.stderr ?? ''), missing };
-}
+const realNft = (args: readonly string[]): Promise<ToolResult> => runTool('nft', args);
 
 /** Runs every item; an item that throws is a failure with the error's own words. Never throws. */
 export async function runChecks(context: CheckContext, items: readonly CheckItem[] = CHECK_ITEMS): Promise<CheckResult[]> {
@@ -247,29 +243,33 @@ const help = `
     0 reconfig-wg can run (warnings allowed), 1 something blocks it, 2 bad usage
 `;
 
+const FLAGS = {
+  interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
+  device: { type: 'string', shortFlag: 'd', value: 'a capture device, e.g. any or eth0' },
+  persist: { type: 'string', value: 'uci, wg-quick, wg-quick=PATH or none' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', shortFlag: 'h' },
+} as const satisfies FlagSpecs;
+
+const PROGRAM = 'reconfig-wg check';
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const cli = meow(help, {
-    importMeta: import.meta,
-    argv: [...argv],
-    description: false,
-    allowUnknownFlags: false,
-    autoHelp: true,
-    autoVersion: false,
-    flags: {
-      interface: { type: 'string', shortFlag: 'i' },
-      device: { type: 'string', shortFlag: 'd', default: 'any' },
-      persist: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', shortFlag: 'h' },
-    },
-  });
-  if (cli.flags.help) cli.showHelp(0);
+  const parsed = parseArgs(FLAGS, argv);
+  if (!parsed.ok) {
+    process.stderr.write(`${PROGRAM}: ${parsed.reason}${parsed.reason.endsWith('?') ? '' : '.'} See --help.\n`);
+    return 2;
+  }
+  const { flags, input } = parsed.value;
+  if (flags.help) {
+    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    return 0;
+  }
   try {
-    if (cli.input.length > 0) throw usageError(`unexpected argument '${cli.input[0] ?? ''}'.`);
-    const persist = cli.flags.persist === undefined ? defaultPersist() : parsePersist(cli.flags.persist);
+    if (input.length > 0) throw usageError(`unexpected argument '${input[0] ?? ''}'.`);
+    const persist = flags.persist === undefined ? defaultPersist() : parsePersist(flags.persist);
     const context: CheckContext = {
-      interface: cli.flags.interface === undefined ? undefined : validateInterfaceName(cli.flags.interface),
-      device: cli.flags.device,
+      interface: flags.interface === undefined ? undefined : validateInterfaceName(flags.interface),
+      device: flags.device ?? 'any',
       persist,
       run: runWg,
       openCapture: realOpenCapture,
@@ -279,13 +279,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     const results = await runChecks(context);
     const code = checkExitCode(results);
-    if (cli.flags.json) {
+    if (flags.json) {
       process.stdout.write(`${JSON.stringify({ interface: context.found?.iface ?? context.interface ?? null, persist: describePersist(persist), canRun: code === 0, results }, null, 2)}\n`);
     } else {
       process.stdout.write(`${formatChecks(results)}\n${code === 0 ? 'reconfig-wg can run here' : 'reconfig-wg cannot run here until the FAIL items are fixed'}\n`);
     }
     return code;
   } catch (error) {
-    return reportFatal('reconfig-wg check', error);
+    return reportFatal(PROGRAM, error);
   }
 }

@@ -2,20 +2,12 @@
 /**
  * reconfig-wg: flags → options → daemon. Nothing else lives here.
  */
-import { readFileSync } from 'node:fs';
-import meow from 'meow';
-import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
-import { resolveInterface } from '../wireguard/wg.js';
-import { PROGRAM, startReconfig } from './daemon.js';
+import { killRunning, LOG_FLAGS, runDaemonCli, usageError } from '../common/cli.js';
+import { ReconfigError } from '../common/errors.js';
+import { normalizeOptions as normalizeKnockOptions, type KnockOptions } from '../knock/options.js';
 import type { PinholeMode } from './deliver.js';
+import { IDENTITY, PROGRAM } from './identity.js';
 import { defaultPidFile, normalizeOptions } from './options.js';
-
-// `reconfig-wg status` and `reconfig-wg check` are commands of their own, with their own flags.
-const subcommand = process.argv[2];
-if (subcommand === 'status' || subcommand === 'check') {
-  const command = subcommand === 'status' ? await import('./status-command.js') : await import('./check.js');
-  process.exit(await command.main(process.argv.slice(3)));
-}
 
 const help = `
   Keeps a WireGuard road-warrior peer reachable when its NAT changes, with the listen port
@@ -53,6 +45,10 @@ const help = `
         --hook "CMD ARGS"   run after each change, without a shell; {interface} {peer} {from} {to}
                             {host} {port} {how} are filled in, and set as RECONFIG_WG_INTERFACE …
         --hook-timeout S    stop a hook still running after S seconds (default: 10)
+        --knock-port BASE   also do port-knock's job in this process: traceroute probes to
+                            ports BASE.. re-arm it (one node instead of two; not with --once)
+        --knock-range N     ports in the knock range (default: 100)
+        --knock-cooldown S  act on a knock at most once per S seconds (default: 10)
         --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
@@ -69,55 +65,85 @@ const help = `
   Examples
     $ reconfig-wg -i wg0
     $ reconfig-wg -i wg0 --once --log-format json
+    $ reconfig-wg -i wg0 --knock-port 19000
     $ reconfig-wg -i wg0 --persist wg-quick --hook "logger -t wg {peer} moved to {to}"
     $ reconfig-wg -i wg0 -k
 `;
 
-const cli = meow(help, {
-  importMeta: import.meta,
-  description: false,
-  allowUnknownFlags: false,
-  autoHelp: true,
-  autoVersion: true,
-  flags: {
-    interface: { type: 'string', shortFlag: 'i' },
-    device: { type: 'string', shortFlag: 'd' },
-    once: { type: 'boolean', default: false },
-    dryRun: { type: 'boolean', default: false },
-    inject: { type: 'boolean', default: true },
-    pinhole: { type: 'string' },
-    kill: { type: 'boolean', shortFlag: 'k', default: false },
-    pidFile: { type: 'string' },
-    stateFile: { type: 'string' },
-    statusFile: { type: 'string' },
-    persist: { type: 'string' },
-    hook: { type: 'string' },
-    hookTimeout: { type: 'number' },
-    ...LOG_FLAGS,
-  },
-});
+const flags = {
+  interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
+  device: { type: 'string', shortFlag: 'd', value: 'a capture device, e.g. any or eth0' },
+  once: { type: 'boolean' },
+  dryRun: { type: 'boolean' },
+  noInject: { type: 'boolean' },
+  pinhole: { type: 'string', value: 'auto, always or never' },
+  kill: { type: 'boolean', shortFlag: 'k' },
+  pidFile: { type: 'string', value: 'a path' },
+  stateFile: { type: 'string', value: 'a path' },
+  statusFile: { type: 'string', value: 'a path' },
+  persist: { type: 'string', value: 'uci, wg-quick, wg-quick=PATH or none' },
+  hook: { type: 'string', value: 'a command, e.g. "logger -t wg {peer} moved to {to}"' },
+  hookTimeout: { type: 'string', value: 'seconds, e.g. 10' },
+  knockPort: { type: 'string', value: 'the first port of the knock range, e.g. 19000' },
+  knockRange: { type: 'string', value: 'a number of ports, e.g. 100' },
+  knockCooldown: { type: 'string', value: 'seconds, e.g. 10' },
+  ...LOG_FLAGS,
+} as const;
+
+/** --knock-port and its companions → port-knock's options, validated by port-knock's rules. */
+function knockOptions(values: { knockPort?: string; knockRange?: string; knockCooldown?: string; once?: boolean; dryRun?: boolean; device?: string }): KnockOptions | undefined {
+  if (values.knockPort === undefined) {
+    const stray = values.knockRange !== undefined ? '--knock-range' : values.knockCooldown !== undefined ? '--knock-cooldown' : undefined;
+    if (stray !== undefined) throw usageError(`${stray} needs --knock-port: it shapes the knock range that --knock-port turns on.`);
+    return undefined;
+  }
+  if (values.once) throw usageError('--once and --knock-port do not go together: --once exits after one change, and nothing would be left to knock. Run a separate port-knock for --once.');
+  try {
+    return normalizeKnockOptions({ basePort: values.knockPort, range: values.knockRange, cooldown: values.knockCooldown, device: values.device, dryRun: values.dryRun });
+  } catch (error) {
+    // port-knock's rules, in this command's words
+    if (!(error instanceof ReconfigError)) throw error;
+    throw new ReconfigError(error.code, error.message.replace(/(^|[ (])-p /g, '$1--knock-port ').replace(/--(range|cooldown)\b/g, '--knock-$1').replace(/lower -p\b/, 'lower --knock-port'));
+  }
+}
+
+// ps, top and the pid-file check in /proc see the command's name, not node's arguments
+process.title = PROGRAM;
 
 await runDaemonCli({
   program: PROGRAM,
-  cli,
-  options: () =>
-    normalizeOptions({
-      interface: cli.flags.interface,
-      device: cli.flags.device,
-      once: cli.flags.once,
-      dryRun: cli.flags.dryRun,
-      inject: cli.flags.inject,
-      pinhole: cli.flags.pinhole as PinholeMode | undefined,
-      pidFile: cli.flags.pidFile,
-      stateFile: cli.flags.stateFile,
-      statusFile: cli.flags.statusFile,
-      persist: cli.flags.persist,
-      hook: cli.flags.hook,
-      hookTimeout: cli.flags.hookTimeout,
-    }),
-  kill: async (options) => {
-    const iface = await resolveInterface(options.interface);
-    return killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`);
+  help,
+  flags,
+  // commands of their own, with their own flags; loaded only when asked for
+  subcommands: {
+    status: async (argv) => (await import('./status-command.js')).main(argv),
+    check: async (argv) => (await import('./check.js')).main(argv),
   },
-  start: (options, logger) => startReconfig(options, { logger }),
+  options: (values) => ({
+    ...normalizeOptions({
+      interface: values.interface,
+      device: values.device,
+      once: values.once,
+      dryRun: values.dryRun,
+      inject: values.noInject === true ? false : undefined,
+      pinhole: values.pinhole as PinholeMode | undefined,
+      pidFile: values.pidFile,
+      stateFile: values.stateFile,
+      statusFile: values.statusFile,
+      persist: values.persist,
+      hook: values.hook,
+      hookTimeout: values.hookTimeout,
+    }),
+    knock: knockOptions(values),
+  }),
+  kill: async (options) => {
+    const { resolveInterface } = await import('../wireguard/wg.js');
+    const iface = await resolveInterface(options.interface);
+    return killRunning(options.pidFile ?? defaultPidFile(PROGRAM, iface), `${PROGRAM} for ${iface}`, IDENTITY);
+  },
+  // the daemon's modules load only when it starts: --help, -k and usage errors stay light
+  start: async ({ knock, ...options }, logger) =>
+    knock === undefined
+      ? (await import('./daemon.js')).startReconfig(options, { logger })
+      : (await import('./with-knock.js')).startWithKnock(options, knock, logger),
 });

@@ -15,12 +15,13 @@ import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
 import { defaultPidFile, defaultStateFile, defaultStatusFile, sessionsFileFor, type ReconfigOptions } from './options.js';
+import { IDENTITY, PROGRAM } from './identity.js';
 import { Watermarks } from './replay.js';
 import { Teller } from './tell/index.js';
 import { createPersister } from './tell/persisters.js';
 import { describePersist } from './tell/persist.js';
 
-export const PROGRAM = 'reconfig-wg';
+export { PROGRAM } from './identity.js';
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -51,7 +52,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   // A persistence target that cannot work is a configuration error, said before anything runs.
   const persister = createPersister(options.persist, iface);
   await persister?.verify();
-  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`);
+  const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`, IDENTITY);
   const logger = deps.logger;
   let delivery: Delivery | undefined;
   try {

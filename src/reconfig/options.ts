@@ -3,7 +3,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { parseCommand } from '../common/command.js';
-import { ReconfigError } from '../common/errors.js';
+import { ReconfigError, usageError } from '../common/errors.js';
 import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
 import { defaultPersist, parsePersist, type PersistChoice } from './tell/persist.js';
 import { defaultStatusFile as statusFileFor } from './tell/status.js';
@@ -43,8 +43,8 @@ export interface ReconfigInput extends Partial<Omit<ReconfigOptions, 'persist' |
   readonly persist?: string | PersistChoice;
   /** --hook text, or argv */
   readonly hook?: string | readonly string[];
-  /** --hook-timeout in seconds */
-  readonly hookTimeout?: number;
+  /** --hook-timeout in seconds, as typed or as a number */
+  readonly hookTimeout?: string | number;
 }
 
 export const DEFAULTS = {
@@ -63,7 +63,7 @@ const INTERFACE_NAME = /^[A-Za-z0-9_.=+:-]{1,15}$/;
 
 export function validateInterfaceName(name: string): string {
   if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
-    throw new ReconfigError('E_USAGE', `'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
+    throw usageError(`'${name}' is not a valid interface name (1 to 15 letters, digits or _.=+:-).`);
   }
   return name;
 }
@@ -77,10 +77,11 @@ function hookArgv(hook: string | readonly string[] | undefined): readonly string
 
 function hookTimeoutMs(input: ReconfigInput): number {
   if (input.hookTimeout !== undefined) {
-    if (!Number.isFinite(input.hookTimeout) || input.hookTimeout <= 0 || input.hookTimeout > 3600) {
+    const seconds = typeof input.hookTimeout === 'number' ? input.hookTimeout : /^\d+(\.\d+)?$/.test(input.hookTimeout) ? Number(input.hookTimeout) : Number.NaN;
+    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
       throw new ReconfigError('E_USAGE', `--hook-timeout must be a number of seconds above 0 and at most 3600, not ${String(input.hookTimeout)}.`);
     }
-    return Math.round(input.hookTimeout * 1000);
+    return Math.round(seconds * 1000);
   }
   return input.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs;
 }
@@ -88,10 +89,10 @@ function hookTimeoutMs(input: ReconfigInput): number {
 export function normalizeOptions(input: ReconfigInput): ReconfigOptions {
   const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
   const device = input.device ?? DEFAULTS.device;
-  if (device.length === 0) throw new ReconfigError('E_USAGE', 'The capture device (-d) must not be empty; use -d any to capture on all.');
+  if (device.length === 0) throw usageError('The capture device (-d) must not be empty; use -d any to capture on all.');
   const pinhole = input.pinhole ?? DEFAULTS.pinhole;
   if (!PINHOLE_MODES.includes(pinhole)) {
-    throw new ReconfigError('E_USAGE', `--pinhole must be one of ${PINHOLE_MODES.join(', ')}, not '${String(pinhole)}'.`);
+    throw usageError(`--pinhole must be one of ${PINHOLE_MODES.join(', ')}, not '${String(pinhole)}'.`);
   }
   return {
     interface: iface,
@@ -127,7 +128,9 @@ export function defaultPidFile(program: string, iface: string): string {
 
 /** /var/lib/reconfig-wg when we may write there (root), else the temp directory. */
 export function defaultStateFile(iface: string): string {
-  return writableDir('/var/lib') ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
+  // under a systemd unit with StateDirectory=reconfig-wg only that directory is writable
+  const writable = writableDir('/var/lib/reconfig-wg') || writableDir('/var/lib');
+  return writable ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
 }
 
 /** /run/reconfig-wg/IFACE.json (under /tmp when /run is not writable). */

@@ -3,14 +3,27 @@
  * timestamp is newer than the last one from that peer (WireGuard paper §5.1); we keep the same
  * per-peer watermark, but on disk, so a packet captured yesterday cannot move an endpoint after
  * the daemon restarts. The file is replaced atomically on every advance.
+ *
+ * Where the file does not survive a reboot (OpenWrt keeps /var in RAM), the start time covers
+ * for it: an initiation is refused if its timestamp is older than the moment the daemon
+ * started, less CLOCK_SKEW_ALLOWANCE_MS. A packet captured before that cannot move an
+ * endpoint even with no file at all; a peer whose clock lags ours by more than the allowance
+ * is only delayed, until its clock passes the floor.
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/atomic.js';
 import { ReconfigError } from '../common/errors.js';
-import { compareTimestamps } from '../wireguard/tai64n.js';
+import { compareTimestamps, timestampFromDate } from '../wireguard/tai64n.js';
 
 const STATE_VERSION = 1;
 const TIMESTAMP_HEX = /^[0-9a-f]{24}$/;
+
+/**
+ * How far a genuine peer's clock may lag ours at our start without its first initiation being
+ * refused. NTP keeps routers well inside it; a router that boots without the time does not,
+ * and is let in once its clock passes our start time less this.
+ */
+export const CLOCK_SKEW_ALLOWANCE_MS = 5 * 60_000;
 
 interface StateFile {
   version: number;
@@ -25,11 +38,16 @@ export class Watermarks {
   private constructor(
     private readonly path: string,
     private readonly iface: string,
+    /** no initiation older than this (TAI64N) is fresh, whatever the file says */
+    readonly floor: Buffer,
   ) {}
 
-  /** Loads the state file; a missing file is an empty state, a broken one is an error. */
-  static load(path: string, iface: string): Watermarks {
-    const marks = new Watermarks(path, iface);
+  /**
+   * Loads the state file; a missing file is an empty state, a broken one is an error.
+   * `startedAt` (now) sets the floor: CLOCK_SKEW_ALLOWANCE_MS before it.
+   */
+  static load(path: string, iface: string, startedAt: Date = new Date()): Watermarks {
+    const marks = new Watermarks(path, iface, timestampFromDate(new Date(startedAt.getTime() - CLOCK_SKEW_ALLOWANCE_MS)));
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -63,8 +81,9 @@ export class Watermarks {
     return marks;
   }
 
-  /** True if `timestamp` is strictly newer than every one accepted before from `peer`. */
+  /** True if `timestamp` is past the floor and newer than every one accepted before from `peer`. */
   isFresh(peer: string, timestamp: Buffer): boolean {
+    if (compareTimestamps(timestamp, this.floor) <= 0) return false;
     const mark = this.timestamps.get(peer);
     return mark === undefined || compareTimestamps(timestamp, mark) > 0;
   }

@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import meow from 'meow';
+import { parseArgs, type FlagSpecs } from '../common/args.js';
 import { reportFatal, usageError } from '../common/cli.js';
 import { ReconfigError } from '../common/errors.js';
 import { validateInterfaceName } from './options.js';
@@ -108,33 +108,35 @@ export function formatStatus(status: Status, running: boolean, now = Date.now())
   return `${lines.join('\n')}\n${table(rows)}\n`;
 }
 
+const FLAGS = {
+  interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
+  json: { type: 'boolean' },
+  statusFile: { type: 'string', value: 'a path' },
+  help: { type: 'boolean', shortFlag: 'h' },
+} as const satisfies FlagSpecs;
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const cli = meow(help, {
-    importMeta: import.meta,
-    argv: [...argv],
-    description: false,
-    allowUnknownFlags: false,
-    autoHelp: true,
-    autoVersion: false,
-    flags: {
-      interface: { type: 'string', shortFlag: 'i' },
-      json: { type: 'boolean', default: false },
-      statusFile: { type: 'string' },
-      help: { type: 'boolean', shortFlag: 'h' },
-    },
-  });
-  if (cli.flags.help) cli.showHelp(0);
+  const parsed = parseArgs(FLAGS, argv);
+  if (!parsed.ok) {
+    process.stderr.write(`${PROGRAM}: ${parsed.reason}${parsed.reason.endsWith('?') ? '' : '.'} See --help.\n`);
+    return 2;
+  }
+  const { flags, input } = parsed.value;
+  if (flags.help) {
+    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    return 0;
+  }
   try {
-    if (cli.input.length > 0) throw usageError(`unexpected argument '${cli.input[0] ?? ''}'.`);
-    const iface = cli.flags.interface === undefined ? undefined : validateInterfaceName(cli.flags.interface);
-    const path = cli.flags.statusFile ?? findStatusFile(iface);
+    if (input.length > 0) throw usageError(`unexpected argument '${input[0] ?? ''}'.`);
+    const iface = flags.interface === undefined ? undefined : validateInterfaceName(flags.interface);
+    const path = flags.statusFile ?? findStatusFile(iface);
     const status = readStatus(path);
     if (!status.ok) {
       const hint = status.reason === 'does not exist' ? ' Is reconfig-wg running for this interface? (It writes the file when it starts.)' : ' It is rewritten when reconfig-wg starts.';
       throw new ReconfigError('E_STATUS_FILE', `The status file ${path} ${status.reason}.${hint}`, { exitCode: 1 });
     }
     const running = isRunning(status.value);
-    process.stdout.write(cli.flags.json ? `${JSON.stringify({ ...status.value, running }, null, 2)}\n` : formatStatus(status.value, running));
+    process.stdout.write(flags.json ? `${JSON.stringify({ ...status.value, running }, null, 2)}\n` : formatStatus(status.value, running));
     return running ? 0 : 1;
   } catch (error) {
     return reportFatal(PROGRAM, error);

@@ -2,7 +2,7 @@
  * The one module that runs the `wg` tool. Its output can hold the interface's private key, so
  * no error built here ever quotes stdout: messages use wg's stderr and our own words only.
  */
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
 import { ReconfigError } from '../common/errors.js';
 
 export interface PeerConfig {
@@ -29,24 +29,29 @@ export interface WgRunner {
 
 const WG_TIMEOUT_MS = 10_000;
 
-export const runWg: WgRunner = async (args) => {
-  try {
-    // cleanup: false keeps execa's signal-exit hooks out of the daemon: with a wg call in
-    // flight they counted our own SIGTERM handler as theirs and re-raised the signal, killing
-    // the daemon before it could stop cleanly. A wg call ends on its own within the timeout.
-    const result = await execa('wg', args, { reject: false, timeout: WG_TIMEOUT_MS, stdin: 'ignore', cleanup: false });
-    if (result.failed && result.exitCode === undefined) {
-      const code = (result as unknown as { code?: string }).code;
-      if (code === 'ENOENT') throw noWg();
-      throw new ReconfigError('E_WG', `wg ${args[0] ?? ''} did not complete: ${(result.shortMessage ?? '').split('\n')[0] ?? ''}`);
-    }
-    return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout), stderr: String(result.stderr) };
-  } catch (error) {
-    if (error instanceof ReconfigError) throw error;
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw noWg();
-    throw new ReconfigError('E_WG', `wg could not be run: ${(error as Error).message.split('\n')[0] ?? ''}`);
-  }
-};
+/** Enough for the dump of thousands of peers. */
+const WG_MAX_OUTPUT = 16 * 1024 * 1024;
+
+/**
+ * Runs `wg` with node's own execFile, not a wrapper library: the daemon stays small (see
+ * README, footprint). A wg call that does not end within the timeout is killed.
+ */
+export const runWg: WgRunner = (args) =>
+  new Promise((resolve, reject) => {
+    const child = execFile('wg', [...args], { timeout: WG_TIMEOUT_MS, maxBuffer: WG_MAX_OUTPUT, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error === null) return resolve({ exitCode: 0, stdout, stderr });
+      // execFile's error: `code` is the exit status when wg ran and failed, an errno name when it could not run
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'number') return resolve({ exitCode: code, stdout, stderr });
+      if (code === 'ENOENT') return reject(noWg());
+      const signal = (error as { signal?: unknown }).signal;
+      if (typeof signal === 'string') {
+        return reject(new ReconfigError('E_WG', `wg ${args[0] ?? ''} did not complete: ${error.killed ? `no answer within ${WG_TIMEOUT_MS / 1000} s` : `ended by ${signal}`}`));
+      }
+      reject(new ReconfigError('E_WG', `wg could not be run: ${error.message.split('\n')[0] ?? ''}`));
+    });
+    child.stdin?.end();
+  });
 
 function noWg(): ReconfigError {
   return new ReconfigError(

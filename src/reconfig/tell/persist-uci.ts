@@ -9,9 +9,9 @@
  * writes the file (uci replaces it by rename). Nothing is set or committed when both options
  * already hold the endpoint.
  */
-import { execa } from 'execa';
 import { ReconfigError } from '../../common/errors.js';
 import { fail, ok, type Result } from '../../common/result.js';
+import { runTool } from '../../common/run-tool.js';
 import type { PersistOutcome, Persister } from './persist.js';
 
 export const UCI_PACKAGE = 'network';
@@ -106,16 +106,15 @@ export interface UciPersisterOptions {
 /** Runs `uci [-c DIR] ARGS…` without a shell; throws an E_PERSIST ReconfigError that says why. */
 export async function runUci(options: Pick<UciPersisterOptions, 'confDir' | 'command'>, args: readonly string[]): Promise<string> {
   const argv = [...(options.confDir === undefined ? [] : ['-c', options.confDir]), ...args];
-  const result = await execa(options.command ?? 'uci', argv, { reject: false, timeout: UCI_TIMEOUT_MS, stdin: 'ignore', cleanup: false });
-  if (result.failed) {
-    const code = (result as unknown as { code?: string }).code;
-    if (code === 'ENOENT') {
-      throw new ReconfigError('E_PERSIST', 'The uci tool was not found. It comes with OpenWrt; elsewhere use --persist wg-quick or --persist none.');
-    }
-    const said = String(result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-    throw new ReconfigError('E_PERSIST', `'uci ${argv.join(' ')}' failed${said ? `: ${said}` : ` (${result.shortMessage ?? 'no output'})`}.`);
+  const result = await runTool(options.command ?? 'uci', argv, UCI_TIMEOUT_MS);
+  if (result.missing) {
+    throw new ReconfigError('E_PERSIST', 'The uci tool was not found. It comes with OpenWrt; elsewhere use --persist wg-quick or --persist none.');
   }
-  return String(result.stdout);
+  if (result.exitCode !== 0) {
+    const said = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
+    throw new ReconfigError('E_PERSIST', `'uci ${argv.join(' ')}' failed${said ? `: ${said}` : ` (${result.failure ?? `exit ${String(result.exitCode)}`})`}.`);
+  }
+  return result.stdout;
 }
 
 /** The peer sections of `iface` (type wireguard_IFACE) in the network config. */

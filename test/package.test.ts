@@ -1,0 +1,78 @@
+/**
+ * The package as an administrator installs it: `npm pack` builds it (prepack), and the tarball,
+ * installed into an empty prefix with `npm install -g --prefix DIR`, puts both commands on
+ * that prefix's PATH, with their native capture addon built.
+ *
+ * The pack runs in a copy of the source tree (its own dist/), so the build it triggers never
+ * rewrites the dist/ other tests are running from.
+ */
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { execa } from 'execa';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string>; files: string[] };
+
+/** Everything `npm pack` and the build read: what package.json ships, plus the sources. */
+function copySourceTree(into: string): void {
+  const skip = new Set(['node_modules', 'dist', '.git', '.ci']);
+  for (const entry of readdirSync(root)) {
+    if (skip.has(entry) || entry.endsWith('.tgz')) continue;
+    cpSync(join(root, entry), join(into, entry), { recursive: true });
+  }
+  // the build needs the compiler and the types, not a fresh install
+  symlinkSync(join(root, 'node_modules'), join(into, 'node_modules'));
+}
+
+test.serial('npm pack builds the commands into the tarball, and it installs into an empty prefix with both commands working', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'rwg-pack-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const tree = join(work, 'tree');
+  const prefix = join(work, 'prefix');
+  copySourceTree(tree);
+  t.false(existsSync(join(tree, 'dist')), 'the copy starts without a build');
+
+  const packed = await execa('npm', ['pack', '--pack-destination', work, '--loglevel=error'], { cwd: tree, reject: false, timeout: 110_000 });
+  t.is(packed.exitCode, 0, packed.stderr);
+  const tarball = join(work, `reconfig-wg-${pkg.version}.tgz`);
+  t.true(existsSync(tarball), `npm pack made ${tarball}`);
+
+  const listing = (await execa('tar', ['-tzf', tarball])).stdout.split('\n');
+  for (const bin of Object.values(pkg.bin)) t.true(listing.includes(`package/${bin}`), `the tarball holds ${bin}`);
+  t.true(listing.includes('package/LICENSE'), 'the tarball holds the LICENSE');
+  t.true(listing.includes('package/scripts/install.sh'), 'the tarball holds scripts/install.sh');
+  t.false(listing.some((f) => f.startsWith('package/dist/test/')), 'tests are not shipped');
+
+  const installed = await execa('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], {
+    cwd: work,
+    reject: false,
+    timeout: 110_000,
+  });
+  t.is(installed.exitCode, 0, installed.stderr);
+
+  for (const command of Object.keys(pkg.bin)) {
+    const path = join(prefix, 'bin', command);
+    const version = await execa(path, ['--version'], { reject: false });
+    t.is(version.exitCode, 0, `${command} --version: ${version.stderr}`);
+    t.is(version.stdout.trim(), pkg.version);
+    const help = await execa(path, ['--help'], { reject: false });
+    t.is(help.exitCode, 0, `${command} --help: ${help.stderr}`);
+    t.regex(help.stdout, new RegExp(`\\$ ${command} `), `${command} --help shows its usage`);
+  }
+
+  // the capture addon is native: the install must have built it for this node
+  const lib = join(prefix, 'lib', 'node_modules', 'reconfig-wg');
+
+  // the README's next step: the installed package's install.sh finds the commands of the
+  // prefix it sits in, and writes units that start them
+  const stage = join(work, 'stage');
+  const units = await execa(join(lib, 'scripts', 'install.sh'), ['--root', stage], { reject: false });
+  t.is(units.exitCode, 0, units.stderr);
+  const unit = readFileSync(join(stage, 'etc', 'systemd', 'system', 'reconfig-wg@.service'), 'utf8');
+  t.regex(unit, new RegExp(`^ExecStart=${join(prefix, 'bin', 'reconfig-wg').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `, 'm'));
+  const addon = await execa(process.execPath, ['-e', "require('pcap'); console.log('ok')"], { cwd: lib, reject: false });
+  t.is(addon.stdout.trim(), 'ok', addon.stderr);
+});
