@@ -48,11 +48,13 @@ function findStatusFile(iface: string | undefined): string {
       return [];
     }
   });
-  if (found.length === 1) return found[0]!;
-  if (found.length === 0) {
+  // other files live there too (the pid file, the session indices): only status files count
+  const statuses = found.filter((path) => readStatus(path).ok);
+  if (statuses.length === 1) return statuses[0]!;
+  if (statuses.length === 0) {
     throw new ReconfigError('E_NOT_RUNNING', `No status file in ${STATUS_DIRS.join(' or ')}: is reconfig-wg running? Pass -i IFACE, or --status-file if it runs with its own.`, { exitCode: 1 });
   }
-  throw usageError(`Several status files (${found.join(', ')}); choose one with -i IFACE.`);
+  throw usageError(`Several status files (${statuses.join(', ')}); choose one with -i IFACE.`);
 }
 
 /** Whether the process that wrote the status is still there (EPERM: it is, but not ours). */

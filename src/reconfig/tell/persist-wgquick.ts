@@ -7,7 +7,8 @@
  * Lines are read the way wg's config.c reads them: a `#` starts a comment, white space does not
  * count, keys and section names are case-insensitive; the last Endpoint of a section wins.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic.js';
 import { ReconfigError } from '../../common/errors.js';
 import { fail, ok, type Result } from '../../common/result.js';
@@ -142,6 +143,16 @@ export function wgQuickPersister(path: string): Persister {
         readFileSync(path, 'utf8');
       } catch (error) {
         throw new ReconfigError('E_PERSIST', `Cannot read the wg-quick file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Give its path with --persist wg-quick=PATH, or --persist none.`, { exitCode: 2 });
+      }
+      // replaced by rename: the directory must take a new file, and the file itself be ours to replace
+      for (const target of [dirname(path), path]) {
+        try {
+          accessSync(target, constants.W_OK);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code ?? '';
+          const systemd = code === 'EROFS' ? ` Under the systemd unit (ProtectSystem=strict) allow it: systemctl edit reconfig-wg@IFACE, [Service] ReadWritePaths=${dirname(path)}.` : '';
+          throw new ReconfigError('E_PERSIST', `${target} is not writable (${code}), so the wg-quick file ${path} cannot be updated.${systemd} Or use --persist none.`, { exitCode: 2 });
+        }
       }
     },
     async persist(publicKey: string, endpoint: string): Promise<PersistOutcome> {
