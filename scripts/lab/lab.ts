@@ -85,18 +85,30 @@ async function wgSetPrivateKey(ns: string, wg: string, privateKey: string, extra
   }
 }
 
+/**
+ * wireguard-go in the foreground. Under heavy load (many labs at once) it sometimes exits at start
+ * with "Failed to listen on uapi socket": its control socket vanished between being made and
+ * being watched. That is the lab's machine, not the product: try again, three times at most.
+ */
 async function startWireguardGo(scope: Scope, ns: string, wg: string): Promise<LabProcess> {
-  const proc = scope.start(ns, 'wireguard-go', [wg], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
-  const up = await waitFor(async () => {
-    try {
-      await nsRun(ns, 'wg', ['show', wg]);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 10_000);
-  if (!up) throw new Error(`wireguard-go ${wg} did not come up in ${ns}: ${proc.lines.join('\n')}`);
-  return proc;
+  let lines: string[] = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const proc = scope.start(ns, 'wireguard-go', [wg], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' });
+    const up = await waitFor(async () => {
+      if (proc.exited) return true;
+      try {
+        await nsRun(ns, 'wg', ['show', wg]);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000);
+    if (up && !proc.exited) return proc;
+    lines = proc.lines;
+    await proc.stop();
+    if (!lines.some((line) => line.includes('uapi socket'))) break;
+  }
+  throw new Error(`wireguard-go ${wg} did not come up in ${ns}: ${lines.join('\n')}`);
 }
 
 /** R2's WireGuard interface, up, with its key, listen port and tunnel address (no peers). */
