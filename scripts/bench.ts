@@ -9,6 +9,10 @@
  *   inject   buildUdpPacket; as root, inject, pinhole and `conntrack -I` in a namespace
  *            (scripts/bench-inject.ts)
  *
+ * With --flood (root), reconfig-wg under floods in the lab (scripts/bench-flood.ts); add
+ * --baseline REF to run the same floods against an earlier commit first, in the same run.
+ * With --profile (root), a CPU profile of reconfig-wg under each kind of flood, summarised.
+ *
  * With --lab (root), also the roaming table from the netns lab (scripts/bench-roaming.ts): how
  * long each roaming event takes to recover with WireGuard alone and its port open, with
  * reconfig-wg --no-inject and with reconfig-wg by default, BENCH_ROUNDS rounds each (10).
@@ -132,6 +136,40 @@ function summary(name: string, values: readonly number[]): void {
 
 await tellFigures();
 await benchInjection();
+
+if (process.argv.includes('--flood')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --flood needs root (network namespaces)\n');
+    process.exitCode = 2;
+  } else {
+    const { buildBaseline, floodRounds, printFloodFigures } = await import('./bench-flood.js');
+    const rates = [1000, 10_000, 50_000];
+    // `--baseline REF`: the same floods against the code of git REF, built aside, in this run.
+    const at = process.argv.indexOf('--baseline');
+    const ref = at > 0 ? process.argv[at + 1] : undefined;
+    const baseline = ref === undefined ? undefined : await buildBaseline(ref);
+    try {
+      if (baseline !== undefined) printFloodFigures(`flood, baseline ${ref}: reconfig-wg under junk initiations from 155 addresses`, await floodRounds(rates, [], baseline.cli), false);
+      printFloodFigures('flood: reconfig-wg under junk initiations from 155 addresses', await floodRounds(rates));
+    } finally {
+      baseline?.remove();
+    }
+  }
+}
+
+if (process.argv.includes('--profile')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --profile needs root (network namespaces)\n');
+    process.exitCode = 2;
+  } else {
+    const { profileFlood } = await import('./bench-flood.js');
+    for (const kind of ['bad-mac1', 'valid-mac1'] as const) {
+      const { busy, functions } = await profileFlood(kind, 10_000);
+      process.stdout.write(`\nprofile: reconfig-wg under 10,000/s ${kind} junk for 10 s: main thread busy in ${(busy * 100).toFixed(1)} % of samples; of that, self time by function\n`);
+      for (const { name, share } of functions) process.stdout.write(`${`${(share * 100).toFixed(1)} %`.padStart(7)}  ${name}\n`);
+    }
+  }
+}
 
 const lab = process.argv.includes('--lab');
 if (lab || process.argv.includes('--footprint')) {

@@ -84,12 +84,12 @@ e2e('after a change: status file, hook argv and environment, persisted wg-quick 
     // the status file, directly and through `reconfig-wg status`
     const status = parseStatus(readFileSync(statusFile, 'utf8'));
     if (!status.ok) throw new Error(status.reason);
-    t.like(status.value.peers[0], { publicKey: roamer.publicKey, endpoint, lastChange: { how, from: null, to: endpoint }, counts: { accepted: 1, updated: 1 } });
+    t.like(status.value.peers[0], { publicKey: roamer.publicKey, endpoint, lastChange: { how, from: null, to: endpoint }, counts: { authentic: 1, updated: 1 } });
     t.is(status.value.pid, daemon.pid ?? -1);
     t.not(status.value.capture, null);
     const shown = await cliIn(lab.r2.ns, ['status', '--status-file', statusFile]);
     t.is(shown.exitCode, 0, shown.stderr);
-    t.regex(shown.stdout, new RegExp(`^${roamer.publicKey.replace(/[+/]/g, '\\$&')}\\s+${endpoint.replaceAll('.', '\\.')}\\s+\\S+ \\(\\d+ s ago\\)\\s+${how}\\s+accepted 1(, .*)?, updated 1`, 'm'));
+    t.regex(shown.stdout, new RegExp(`^${roamer.publicKey.replace(/[+/]/g, '\\$&')}\\s+${endpoint.replaceAll('.', '\\.')}\\s+\\S+ \\(\\d+ s ago\\)\\s+${how}\\s+authentic 1(, .*)?, updated 1`, 'm'));
     const json = await cliIn(lab.r2.ns, ['status', '--status-file', statusFile, '--json']);
     t.like(JSON.parse(json.stdout), { running: true, interface: lab.r2.wg });
 

@@ -263,3 +263,40 @@ rootTest('opening fails with an error that says what to do', async (t) => {
     }
   });
 });
+
+/** argv: N. Opens a capture on `any`, then N times opens a new one and closes the old one (the fast path's filter change). */
+const REPLACER = `
+import { readdirSync, readlinkSync } from 'node:fs';
+import { openCapture, unreleasedCaptures } from ${JSON.stringify(CAPTURE_MODULE)};
+const rounds = Number(process.argv[1]);
+const links = () => readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync('/proc/self/fd/' + fd); } catch { return 'gone'; } });
+const fds = () => links().filter((link) => link !== 'gone').length;
+const open = (port) => openCapture({ device: 'any', filter: 'udp dst port ' + port, onFrame: () => undefined });
+process.stdout.write('started\\n'); // node opens what stdout needs on first use: before counting
+let capture = open(1000);
+let fdsAtStart = 0;
+for (let i = 1; i <= rounds; i++) {
+  const fresh = open(1000 + i);
+  capture.close();
+  capture = fresh;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  // after the first round: what node opens once for its first UDP socket is not a leak
+  if (i === 1) fdsAtStart = fds();
+}
+await new Promise((resolve) => setTimeout(resolve, 1500));
+process.stdout.write(JSON.stringify({ fdsAtStart, fdsAtEnd: fds(), unreleased: unreleasedCaptures(), open: links() }) + '\\n');
+capture.close();
+setTimeout(() => process.exit(0), 200);
+`;
+
+rootTest('open a new capture, then close the old one, 20 times: every old socket is released', async (t) => {
+  await withScope(async (scope) => {
+    const ns = await scope.addNamespace(`net-${labId()}-r`);
+    const proc = scope.start(ns, process.execPath, ['--input-type=module', '-e', REPLACER, '20']);
+    const line = await proc.waitForLine((l) => l.startsWith('{'), 20_000);
+    const result = JSON.parse(line ?? '{}') as { fdsAtStart?: number; fdsAtEnd?: number; unreleased?: number };
+    t.log(JSON.stringify(result));
+    t.is(result.unreleased, 0, proc.lines.join('\n'));
+    t.is(result.fdsAtEnd, result.fdsAtStart);
+  });
+});

@@ -104,7 +104,7 @@ const status: Status = {
   capture: { received: 9, dropped: 0 },
   ignored: { 'bad-mac1': 3, replay: 1 },
   peers: [
-    { publicKey: 'Kom+SrR25jnwN16JPGIytgHWkpg2q05bPAuBODzQlg8=', endpoint: '192.0.2.10:7844', lastChange: { at: '2026-11-23T10:04:00.000Z', how: 'injected', from: null, to: '192.0.2.10:7844' }, counts: { accepted: 2, updated: 1, replay: 1 } },
+    { publicKey: 'Kom+SrR25jnwN16JPGIytgHWkpg2q05bPAuBODzQlg8=', endpoint: '192.0.2.10:7844', lastChange: { at: '2026-11-23T10:04:00.000Z', how: 'injected', from: null, to: '192.0.2.10:7844' }, counts: { authentic: 2, updated: 1, replay: 1 } },
     { publicKey: 'sFRHojQwLZxzePZWD4qLlwmbxu8tQi1TvbqlEMtvIR8=', endpoint: null, lastChange: null, counts: {} },
   ],
 };
@@ -114,7 +114,7 @@ test('status for people: a line per peer with its endpoint, last change and coun
   t.regex(text, /^reconfig-wg on wg0: running \(pid 4242\), since 2026-11-23T10:00:00\.000Z$/m);
   t.regex(text, /listen port 51820; persist: wg-quick; capture: 9 received, 0 dropped/);
   t.regex(text, /ignored: bad-mac1 3, replay 1/);
-  t.regex(text, /^Kom\+\S+\s+192\.0\.2\.10:7844\s+2026-11-23T10:04:00\.000Z \(90 s ago\)\s+injected\s+accepted 2, updated 1, replay 1$/m);
+  t.regex(text, /^Kom\+\S+\s+192\.0\.2\.10:7844\s+2026-11-23T10:04:00\.000Z \(90 s ago\)\s+injected\s+authentic 2, updated 1, replay 1$/m);
   t.regex(text, /^sFRH\S+\s+\(none\)\s+-\s+-\s+-$/m);
   t.regex(formatStatus(status, false), /not running \(pid 4242 is gone; it did not stop cleanly\)/);
 });

@@ -172,6 +172,25 @@ test('an endpoint WireGuard moved by itself is told as roamed on the next read',
   t.like(changes[1], { from: '198.51.100.1:1', to: '198.51.100.2:2', how: 'roamed' });
 });
 
+test('data packets that waited for their turn are handed over for their own peer', async (t) => {
+  const r = await rig({ inject: true, peers: 2, takesUp: () => false });
+  t.teardown(r.close);
+  await r.feed(sent(responseTo(r.peers[0]!, 0xaaaa, 1)));
+  await r.feed(sent(responseTo(r.peers[1]!, 0xbbbb, 2)));
+  // A flood for peer 0's session spends the open share; one packet per source then waits.
+  for (let i = 0; i < 40; i++) await r.feed(data(r, 0xaaaa, '203.0.113.66', 666));
+  await r.feed(data(r, 0xbbbb, '203.0.113.77', 777));
+  const before = r.injected.length;
+  r.clock.now += 1000; // tokens for the waiting ones
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await r.listener.settled();
+  const late = r.injected.slice(before).map((p) => p.payload.readUInt32LE(4));
+  t.true(late.includes(0xbbbb), `handed over after waiting: ${late.map((x) => x.toString(16)).join(',')}`);
+  // WireGuard (the stand-in) does not take it up; the confirmation says for which peer it looked.
+  const notTakenUp = events(r, 'data.not-taken-up').find((e) => (e.sources as string[]).includes('203.0.113.77:777'));
+  t.is(notTakenUp?.peer, b64(r.peers[1]!));
+});
+
 test('a restarted listener takes over the live session indices its predecessor left behind', async (t) => {
   const first = await rig({ inject: true });
   t.teardown(first.close);

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
 import { createLogger } from '../src/common/log.js';
-import { Listener } from '../src/reconfig/listener.js';
+import { Listener, type HeldPacket } from '../src/reconfig/listener.js';
+import { Admission } from '../src/reconfig/admission.js';
+import { waitFor } from '../scripts/lab/netns.js';
 import { normalizeOptions } from '../src/reconfig/options.js';
 import { CLOCK_SKEW_ALLOWANCE_MS, Watermarks } from '../src/reconfig/replay.js';
 import { publicKeyOf } from '../src/wireguard/keys.js';
@@ -231,12 +233,39 @@ test('random and mutated frames never throw; only the genuine payload moves an e
 });
 
 test('a flood of mac1-valid initiations from one source is rate-limited before the Noise work; other sources still get through', async (t) => {
-  const r = await rig();
+  let now = 0; // the policy's clock: the flood arrives within one instant
+  const r = await rig({ admission: new Admission<HeldPacket>({}, () => now) });
   t.teardown(r.close);
   const stranger = newKey();
-  for (let i = 0; i < 40; i++) await r.feed(initiationFrom(r, stranger, '203.0.113.66', 1000 + i));
-  t.true((r.listener.ignored.get('rate-limited') ?? 0) >= 15);
-  t.true((r.listener.ignored.get('unknown-peer') ?? 0) <= 25);
+  const frames = Array.from({ length: 100 }, (_, i) => initiationFrom(r, stranger, '203.0.113.66', 1000 + i));
+  for (const frame of frames) await r.feed(frame);
+  const counters = r.listener.counters();
+  t.true((counters['rate-limited'] ?? 0) >= 50, JSON.stringify(counters));
+  t.true((counters['unknown-peer'] ?? 0) <= 50);
+  // A second later the genuine one waits for its turn (a drain tick), then goes through.
+  now += 1000;
   await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
-  t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000');
+  t.true(await waitFor(() => r.wg.peers[0]!.endpoint === '198.51.100.7:40000', 2000));
+});
+
+test('junk is screened in the capture buffer: bad mac1 and wrong sizes are counted and never decoded', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const genuine = initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000);
+  const badMac = Buffer.from(genuine);
+  badMac[badMac.length - 20]! ^= 1; // inside mac1
+  await r.feed(badMac);
+  const short = rawUdpFrame({ src: '198.51.100.7', dst: R2, srcPort: 40000, dstPort: PORT, payload: Buffer.from([1, ...Buffer.alloc(99)]) });
+  await r.feed(short);
+  t.like(r.listener.counters(), { 'bad-mac1': 1, 'bad-size': 1, authentic: 0, accepted: 0 });
+  await r.feed(genuine);
+  t.like(r.listener.counters(), { authentic: 1, accepted: 1, updated: 1 });
+});
+
+test('accepted counts only initiations that were carried out: a failing wg leaves them authentic only', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  r.wg.failSet = true;
+  await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  t.like(r.listener.counters(), { authentic: 1, accepted: 0, updated: 0 });
 });

@@ -1,6 +1,7 @@
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { hash, hmac, kdf1, kdf2, mac } from '../src/wireguard/blake2.js';
+import { Mac16Key } from '../src/wireguard/blake2s-mac.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const range = (length: number): Buffer => Buffer.from(Array.from({ length }, (_, i) => i & 0xff));
@@ -43,4 +44,33 @@ test('KDF1 is the first output of KDF2', (t) => {
   const key = range(32).reverse();
   const input = range(32);
   t.is(hex(kdf1(key, input)), hex(kdf2(key, input)[0]));
+});
+
+test('the prepared mac1 key computes keyed BLAKE2s-128 as the reference MAC does, for every length', (t) => {
+  for (const keyLength of [1, 16, 32]) {
+    const key = randomBytes(keyLength);
+    const prepared = new Mac16Key(key);
+    for (const length of [0, 1, 63, 64, 65, 116, 128, 129, 200]) {
+      const input = randomBytes(length);
+      t.is(hex(prepared.mac(input)), hex(mac(key, input)), `key ${keyLength}, input ${length}`);
+    }
+  }
+  // hashlib.blake2s(bytes(range(64)), key=bytes(range(32)), digest_size=16).hexdigest()
+  t.is(hex(new Mac16Key(range(32)).mac(range(64))), 'f1efa90d2547036841ecd3627fafbc36');
+});
+
+test('the prepared mac1 key verifies a MAC in place and refuses every one-bit change', (t) => {
+  const key = randomBytes(32);
+  const prepared = new Mac16Key(key);
+  const msg = randomBytes(148);
+  mac(key, msg.subarray(0, 116)).copy(msg, 116);
+  t.true(prepared.verify(msg, 0, 116, 116));
+  const framed = Buffer.concat([randomBytes(42), msg]);
+  t.true(prepared.verify(framed, 42, 42 + 116, 42 + 116), 'in place, at an offset');
+  for (const bit of [0, 8 * 50 + 3, 8 * 115 + 7, 8 * 116, 8 * 131 + 7]) {
+    const flipped = Buffer.from(msg);
+    flipped[bit >> 3]! ^= 1 << (bit & 7);
+    t.false(prepared.verify(flipped, 0, 116, 116), `bit ${bit}`);
+  }
+  t.false(prepared.verify(msg.subarray(0, 120), 0, 116, 116), 'too short for the MAC field');
 });

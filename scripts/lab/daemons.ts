@@ -38,9 +38,19 @@ export async function waitForEvent(proc: LabProcess, name: string, timeoutMs: nu
   return line === undefined ? undefined : parseEvent(line);
 }
 
-/** Starts `reconfig-wg` in a namespace with JSON logs; waits for `listening` unless told not to. */
-export async function startReconfigWg(scope: Scope, ns: string, args: readonly string[], wait = true): Promise<LabProcess> {
-  const proc = scope.start(ns, process.execPath, [RECONFIG_CLI, '--log-format', 'json', ...args]);
+/**
+ * Starts `reconfig-wg` in a namespace with JSON logs; waits for `listening` unless told not to.
+ * `cli` is another entry point to the same command; `nodeArgs` go to node (--cpu-prof).
+ */
+export async function startReconfigWg(
+  scope: Scope,
+  ns: string,
+  args: readonly string[],
+  wait = true,
+  cli = RECONFIG_CLI,
+  nodeArgs: readonly string[] = [],
+): Promise<LabProcess> {
+  const proc = scope.start(ns, process.execPath, [...nodeArgs, cli, '--log-format', 'json', ...args]);
   if (wait && (await waitForEvent(proc, 'listening', 15_000)) === undefined) {
     throw new Error(`reconfig-wg did not start listening:\n${proc.lines.join('\n')}`);
   }

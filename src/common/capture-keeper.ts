@@ -3,6 +3,10 @@
  * away), it is reopened with backoff until the device is back, each failure logged as an
  * `error` line. The first open throws, so a bad device or missing permission at startup is
  * the caller's clear error; later failures never are.
+ *
+ * It also watches libpcap's drop counter (packets the kernel ring had no room for, genuine
+ * ones among them under a flood): growth is logged as `capture.drops`, at most once every
+ * DROP_LOG_EVERY_MS, and the totals over every capture it opened are in stats().
  */
 import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
 import type { LinkType } from '../net/packet.js';
@@ -23,9 +27,15 @@ export interface CaptureKeeperOptions {
   readonly bufferSize?: number;
   /** bytes kept of each packet (see capture.ts); the kernel ring holds more packets when small */
   readonly snapLength?: number;
+  readonly screen?: CaptureOptions['screen'];
+  readonly bufferTimeoutMs?: number;
+  /** how often the drop counter is read (tests shorten it) */
+  readonly dropCheckMs?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
+const DROP_CHECK_MS = 1000;
+export const DROP_LOG_EVERY_MS = 5000;
 /** How long a replaced capture stays open beside its successor (see replace()). */
 export const OVERLAP_MS = 50;
 
@@ -39,32 +49,71 @@ export class CaptureKeeper {
   private readonly retiring = new Set<Capture>();
   private readonly seen = new Set<string>();
   private overlapUntil = 0;
+  /** what captures closed before the current one counted */
+  private closedTotals: CaptureStats = { received: 0, dropped: 0 };
+  private dropTimer: NodeJS.Timeout | undefined;
+  private droppedLogged = 0;
+  private dropLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: CaptureKeeperOptions) {}
 
-  get link(): LinkType | undefined {
-    return this.capture?.link;
+  /** Packets received and dropped over every capture opened so far. */
+  stats(): CaptureStats {
+    let current: CaptureStats = { received: 0, dropped: 0 };
+    try {
+      current = this.capture?.stats() ?? current;
+    } catch {
+      // a capture whose device just went away: its figures come with its close
+    }
+    return { received: this.closedTotals.received + current.received, dropped: this.closedTotals.dropped + current.dropped };
   }
 
-  /** The open capture's counters; undefined while none is open. */
-  stats(): CaptureStats | undefined {
-    return this.capture?.stats();
-  }
-
-  /** Opens (or reopens) the capture with `filter`; throws if that fails. */
-  open(filter: string): void {
-    clearTimeout(this.retryTimer);
-    this.capture?.close();
-    this.capture = undefined;
-    this.filter = filter;
-    this.capture = this.options.openCapture({
+  private captureOptions(filter: string): CaptureOptions {
+    return {
       device: this.options.device,
       ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
       filter,
       onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
       onError: (error) => this.failed(error),
       ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
-    });
+      ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
+      ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
+    };
+  }
+
+  /** Closes a capture for good (capture.ts releases its socket) and keeps its counts. */
+  private retire(capture: Capture | undefined): void {
+    if (capture === undefined) return;
+    capture.close();
+    const last = capture.stats();
+    this.closedTotals = { received: this.closedTotals.received + last.received, dropped: this.closedTotals.dropped + last.dropped };
+  }
+
+  /** Logs drop growth, rate-limited; runs every DROP_CHECK_MS while a capture is kept. */
+  private checkDrops(): void {
+    const { received, dropped } = this.stats();
+    const now = performance.now();
+    if (dropped <= this.droppedLogged || now - this.dropLoggedAt < DROP_LOG_EVERY_MS) return;
+    this.options.logger.warn(
+      { event: 'capture.drops', device: this.options.device, dropped, received, since: dropped - this.droppedLogged },
+      `the capture on ${this.options.device} lost ${dropped - this.droppedLogged} packets for lack of buffer space (${dropped} in all)`,
+    );
+    this.droppedLogged = dropped;
+    this.dropLoggedAt = now;
+  }
+
+  get link(): LinkType | undefined {
+    return this.capture?.link;
+  }
+
+  /** Opens (or reopens) the capture with `filter`; throws if that fails. */
+  open(filter: string): void {
+    clearTimeout(this.retryTimer);
+    this.retire(this.capture);
+    this.capture = undefined;
+    this.filter = filter;
+    this.capture = this.options.openCapture(this.captureOptions(filter));
+    this.dropTimer ??= setInterval(() => this.checkDrops(), this.options.dropCheckMs ?? DROP_CHECK_MS).unref();
     const reopened = this.failures > 0;
     this.failures = 0;
     this.options.onOpen(this.capture, reopened);
@@ -92,14 +141,7 @@ export class CaptureKeeper {
     if (old === undefined) return this.reopen(filter);
     let fresh: Capture;
     try {
-      fresh = this.options.openCapture({
-        device: this.options.device,
-        ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
-        filter,
-        onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
-        onError: (error) => this.failed(error),
-        ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
-      });
+      fresh = this.options.openCapture(this.captureOptions(filter));
     } catch (error) {
       this.options.logger.error(
         { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE' },
@@ -113,7 +155,7 @@ export class CaptureKeeper {
     this.retiring.add(old);
     setTimeout(() => {
       this.retiring.delete(old);
-      old.close();
+      this.retire(old);
       if (this.retiring.size === 0) this.seen.clear();
     }, OVERLAP_MS).unref();
     this.options.onOpen(fresh, 'filter');
@@ -131,7 +173,7 @@ export class CaptureKeeper {
 
   private failed(error: Error): void {
     if (this.stopped) return;
-    this.capture?.close();
+    this.retire(this.capture);
     this.capture = undefined;
     const retries = this.options.retryMs ?? CAPTURE_RETRY_MS;
     const delay = retries[Math.min(this.failures, retries.length - 1)] ?? 10_000;
@@ -149,10 +191,11 @@ export class CaptureKeeper {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    for (const capture of this.retiring) capture.close();
+    clearInterval(this.dropTimer);
+    for (const capture of this.retiring) this.retire(capture);
     this.retiring.clear();
     this.seen.clear();
-    this.capture?.close();
+    this.retire(this.capture);
     this.capture = undefined;
   }
 }

@@ -17,27 +17,27 @@ export interface LinkFrame {
   readonly vlans: readonly number[];
 }
 
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
+export const ETHERTYPE_IPV4 = 0x0800;
+export const ETHERTYPE_IPV6 = 0x86dd;
 /** 802.1Q customer tag, 802.1ad service tag, and the pre-standard QinQ value still in use */
-const VLAN_TPIDS: ReadonlySet<number> = new Set([0x8100, 0x88a8, 0x9100]);
-const VLAN_TAG_LENGTH = 4;
+export const VLAN_TPIDS: ReadonlySet<number> = new Set([0x8100, 0x88a8, 0x9100]);
+export const VLAN_TAG_LENGTH = 4;
 const VLAN_ID_MASK = 0x0fff;
-const MAX_VLAN_TAGS = 2;
+export const MAX_VLAN_TAGS = 2;
 
-const ETHERNET_HEADER_LENGTH = 14;
-const ETHERNET_TYPE_OFFSET = 12;
+export const ETHERNET_HEADER_LENGTH = 14;
+export const ETHERNET_TYPE_OFFSET = 12;
 /** SLL (LINKTYPE_LINUX_SLL): packet type, ARPHRD, address length, 8 address bytes, protocol. */
-const SLL_HEADER_LENGTH = 16;
-const SLL_PROTOCOL_OFFSET = 14;
+export const SLL_HEADER_LENGTH = 16;
+export const SLL_PROTOCOL_OFFSET = 14;
 /** SLL2 (LINKTYPE_LINUX_SLL2): protocol, reserved, ifindex, ARPHRD, packet type, address. */
-const SLL2_HEADER_LENGTH = 20;
-const SLL2_PROTOCOL_OFFSET = 0;
+export const SLL2_HEADER_LENGTH = 20;
+export const SLL2_PROTOCOL_OFFSET = 0;
 /** NULL: a 4-byte address family in the byte order of the host that captured. */
-const NULL_HEADER_LENGTH = 4;
-const AF_INET = 2;
+export const NULL_HEADER_LENGTH = 4;
+export const AF_INET = 2;
 /** AF_INET6 differs by system: Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, Darwin 30. */
-const AF_INET6: ReadonlySet<number> = new Set([10, 24, 28, 30]);
+export const AF_INET6: ReadonlySet<number> = new Set([10, 24, 28, 30]);
 
 /**
  * Reads the EtherType at `typeOffset`, steps over VLAN tags (libpcap re-inserts the tags the

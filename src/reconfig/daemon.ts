@@ -49,6 +49,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
+  watermarks.checkWritable();
   // A persistence target that cannot work is a configuration error, said before anything runs.
   const persister = createPersister(options.persist, iface);
   await persister?.verify();
@@ -107,7 +108,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       await teller.stop();
       delivery?.close();
       release();
-      logger.info({ event: 'stopped', interface: iface, counters: listener.counters() }, 'stopped');
+      logger.info({ event: 'stopped', interface: iface, counters: listener.counters(), capture: listener.captureStats() }, 'stopped');
       finish(code);
       return code;
     })();

@@ -43,3 +43,11 @@ export function parseEndpoint(endpoint: string): ParsedEndpoint | undefined {
   if (v6 !== null) return isIPv6(address) ? { family: 6, address, port } : undefined;
   return isIPv4(address) ? { family: 4, address, port } : undefined;
 }
+
+/** The address part of an endpoint (`192.0.2.7`, `2001:db8::7`), canonical for IPv6. */
+export function endpointAddress(endpoint: string): string {
+  const match = /^\[([^\]]+)\]:\d+$/.exec(canonical(endpoint));
+  if (match !== null) return match[1] ?? '';
+  const colon = endpoint.lastIndexOf(':');
+  return colon < 0 ? endpoint : endpoint.slice(0, colon);
+}

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../common/atomic.js';
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
-import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
+import type { Capture, CaptureOptions } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import { capturedOnLoopback } from '../net/link.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
@@ -36,9 +36,11 @@ import { identifySent, responseReceiver, type PeerMac1Key } from '../wireguard/s
 import { timestampToDate } from '../wireguard/tai64n.js';
 import { readEndpoints, readInterface, type InterfaceConfig, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
 import { applyEndpointChange } from './apply.js';
-import { DATA_BUDGET, VerifyBudget } from './budget.js';
+import { Admission, DATA_ADMISSION } from './admission.js';
 import type { Delivery } from './deliver.js';
-import { formatEndpoint, parseEndpoint, sameEndpoint } from './endpoint.js';
+import { endpointAddress, formatEndpoint, parseEndpoint, sameEndpoint } from './endpoint.js';
+import { screenFrame } from './screen.js';
+import type { CaptureStats } from '../net/capture.js';
 import type { ReconfigOptions } from './options.js';
 import type { Watermarks } from './replay.js';
 
@@ -51,10 +53,10 @@ export interface ListenerDeps {
   readonly openCapture: (options: CaptureOptions) => Capture;
   readonly run?: WgRunner;
   readonly now?: () => number;
-  /** bounds the Noise work an unauthenticated sender can cause */
-  readonly budget?: VerifyBudget;
+  /** bounds the Noise work an unauthenticated sender can cause (admission.ts) */
+  readonly admission?: Admission<HeldPacket>;
   /** bounds how many data packets are handed to WireGuard */
-  readonly dataBudget?: VerifyBudget;
+  readonly dataAdmission?: Admission<HeldPacket>;
   /** hands packets to WireGuard; without it, verified initiations are applied with `wg set` */
   readonly delivery?: Delivery;
   /** waits between `wg show` reads while confirming an injection (ms, cumulative) */
@@ -66,6 +68,22 @@ export interface ListenerDeps {
    */
   readonly sessionsFile?: string;
 }
+
+/** A packet that passed the cheap checks, waiting for its turn (admission.ts). */
+export interface HeldPacket {
+  readonly datagram: Datagram;
+  readonly capturedAt: number;
+  /** a data packet: the peer whose session its receiver index names */
+  readonly peer?: string;
+}
+
+/**
+ * The kernel hands captured packets over in blocks at most this many ms late: under a flood
+ * one wake-up reads hundreds, and a genuine packet waits at most this long.
+ */
+export const CAPTURE_BUFFER_TIMEOUT_MS = 10;
+/** Waiting packets are looked at no more often than this. */
+const ADMISSION_TICK_MS = 10;
 
 /** Who moved the endpoint: WireGuard on a packet we handed it, our `wg set`, or WireGuard on its own. */
 export type ChangeHow = 'injected' | 'set' | 'roamed';
@@ -124,8 +142,11 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class Listener {
   /** reason → how many packets were ignored for it */
   readonly ignored = new Map<IgnoreReason, number>();
-  /** peer → reason (accepted, updated, or why ignored) → count */
+  /** peer → reason (authentic, updated, or why ignored) → count */
   private readonly byPeer = new Map<string, Map<string, number>>();
+  /** verified and fresh: the initiation.accepted log lines */
+  authentic = 0;
+  /** authentic and carried out: handed to WireGuard and taken up, or the endpoint set (or already current) */
   accepted = 0;
   updated = 0;
   injected = 0;
@@ -147,16 +168,23 @@ export class Listener {
   private interfaceMissing = false;
   private stopped = false;
   private changeListeners: ((change: EndpointChange) => void)[] = [];
-  private readonly budget: VerifyBudget;
-  private readonly dataBudget: VerifyBudget;
+  private readonly admission: Admission<HeldPacket>;
+  private readonly dataAdmission: Admission<HeldPacket>;
+  private readonly drainTimers = new Map<Admission<HeldPacket>, NodeJS.Timeout>();
+  /** set by the capture's screen for the frame it is about to deliver */
+  private screened = false;
+  private readonly debug: boolean;
 
   constructor(private readonly deps: ListenerDeps) {
-    this.budget = deps.budget ?? new VerifyBudget();
-    this.dataBudget = deps.dataBudget ?? new VerifyBudget(DATA_BUDGET);
+    this.admission = deps.admission ?? new Admission<HeldPacket>();
+    this.dataAdmission = deps.dataAdmission ?? new Admission<HeldPacket>(DATA_ADMISSION);
+    this.debug = deps.logger.isLevelEnabled('debug');
     this.keeper = new CaptureKeeper({
       logger: deps.logger,
       device: deps.options.device,
       openCapture: deps.openCapture,
+      bufferTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+      screen: (frame, length) => this.screen(frame, length),
       snapLength: SNAP_LENGTH,
       onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
       onOpen: (capture, reopened) => {
@@ -225,6 +253,7 @@ export class Listener {
     }
     const secret = parseSecret(config.privateKey);
     if (!secret.ok) throw new ReconfigError('E_WG', `wg printed a private key for ${this.iface} that is not a valid key.`);
+    for (const peer of config.peers.values()) if (peer.endpoint !== undefined) this.notePeerEndpoint(peer.endpoint);
     // Keep the configuration without its private key; the Secret inside the responder is the one copy.
     return { config: { ...config, privateKey: undefined }, responder: createResponder(secret.value), peerMacs: this.peerMacsFor(config) };
   }
@@ -273,16 +302,68 @@ export class Listener {
     else this.keeper.replace(filter);
   }
 
-  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'initiation.ignored'): void {
-    const count = (this.ignored.get(reason) ?? 0) + 1;
-    this.ignored.set(reason, count);
+  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'initiation.ignored', count = 1): void {
+    const total = (this.ignored.get(reason) ?? 0) + count;
+    this.ignored.set(reason, total);
     // only known peers: anyone can make up keys, and each would cost memory here
-    if (typeof details.peer === 'string' && this.keys?.config.peers.has(details.peer)) this.countFor(details.peer, reason);
-    this.deps.logger.debug({ event, reason, count, ...details }, `ignored: ${reason}`);
+    if (typeof details.peer === 'string' && this.keys?.config.peers.has(details.peer)) this.countFor(details.peer, reason, count);
+    if (this.debug) this.deps.logger.debug({ event, reason, count: total, ...details }, `ignored: ${reason}`);
+  }
+
+  private notePeerEndpoint(endpoint: string): void {
+    const address = endpointAddress(endpoint);
+    this.admission.notePeerEndpoint(address);
+    this.dataAdmission.notePeerEndpoint(address);
+  }
+
+  /** The capture's first look, in its reused buffer, before any copy (screen.ts). */
+  private screen(frame: Buffer, length: number): boolean {
+    const keys = this.keys;
+    const link = this.keeper.link;
+    if (keys === undefined || link === undefined) return false;
+    const reason = screenFrame(link, frame, length, keys.config.listenPort, keys.responder);
+    if (reason !== undefined) this.ignore(reason);
+    this.screened = reason === undefined;
+    return this.screened;
+  }
+
+  /**
+   * Offers a packet to `admission`: `work` runs now, or later from a drain, or never (counted
+   * as rate-limited with `event`). One `work` per admission: what it needs travels in `held`.
+   */
+  private admit(admission: Admission<HeldPacket>, held: HeldPacket, work: (held: HeldPacket) => void, event: string): void {
+    const dropped = admission.dropped;
+    if (admission.offer(held.datagram.src, () => held)) work(held);
+    else this.scheduleDrain(admission, work, event);
+    if (admission.dropped > dropped) this.ignore('rate-limited', { src: held.datagram.src }, event, admission.dropped - dropped);
+  }
+
+  /** Waiting packets get their turns as tokens come (admission.ts). */
+  private scheduleDrain(admission: Admission<HeldPacket>, work: (held: HeldPacket) => void, event: string): void {
+    if (this.drainTimers.has(admission) || this.stopped) return;
+    const wait = admission.nextDrainMs();
+    if (wait === undefined) return;
+    const timer = setTimeout(() => {
+      this.drainTimers.delete(admission);
+      if (this.stopped) return;
+      const dropped = admission.dropped;
+      for (const held of admission.drain()) work(held);
+      if (admission.dropped > dropped) this.ignore('rate-limited', {}, event, admission.dropped - dropped);
+      this.scheduleDrain(admission, work, event);
+    }, Math.max(ADMISSION_TICK_MS, wait));
+    timer.unref();
+    this.drainTimers.set(admission, timer);
+  }
+
+  /** Packets received and lost by the capture, over every capture opened (for the status output). */
+  captureStats(): CaptureStats {
+    return this.keeper.stats();
   }
 
   /** Every captured frame comes through here. Never throws. */
   onFrame(frame: Buffer, timestampMs: number): void {
+    const screened = this.screened;
+    this.screened = false;
     const keys = this.keys;
     const link = this.keeper.link;
     if (keys === undefined || link === undefined) return;
@@ -297,11 +378,12 @@ export class Listener {
     }
     const type = datagram.payload[0];
     if (datagram.dstPort === port && type === MESSAGE_INITIATION) {
-      const screened = screenInitiation(keys.responder, datagram.payload);
-      if (screened.ok) return this.onInitiation(keys, datagram, timestampMs);
+      // The capture's screen already checked mac1 in place (screen.ts); check only what it did not.
+      const checked = screened && datagram.srcPort !== port ? ({ ok: true } as const) : screenInitiation(keys.responder, datagram.payload);
+      if (checked.ok) return this.admit(this.admission, { datagram, capturedAt: timestampMs }, (held) => this.onInitiation(held), 'initiation.ignored');
       // R2's own initiation to a peer whose port is the listen port too: keyed for that peer.
       if (datagram.srcPort !== port || !this.onSent(keys, datagram)) {
-        return this.ignore(screened.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+        return this.ignore(checked.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
       }
       return;
     }
@@ -329,9 +411,11 @@ export class Listener {
     return true;
   }
 
-  private onInitiation(keys: Keys, datagram: Datagram, capturedAt: number): void {
+  /** Admitted: the Noise steps. */
+  private onInitiation({ datagram, capturedAt }: HeldPacket): void {
+    const keys = this.keys;
+    if (keys === undefined || this.stopped) return;
     const src = formatEndpoint(datagram.src, datagram.srcPort);
-    if (!this.budget.take(datagram.src)) return this.ignore('rate-limited', { src });
     const verified = openInitiation(keys.responder, datagram.payload);
     if (!verified.ok) return this.ignore(verified.reason, { src });
     const peerKey = verified.value.staticKey.toString('base64');
@@ -363,8 +447,8 @@ export class Listener {
     const src = formatEndpoint(datagram.src, datagram.srcPort);
     const marks = this.deps.watermarks;
     if (!marks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey });
-    this.accepted++;
-    this.countFor(peerKey, 'accepted');
+    this.authentic++;
+    this.countFor(peerKey, 'authentic');
     this.rememberInitiator(initiation.sender, peerKey);
     const sent = timestampToDate(initiation.timestamp);
     let injected = false;
@@ -383,6 +467,7 @@ export class Listener {
     );
     if (injected) {
       if (!sameEndpoint(peer.endpoint, src)) this.handedOverFor(peerKey, { src, kind: 'initiation', capturedAt, injectedAt: Date.now(), datagram });
+      else this.accepted++;
       return;
     }
     this.enqueue(peerKey, () => this.applyWithWg(peerKey, peer, src, capturedAt));
@@ -414,8 +499,13 @@ export class Listener {
       // A data packet never moves an endpoint by our hand: without injection it is only counted.
       return this.ignore(this.deps.options.dryRun ? 'dry-run' : 'not-injected', { src, peer: peerKey }, 'data.ignored');
     }
-    if (!this.dataBudget.take(datagram.src)) return this.ignore('rate-limited', { src, peer: peerKey }, 'data.ignored');
-    if (!this.inject(datagram, 'data')) return;
+    this.admit(this.dataAdmission, { datagram, capturedAt, peer: peerKey }, (held) => this.handOverData(held), 'data.ignored');
+  }
+
+  /** Admitted: hand the data packet to WireGuard and watch for the endpoint to move. */
+  private handOverData({ datagram, capturedAt, peer: peerKey }: HeldPacket): void {
+    if (this.stopped || peerKey === undefined || !this.inject(datagram, 'data')) return;
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
     this.handedOverFor(peerKey, { src, kind: 'data', capturedAt, injectedAt: Date.now(), datagram });
   }
 
@@ -515,7 +605,10 @@ export class Listener {
       if (endpoint === undefined || sameEndpoint(endpoint, known)) continue;
       const injected = [...(this.handedOver.get(peerKey)?.values() ?? [])].find((p) => sameEndpoint(p.src, endpoint));
       if (injected === undefined) this.changed(peerKey, endpoint, 'roamed');
-      else this.changed(peerKey, endpoint, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
+      else {
+        if (injected.kind === 'initiation') this.accepted++;
+        this.changed(peerKey, endpoint, 'injected', { capturedAt: injected.capturedAt, doneAt: injected.injectedAt });
+      }
       return true;
     }
     return false;
@@ -529,10 +622,12 @@ export class Listener {
     await this.refresh('initiation');
     const current = this.keys?.config.peers.get(peerKey) ?? fallback;
     if (sameEndpoint(current.endpoint, src)) {
+      this.accepted++;
       this.deps.logger.debug({ event: 'endpoint.unchanged', interface: this.iface, peer: peerKey, endpoint: src }, 'endpoint already current');
       return;
     }
     if (this.deps.options.dryRun) {
+      this.accepted++;
       this.deps.logger.info(
         { event: 'endpoint.updated', dryRun: true, interface: this.iface, peer: peerKey, from: current.endpoint, to: src, how: 'set' },
         `dry run: would point peer at ${src}`,
@@ -545,6 +640,7 @@ export class Listener {
     if (!sameEndpoint(confirmed, src)) {
       throw new ReconfigError('E_WG', `wg set did not move peer ${peerKey} to ${src}: wg show says ${confirmed ?? '(none)'}.`);
     }
+    this.accepted++;
     this.changed(peerKey, src, 'set', { capturedAt, doneAt: setAt });
   }
 
@@ -554,6 +650,7 @@ export class Listener {
     const peer = keys?.config.peers.get(peerKey);
     if (keys === undefined || peer === undefined || sameEndpoint(peer.endpoint, to)) return;
     const from = peer.endpoint;
+    this.notePeerEndpoint(to);
     const peers = new Map(keys.config.peers);
     peers.set(peerKey, { ...peer, endpoint: to });
     this.keys = { ...keys, config: { ...keys.config, peers } };
@@ -646,9 +743,9 @@ export class Listener {
     for (let round = 0; round < 100 && this.work.size > 0; round++) await Promise.allSettled([...this.work]);
   }
 
-  private countFor(peer: string, reason: string): void {
+  private countFor(peer: string, reason: string, count = 1): void {
     const counts = this.byPeer.get(peer) ?? new Map<string, number>();
-    counts.set(reason, (counts.get(reason) ?? 0) + 1);
+    counts.set(reason, (counts.get(reason) ?? 0) + count);
     this.byPeer.set(peer, counts);
   }
 
@@ -659,18 +756,14 @@ export class Listener {
     return { listenPort: config.listenPort, peers: [...config.peers.values()].map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint })) };
   }
 
-  /** accepted, updated and ignored-by-reason counts of one peer's verified initiations. */
+  /** authentic (verified, fresh) initiations, endpoint updates and ignored-by-reason counts of one peer. */
   peerCounts(peer: string): Record<string, number> {
     return Object.fromEntries(this.byPeer.get(peer) ?? []);
   }
 
-  /** libpcap's counters for the open capture; undefined while none is open. */
-  captureStats(): CaptureStats | undefined {
-    return this.keeper.stats();
-  }
-
   counters(): Record<string, number> {
     return {
+      authentic: this.authentic,
       accepted: this.accepted,
       updated: this.updated,
       injected: this.injected,
@@ -683,6 +776,8 @@ export class Listener {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
+    for (const timer of this.drainTimers.values()) clearTimeout(timer);
+    this.drainTimers.clear();
     this.keeper.stop();
     await this.settled();
     this.leaveSessions();

@@ -10,7 +10,8 @@
  * endpoint even with no file at all; a peer whose clock lags ours by more than the allowance
  * is only delayed, until its clock passes the floor.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.js';
 import { ReconfigError } from '../common/errors.js';
 import { compareTimestamps, timestampFromDate } from '../wireguard/tai64n.js';
@@ -91,6 +92,30 @@ export class Watermarks {
   /** Raises the peer's watermark and writes the file before anything acts on the packet. */
   advance(peer: string, timestamp: Buffer): void {
     this.timestamps.set(peer, Buffer.from(timestamp));
+    this.write();
+  }
+
+  /**
+   * Checks at start that the file can be written: one that cannot is a configuration
+   * error then (exit 2), never a silent loss of replay protection at the first accepted packet.
+   */
+  checkWritable(): void {
+    // A probe beside the file, written the way the file is and removed: nothing of the state
+    // changes, so a start that fails later leaves no state behind.
+    const probe = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.probe`);
+    try {
+      writeFileAtomic(probe, '', 0o600);
+      rmSync(probe, { force: true });
+    } catch (error) {
+      throw new ReconfigError(
+        'E_STATE_FILE',
+        `Cannot write state file ${this.path} (${(error as Error).message.replace(/\.$/, '')}). Replay protection must survive restarts: make ${dirname(this.path)} writable for reconfig-wg, or pass --state-file with a path it can write.`,
+        { exitCode: 2 },
+      );
+    }
+  }
+
+  private write(): void {
     const state: StateFile = {
       version: STATE_VERSION,
       interface: this.iface,

@@ -23,7 +23,7 @@ import {
   MESSAGE_INITIATION,
 } from './constants.js';
 import { dh } from './keys.js';
-import { checkMac1 } from './mac1.js';
+import { checkMac1, checkMac1At } from './mac1.js';
 import type { Responder } from './responder.js';
 
 export type InitiationReason =
@@ -66,6 +66,18 @@ export function screenInitiation(responder: Responder, msg: Buffer): Result<true
   if (!hasInitiationHeader(msg)) return fail('bad-type');
   if (!checkMac1(responder, msg)) return fail('bad-mac1');
   return ok(true);
+}
+
+/**
+ * screenInitiation on the message at `offset` of a captured frame whose UDP header says it is
+ * `size` bytes, in place: allocates nothing (it runs for every captured packet). Undefined
+ * when the message passes.
+ */
+export function screenInitiationAt(responder: Responder, frame: Buffer, offset: number, size: number): ScreenReason | undefined {
+  if (size !== INITIATION_SIZE || frame.length < offset + INITIATION_SIZE) return 'bad-size';
+  if (frame[offset + INITIATION_TYPE_OFFSET] !== MESSAGE_INITIATION) return 'bad-type';
+  for (let i = 0; i < INITIATION_RESERVED_SIZE; i++) if (frame[offset + INITIATION_RESERVED_OFFSET + i] !== 0) return 'bad-type';
+  return checkMac1At(responder, frame, offset) ? undefined : 'bad-mac1';
 }
 
 /** Screens, then runs the Noise IK responder steps. */

@@ -13,6 +13,8 @@ export interface FakePeer {
 export class FakeWg {
   readonly calls: string[][] = [];
   exists = true;
+  /** `set` fails as a wg that cannot reach the interface would */
+  failSet = false;
 
   constructor(
     readonly name: string,
@@ -28,6 +30,7 @@ export class FakeWg {
     if (verb === 'show' && iface === 'interfaces') return { exitCode: 0, stdout: this.exists ? `${this.name}\n` : '', stderr: '' };
     if (iface !== this.name || !this.exists) return { exitCode: 1, stdout: '', stderr: 'Unable to access interface: No such device' };
     if (verb === 'show' && rest[0] === 'dump') return { exitCode: 0, stdout: this.dump(), stderr: '' };
+    if (verb === 'set' && this.failSet) return { exitCode: 1, stdout: '', stderr: 'Unable to modify interface: Operation not permitted' };
     if (verb === 'show' && rest[0] === 'endpoints') {
       return { exitCode: 0, stdout: this.peers.map((p) => `${p.publicKey}\t${p.endpoint ?? '(none)'}\n`).join(''), stderr: '' };
     }

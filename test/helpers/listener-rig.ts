@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Capture, CaptureOptions } from '../../src/net/capture.js';
 import { Delivery, type PacketInjector, type PacketPinholer, type PinholeMode, type UdpTuple } from '../../src/reconfig/deliver.js';
-import { DATA_BUDGET, VerifyBudget } from '../../src/reconfig/budget.js';
-import { Listener } from '../../src/reconfig/listener.js';
+import { Admission, DATA_ADMISSION } from '../../src/reconfig/admission.js';
+import { Listener, type HeldPacket } from '../../src/reconfig/listener.js';
 import { normalizeOptions } from '../../src/reconfig/options.js';
 import { Watermarks } from '../../src/reconfig/replay.js';
 import { ok, type Result } from '../../src/common/result.js';
@@ -87,6 +87,8 @@ export interface RigOptions {
   loopbackAccepted?: boolean;
   /** index → peer public key, as the stand-in WireGuard knows its sessions */
   sessions?: Map<number, string>;
+  /** the initiation admission policy (default: the listener's own, on the real clock) */
+  admission?: Admission<HeldPacket>;
   /** where the listener leaves and takes over its session indices */
   sessionsFile?: string;
   /** the same peers and interface key as an earlier rig (a restart) */
@@ -102,7 +104,10 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   let onFrame: CaptureOptions['onFrame'] = () => undefined;
   const openedFilters: string[] = [];
   const openCapture = (opts: CaptureOptions): Capture => {
-    onFrame = opts.onFrame;
+    // As the real capture does: the screen looks first, and only what passes is delivered.
+    onFrame = (frame, timestampMs) => {
+      if (opts.screen === undefined || opts.screen(frame, frame.length)) opts.onFrame(frame, timestampMs);
+    };
     openedFilters.push(opts.filter);
     return { link: 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
   };
@@ -146,7 +151,8 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     run: wg.run,
     delivery,
     now: () => clock.now,
-    dataBudget: new VerifyBudget(DATA_BUDGET, () => clock.now),
+    dataAdmission: new Admission<HeldPacket>(DATA_ADMISSION, () => clock.now),
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
     confirmDelaysMs: [0, 1, 2],
     ...(options.sessionsFile === undefined ? {} : { sessionsFile: options.sessionsFile }),
   });

@@ -29,7 +29,7 @@ export interface StatusPeer {
   readonly endpoint: string | null;
   /** null until this daemon saw a change */
   readonly lastChange: StatusChange | null;
-  /** accepted, updated, and the reasons its initiations were ignored (replay …) */
+  /** authentic (verified, fresh initiations), updated, and the reasons its initiations were ignored (replay …) */
   readonly counts: Readonly<Record<string, number>>;
 }
 
@@ -41,7 +41,7 @@ export interface Status {
   readonly startedAt: string;
   readonly updatedAt: string;
   readonly persist: string;
-  /** the open capture's: packets its filter passed, and those libpcap lost for lack of buffer (from 0 at each reopen) */
+  /** packets the capture filter passed, and those libpcap lost for lack of buffer, over every capture opened */
   readonly capture: { readonly received: number; readonly dropped: number } | null;
   /** everything ignored, by reason (bad-mac1, rate-limited …), all peers and strangers */
   readonly ignored: Readonly<Record<string, number>>;

@@ -1,0 +1,28 @@
+/**
+ * The listener's first look at a captured frame, in node_pcap's reused buffer: find the UDP
+ * payload and, for an initiation to the listen port, check its size, type and mac1 in place.
+ * Allocates nothing, so a flood of junk initiations costs no garbage; what passes is copied
+ * and decoded in full (decodeFrame) and goes on to admission and the Noise steps. Every other
+ * kind the filter lets through (R2's own handshake messages, data from new sources) and any
+ * frame it cannot place (an unusual header) is left to the full path, which says why.
+ */
+import type { LinkType } from '../net/link.js';
+import { locateUdpPayload, udpDestinationPort, udpPayloadLength, udpSourcePort } from '../net/locate.js';
+import { MESSAGE_INITIATION } from '../wireguard/constants.js';
+import { screenInitiationAt, type ScreenReason } from '../wireguard/initiation.js';
+import type { Responder } from '../wireguard/responder.js';
+
+export type FrameScreenReason = ScreenReason | 'wrong-port';
+
+/** Undefined: worth decoding; otherwise why not. */
+export function screenFrame(link: LinkType, frame: Buffer, length: number, listenPort: number, responder: Responder): FrameScreenReason | undefined {
+  const payload = locateUdpPayload(link, frame, length);
+  if (payload < 0) return undefined;
+  const fromListenPort = udpSourcePort(frame, payload) === listenPort;
+  if (udpDestinationPort(frame, payload) !== listenPort) return fromListenPort ? undefined : 'wrong-port';
+  // R2's own message to a peer whose port is the listen port too: keyed for that peer, not us.
+  if (fromListenPort || frame[payload] !== MESSAGE_INITIATION) return undefined;
+  const size = udpPayloadLength(frame, payload);
+  if (payload + size > length) return 'bad-size';
+  return screenInitiationAt(responder, frame, payload, size);
+}
