@@ -4,6 +4,8 @@
  *   verify   consumeInitiation on genuine, bad-mac1 and foreign-key initiations (ops/s)
  *   decode   decodeFrame on a Linux cooked frame carrying an initiation (ops/s)
  *   memory   heap growth over a million decoded and rejected frames
+ *   tell     editing a 200-peer wg-quick file in memory; persisting to it and writing the
+ *            status file (each an atomic replace with fsync, in the temp directory)
  *   inject   buildUdpPacket; as root, inject, pinhole and `conntrack -I` in a namespace
  *            (scripts/bench-inject.ts)
  *
@@ -21,8 +23,13 @@
  * --verify-only prints the first line of the verify figures and nothing else (the footprint
  * section runs it under each flag set).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { setPeerEndpoint, wgQuickPersister } from '../src/reconfig/tell/persist-wgquick.js';
+import { STATUS_VERSION, writeStatus } from '../src/reconfig/tell/status.js';
 import { decodeFrame } from '../src/net/packet.js';
 import { consumeInitiation } from '../src/wireguard/initiation.js';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/keys.js';
@@ -88,6 +95,46 @@ globalThis.gc?.();
 const after = process.memoryUsage().heapUsed;
 process.stdout.write(`memory: heap growth after 1,000,000 frames decoded and rejected: ${((after - before) / 1024).toFixed(0)} KiB${globalThis.gc ? '' : ' (run with --expose-gc for a settled figure)'}\n`);
 
+async function tellFigures(): Promise<void> {
+  const keys = Array.from({ length: 200 }, () => publicKeyOf(generatePrivateKey()).toString('base64'));
+  const config = `[Interface]\nListenPort = 51820\n${keys.map((key, i) => `\n# peer ${i}\n[Peer]\nPublicKey = ${key}\nAllowedIPs = 203.0.113.${i % 250}/32\n`).join('')}`;
+  const last = keys[keys.length - 1] as string;
+  rate('tell: wg-quick edit, last of 200 peers (pure)', 20_000, (i) => {
+    if (!setPeerEndpoint(config, last, `192.0.2.10:${1 + (i % 60_000)}`).ok) throw new Error('edit failed');
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-bench-tell-'));
+  try {
+    const path = join(dir, 'wg0.conf');
+    writeFileSync(path, config);
+    const persister = wgQuickPersister(path);
+    const persistMs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const start = performance.now();
+      await persister.persist(last, `192.0.2.10:${1 + i}`);
+      persistMs.push(performance.now() - start);
+    }
+    summary('tell: wg-quick persist (200 peers, fsync)', persistMs);
+    const peers = keys.map((publicKey) => ({ publicKey, endpoint: '192.0.2.10:1', lastChange: null, counts: { accepted: 1, updated: 1 } }));
+    const status = { version: STATUS_VERSION, interface: 'wg0', pid: process.pid, listenPort: 51820, startedAt: '', updatedAt: '', persist: 'none', capture: null, ignored: {}, peers };
+    const statusMs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const start = performance.now();
+      writeStatus(join(dir, 'status.json'), status);
+      statusMs.push(performance.now() - start);
+    }
+    summary('tell: status file write (200 peers, fsync)', statusMs);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function summary(name: string, values: readonly number[]): void {
+  const sorted = [...values].sort((a, b) => a - b);
+  const pick = (q: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN).toFixed(1);
+  process.stdout.write(`${name.padEnd(44)} median ${pick(0.5)} ms, p90 ${pick(0.9)} ms, max ${pick(1)} ms (n=${sorted.length})\n`);
+}
+
+await tellFigures();
 await benchInjection();
 
 if (process.argv.includes('--flood')) {

@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import test from 'ava';
 import { createLogger } from '../src/common/log.js';
-import { childRecord, startCommand } from '../src/knock/child.js';
+import { childRecord, startCommand } from '../src/common/child.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 
 function prettyLines(): { lines: string[]; logger: ReturnType<typeof createLogger> } {

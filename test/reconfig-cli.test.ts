@@ -22,7 +22,7 @@ const runIn = (ns: string, args: string[]) =>
 test('--help teaches the flags and exits 0', async (t) => {
   const result = await run(['--help']);
   t.is(result.exitCode, 0);
-  for (const flag of ['--interface', '--device', '--once', '--dry-run', '--kill', '--pid-file', '--state-file', '--log-format', '--log-level', 'SIGHUP', 'Exit status']) {
+  for (const flag of ['--interface', '--device', '--once', '--dry-run', '--kill', '--pid-file', '--state-file', '--status-file', '--persist', '--hook', '--hook-timeout', 'status', 'check', '--log-format', '--log-level', 'SIGHUP', 'Exit status']) {
     t.true(result.stdout.includes(flag), flag);
   }
   t.is((await run(['-h'])).exitCode, 0);

@@ -138,6 +138,39 @@ export async function recreateServer(lab: Lab, port: number): Promise<LabProcess
   return wireguard;
 }
 
+/**
+ * R2's configuration as a wg-quick file, with comments and wg-quick's own keys (Address), as an
+ * admin would keep it: its [Peer] sections have no Endpoint (road warriors).
+ */
+export function serverWgQuickConfig(lab: Lab): string {
+  const peers = lab.roamers.map((roamer) => `\n# road warrior ${roamer.index}\n[Peer]\n  PublicKey =  ${roamer.publicKey}\n  AllowedIPs = ${roamer.tunnel}/32   # its tunnel address\n`);
+  return `# R2 (lab ${lab.id})\n[Interface]\nPrivateKey = ${lab.r2.privateKey}\nListenPort = ${WG_PORT}\nAddress = ${R2_TUNNEL}/24\n${peers.join('')}`;
+}
+
+/**
+ * Restarts R2's WireGuard from a wg-quick file, as \`wg-quick down; wg-quick up\` would: the
+ * interface is deleted (wireguard-go exits), started again, and configured with
+ * \`wg setconf\` from \`wg-quick strip FILE\`; Address is applied as wg-quick does. Returns the
+ * new wireguard-go process.
+ */
+export async function restartServerFromWgQuick(lab: Lab, configFile: string): Promise<LabProcess> {
+  const stripped = await host('wg-quick', ['strip', configFile]);
+  await nsRun(lab.r2.ns, 'ip', ['link', 'del', lab.r2.wg]);
+  await lab.r2.wireguard.waitForExit(5000);
+  const wireguard = await startWireguardGo(lab.scope, lab.r2.ns, lab.r2.wg);
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-lab-'));
+  try {
+    const file = join(dir, 'setconf');
+    writeFileSync(file, stripped, { mode: 0o600 });
+    await nsRun(lab.r2.ns, 'wg', ['setconf', lab.r2.wg, file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await nsRun(lab.r2.ns, 'ip', ['addr', 'add', `${R2_TUNNEL}/24`, 'dev', lab.r2.wg]);
+  await nsRun(lab.r2.ns, 'ip', ['link', 'set', lab.r2.wg, 'up']);
+  return wireguard;
+}
+
 async function nft(ns: string, ruleset: string): Promise<void> {
   await nsRun(ns, 'nft', ['-f', '-'], ruleset);
 }

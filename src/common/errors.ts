@@ -21,12 +21,14 @@ export type ErrorCode =
   | 'E_PID_FILE'
   | 'E_STATE_FILE'
   | 'E_COMMAND'
+  | 'E_PERSIST'
+  | 'E_STATUS_FILE'
   | 'E_INJECT_PERMISSION'
   | 'E_INJECT'
   | 'E_PINHOLE_PERMISSION'
   | 'E_PINHOLE';
 
-const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE', 'E_INJECT', 'E_PINHOLE']);
+const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE', 'E_PERSIST', 'E_STATUS_FILE', 'E_INJECT', 'E_PINHOLE']);
 
 export class ReconfigError extends Error {
   readonly code: ErrorCode;

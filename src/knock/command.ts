@@ -1,110 +1,16 @@
 /**
- * The -c command: split once into argv the way sh splits words, then fill placeholders per
- * argument on every knock. No shell ever runs, so nothing a knocker controls is re-parsed.
- *
- * Whatever we accept splits exactly as sh would split it. What sh would treat as an operator,
- * a redirection, an expansion, a glob or a comment is refused instead of silently passed as
- * text, so the user is never surprised by a `;` that became part of an argument.
+ * port-knock's -c: the knock's values as placeholders. Splitting and filling are shared with
+ * reconfig-wg's --hook (src/common/command.ts).
  */
-import { fail, ok, type Result } from '../common/result.js';
+import { fillPlaceholders } from '../common/command.js';
+
+export { parseCommand } from '../common/command.js';
 
 export const PLACEHOLDERS = ['src', 'port', 'proto', 'family', 'ttl'] as const;
 export type Placeholder = (typeof PLACEHOLDERS)[number];
 export type KnockValues = Readonly<Record<Placeholder, string>>;
 
-const BLANK = new Set([' ', '\t', '\n']);
-/** Unquoted, these mean something to sh that we do not do. */
-const SHELL_SPECIAL = new Set([';', '&', '|', '<', '>', '(', ')', '$', '`', '*', '?', '[']);
-/** Special to sh only at the start of a word: tilde expansion and comments. */
-const WORD_START_SPECIAL = new Set(['~', '#']);
-/** Inside double quotes a backslash escapes only these (POSIX 2.2.3). */
-const DOUBLE_QUOTE_ESCAPES = new Set(['$', '`', '"', '\\', '\n']);
-
-const NO_SHELL = 'the command runs without a shell; quote it, or put shell syntax in a script and run that';
-
-export function parseCommand(text: string): Result<string[]> {
-  const argv: string[] = [];
-  let word = '';
-  let inWord = false;
-  let i = 0;
-  const column = (at: number): string => `at character ${at + 1}`;
-
-  while (i < text.length) {
-    const c = text[i] as string;
-    if (BLANK.has(c)) {
-      if (inWord) argv.push(word);
-      word = '';
-      inWord = false;
-      i++;
-      continue;
-    }
-    if (c === '\\') {
-      const next = text[i + 1];
-      if (next === undefined) return fail(`ends with a lone backslash; escape it as \\\\`);
-      // backslash-newline is a line continuation: it disappears and starts no word
-      if (next !== '\n') {
-        word += next;
-        inWord = true;
-      }
-      i += 2;
-      continue;
-    }
-    if (c === "'") {
-      const end = text.indexOf("'", i + 1);
-      if (end < 0) return fail(`has an unbalanced ' ${column(i)}; close it, or escape it as \\'`);
-      word += text.slice(i + 1, end);
-      inWord = true;
-      i = end + 1;
-      continue;
-    }
-    if (c === '"') {
-      const quoted = readDoubleQuoted(text, i);
-      if (!quoted.ok) return quoted;
-      word += quoted.value.text;
-      inWord = true;
-      i = quoted.value.end;
-      continue;
-    }
-    if (SHELL_SPECIAL.has(c) || (!inWord && WORD_START_SPECIAL.has(c))) {
-      return fail(`has an unquoted '${c}' ${column(i)}: ${NO_SHELL}`);
-    }
-    word += c;
-    inWord = true;
-    i++;
-  }
-  if (inWord) argv.push(word);
-  if (argv.length === 0) return fail('is empty; give the program to run, e.g. -c "logger knock from {src}"');
-  return ok(argv);
-}
-
-/** Reads "…" starting at the opening quote; returns the text and the index after the closing one. */
-function readDoubleQuoted(text: string, open: number): Result<{ text: string; end: number }> {
-  let out = '';
-  let i = open + 1;
-  while (i < text.length) {
-    const c = text[i] as string;
-    if (c === '"') return ok({ text: out, end: i + 1 });
-    if (c === '\\' && DOUBLE_QUOTE_ESCAPES.has(text[i + 1] ?? '')) {
-      const next = text[i + 1] as string;
-      if (next !== '\n') out += next;
-      i += 2;
-      continue;
-    }
-    if (c === '$' || c === '`') {
-      return fail(`has '${c}' inside double quotes at character ${i + 1}: ${NO_SHELL} (single quotes keep it literal)`);
-    }
-    out += c;
-    i++;
-  }
-  return fail(`has an unbalanced " at character ${open + 1}; close it, or escape it as \\"`);
-}
-
-const PLACEHOLDER = new RegExp(`\\{(${PLACEHOLDERS.join('|')})\\}`, 'g');
-
-/**
- * Fills {src}, {port}, {proto}, {family} and {ttl} in each argument. One pass per argument:
- * a value is never split, never re-scanned for placeholders, and never seen by a shell.
- */
+/** Fills {src}, {port}, {proto}, {family} and {ttl} in each argument. */
 export function substitute(argv: readonly string[], values: KnockValues): string[] {
-  return argv.map((arg) => arg.replace(PLACEHOLDER, (_match, name: Placeholder) => values[name]));
+  return fillPlaceholders(argv, values);
 }

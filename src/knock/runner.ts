@@ -8,7 +8,7 @@
  * someone else's and is left alone.
  */
 import type { Logger } from '../common/log.js';
-import { startCommand, type CommandRun } from './child.js';
+import { startCommand, type CommandRun } from '../common/child.js';
 import { substitute } from './command.js';
 import { Cooldown } from './cooldown.js';
 import type { Knock } from './detector.js';
@@ -108,7 +108,7 @@ export class Runner {
       await this.current.stop(this.deps.options.graceMs);
     }
     if (this.stopped) return;
-    this.current = await startCommand(argv, this.deps.logger, { src: knock.src }, capturedAt);
+    this.current = await startCommand(argv, this.deps.logger, { fields: { src: knock.src }, capturedAt });
     if (this.current !== undefined) this.runs++;
   }
 

@@ -22,6 +22,8 @@ const help = `
 
   Usage
     $ reconfig-wg [-i IFACE] [options]
+    $ reconfig-wg status [-i IFACE] [--json]     what the running daemon knows (see status --help)
+    $ reconfig-wg check [-i IFACE]               is everything in place? item by item, with the fix
 
   Options
     -i, --interface IFACE   WireGuard interface (default: the only one 'wg show interfaces' lists)
@@ -36,6 +38,13 @@ const help = `
     -k, --kill              stop the instance running for IFACE, then exit
         --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
         --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
+        --status-file PATH  JSON status, replaced at start and on every change;
+                            default: /run/reconfig-wg/IFACE.json
+        --persist WHERE     save each new endpoint: uci, wg-quick[=PATH] (default PATH:
+                            /etc/wireguard/IFACE.conf) or none (default: uci on OpenWrt, else none)
+        --hook "CMD ARGS"   run after each change, without a shell; {interface} {peer} {from} {to}
+                            {host} {port} {how} are filled in, and set as RECONFIG_WG_INTERFACE …
+        --hook-timeout S    stop a hook still running after S seconds (default: 10)
         --knock-port BASE   also do port-knock's job in this process: traceroute probes to
                             ports BASE.. re-arm it (one node instead of two; not with --once)
         --knock-range N     ports in the knock range (default: 100)
@@ -57,6 +66,7 @@ const help = `
     $ reconfig-wg -i wg0
     $ reconfig-wg -i wg0 --once --log-format json
     $ reconfig-wg -i wg0 --knock-port 19000
+    $ reconfig-wg -i wg0 --persist wg-quick --hook "logger -t wg {peer} moved to {to}"
     $ reconfig-wg -i wg0 -k
 `;
 
@@ -70,6 +80,10 @@ const flags = {
   kill: { type: 'boolean', shortFlag: 'k' },
   pidFile: { type: 'string', value: 'a path' },
   stateFile: { type: 'string', value: 'a path' },
+  statusFile: { type: 'string', value: 'a path' },
+  persist: { type: 'string', value: 'uci, wg-quick, wg-quick=PATH or none' },
+  hook: { type: 'string', value: 'a command, e.g. "logger -t wg {peer} moved to {to}"' },
+  hookTimeout: { type: 'string', value: 'seconds, e.g. 10' },
   knockPort: { type: 'string', value: 'the first port of the knock range, e.g. 19000' },
   knockRange: { type: 'string', value: 'a number of ports, e.g. 100' },
   knockCooldown: { type: 'string', value: 'seconds, e.g. 10' },
@@ -100,6 +114,11 @@ await runDaemonCli({
   program: PROGRAM,
   help,
   flags,
+  // commands of their own, with their own flags; loaded only when asked for
+  subcommands: {
+    status: async (argv) => (await import('./status-command.js')).main(argv),
+    check: async (argv) => (await import('./check.js')).main(argv),
+  },
   options: (values) => ({
     ...normalizeOptions({
       interface: values.interface,
@@ -110,6 +129,10 @@ await runDaemonCli({
       pinhole: values.pinhole as PinholeMode | undefined,
       pidFile: values.pidFile,
       stateFile: values.stateFile,
+      statusFile: values.statusFile,
+      persist: values.persist,
+      hook: values.hook,
+      hookTimeout: values.hookTimeout,
     }),
     knock: knockOptions(values),
   }),

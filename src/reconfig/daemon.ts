@@ -14,9 +14,12 @@ import { openInjector } from '../net/inject.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
-import { defaultPidFile, defaultStateFile, sessionsFileFor, type ReconfigOptions } from './options.js';
+import { defaultPidFile, defaultStateFile, defaultStatusFile, sessionsFileFor, type ReconfigOptions } from './options.js';
 import { IDENTITY, PROGRAM } from './identity.js';
 import { Watermarks } from './replay.js';
+import { Teller } from './tell/index.js';
+import { createPersister } from './tell/persisters.js';
+import { describePersist } from './tell/persist.js';
 
 export { PROGRAM } from './identity.js';
 
@@ -33,6 +36,7 @@ export interface DaemonDeps {
 
 export interface RunningDaemon {
   readonly listener: Listener;
+  readonly teller: Teller;
   readonly interface: string;
   /** resolves with the exit code once the daemon has stopped */
   readonly done: Promise<number>;
@@ -46,6 +50,9 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   const stateFile = options.stateFile ?? defaultStateFile(iface);
   const watermarks = Watermarks.load(stateFile, iface);
   watermarks.checkWritable();
+  // A persistence target that cannot work is a configuration error, said before anything runs.
+  const persister = createPersister(options.persist, iface);
+  await persister?.verify();
   const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`, IDENTITY);
   const logger = deps.logger;
   let delivery: Delivery | undefined;
@@ -64,6 +71,25 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     delivery,
     sessionsFile: sessionsFileFor(pidFile),
   });
+  const teller = new Teller({
+    logger,
+    iface,
+    statusFile: options.statusFile ?? defaultStatusFile(iface),
+    persistLabel: describePersist(options.persist),
+    persister,
+    hook: options.hook,
+    hookTimeoutMs: options.hookTimeoutMs,
+    dryRun: options.dryRun,
+    snapshot: () => {
+      const view = listener.view();
+      return {
+        ...view,
+        peerCounts: (peer) => listener.peerCounts(peer),
+        ignored: Object.fromEntries(listener.ignored),
+        capture: listener.captureStats(),
+      };
+    },
+  });
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => {
     finish = resolve;
@@ -79,6 +105,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       clearInterval(poll);
       unhandle();
       await listener.stop();
+      await teller.stop();
       delivery?.close();
       release();
       logger.info({ event: 'stopped', interface: iface, counters: listener.counters(), capture: listener.captureStats() }, 'stopped');
@@ -96,6 +123,8 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     }
   };
 
+  // Told first: with --once the process exits once the change is told (stop waits for it).
+  listener.onChange((change) => teller.tell(change));
   listener.onChange(() => {
     if (!options.once || !armed) return;
     armed = false;
@@ -127,14 +156,15 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     throw error;
   }
   started = true;
+  if (stopping === undefined) teller.start();
   if (stopping !== undefined) {
     await listener.stop();
   } else {
-    poll = setInterval(() => void listener.refresh('poll'), options.refreshMs);
+    poll = setInterval(() => void listener.refresh('poll').then(() => teller.refresh()), options.refreshMs);
     poll.unref();
   }
 
-  return { listener, interface: iface, done, stop: () => stop(0), rearm };
+  return { listener, teller, interface: iface, done, stop: () => stop(0), rearm };
 }
 
 /**

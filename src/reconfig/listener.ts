@@ -97,6 +97,12 @@ export interface EndpointChange {
   readonly at: number;
 }
 
+/** What the listener knows of one peer, for the status file. */
+export interface PeerView {
+  readonly publicKey: string;
+  readonly endpoint: string | undefined;
+}
+
 interface Keys {
   readonly config: InterfaceConfig;
   readonly responder: Responder;
@@ -136,6 +142,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class Listener {
   /** reason → how many packets were ignored for it */
   readonly ignored = new Map<IgnoreReason, number>();
+  /** peer → reason (authentic, updated, or why ignored) → count */
+  private readonly byPeer = new Map<string, Map<string, number>>();
   /** verified and fresh: the initiation.accepted log lines */
   authentic = 0;
   /** authentic and carried out: handed to WireGuard and taken up, or the endpoint set (or already current) */
@@ -297,6 +305,8 @@ export class Listener {
   private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'initiation.ignored', count = 1): void {
     const total = (this.ignored.get(reason) ?? 0) + count;
     this.ignored.set(reason, total);
+    // only known peers: anyone can make up keys, and each would cost memory here
+    if (typeof details.peer === 'string' && this.keys?.config.peers.has(details.peer)) this.countFor(details.peer, reason, count);
     if (this.debug) this.deps.logger.debug({ event, reason, count: total, ...details }, `ignored: ${reason}`);
   }
 
@@ -438,6 +448,7 @@ export class Listener {
     const marks = this.deps.watermarks;
     if (!marks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey });
     this.authentic++;
+    this.countFor(peerKey, 'authentic');
     this.rememberInitiator(initiation.sender, peerKey);
     const sent = timestampToDate(initiation.timestamp);
     let injected = false;
@@ -665,6 +676,7 @@ export class Listener {
       `peer now at ${to} (${how})`,
     );
     this.updated++;
+    this.countFor(peerKey, 'updated');
     this.emit({ peer: peerKey, from, to, how, at });
   }
 
@@ -729,6 +741,24 @@ export class Listener {
   /** Resolves when every queued task has been handled. */
   async settled(): Promise<void> {
     for (let round = 0; round < 100 && this.work.size > 0; round++) await Promise.allSettled([...this.work]);
+  }
+
+  private countFor(peer: string, reason: string, count = 1): void {
+    const counts = this.byPeer.get(peer) ?? new Map<string, number>();
+    counts.set(reason, (counts.get(reason) ?? 0) + count);
+    this.byPeer.set(peer, counts);
+  }
+
+  /** The peers as last read from `wg show` (or as last changed here), and the listen port. */
+  view(): { readonly listenPort: number; readonly peers: readonly PeerView[] } {
+    const config = this.keys?.config;
+    if (config === undefined) return { listenPort: this.capturePort, peers: [] };
+    return { listenPort: config.listenPort, peers: [...config.peers.values()].map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint })) };
+  }
+
+  /** authentic (verified, fresh) initiations, endpoint updates and ignored-by-reason counts of one peer. */
+  peerCounts(peer: string): Record<string, number> {
+    return Object.fromEntries(this.byPeer.get(peer) ?? []);
   }
 
   counters(): Record<string, number> {

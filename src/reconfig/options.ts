@@ -2,8 +2,11 @@
  * Options of the reconfig-wg daemon, with every default applied in one place.
  */
 import { accessSync, constants } from 'node:fs';
-import { usageError } from '../common/errors.js';
+import { parseCommand } from '../common/command.js';
+import { ReconfigError, usageError } from '../common/errors.js';
 import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
+import { defaultPersist, parsePersist, type PersistChoice } from './tell/persist.js';
+import { defaultStatusFile as statusFileFor } from './tell/status.js';
 
 export interface ReconfigOptions {
   /** WireGuard interface; undefined means "the only one there is" */
@@ -25,6 +28,23 @@ export interface ReconfigOptions {
   readonly refreshMs: number;
   /** at most one `wg show` re-read per this interval when an unknown key proves genuine */
   readonly unknownPeerRefreshMs: number;
+  /** where a confirmed endpoint is saved */
+  readonly persist: PersistChoice;
+  /** run after each confirmed change; undefined: none */
+  readonly hook: readonly string[] | undefined;
+  readonly hookTimeoutMs: number;
+  /** undefined: derived from the interface name */
+  readonly statusFile: string | undefined;
+}
+
+/** What the command line gives, before validation. */
+export interface ReconfigInput extends Partial<Omit<ReconfigOptions, 'persist' | 'hook'>> {
+  /** --persist text, or the parsed choice */
+  readonly persist?: string | PersistChoice;
+  /** --hook text, or argv */
+  readonly hook?: string | readonly string[];
+  /** --hook-timeout in seconds, as typed or as a number */
+  readonly hookTimeout?: string | number;
 }
 
 export const DEFAULTS = {
@@ -35,6 +55,7 @@ export const DEFAULTS = {
   pinhole: 'auto',
   refreshMs: 10_000,
   unknownPeerRefreshMs: 5_000,
+  hookTimeoutMs: 10_000,
 } as const;
 
 /** Linux interface names: at most 15 bytes, no slash, no white space (dev_valid_name). */
@@ -47,7 +68,25 @@ export function validateInterfaceName(name: string): string {
   return name;
 }
 
-export function normalizeOptions(input: Partial<ReconfigOptions>): ReconfigOptions {
+function hookArgv(hook: string | readonly string[] | undefined): readonly string[] | undefined {
+  if (hook === undefined || typeof hook !== 'string') return hook;
+  const parsed = parseCommand(hook);
+  if (!parsed.ok) throw new ReconfigError('E_USAGE', `--hook ${parsed.reason}.`);
+  return parsed.value;
+}
+
+function hookTimeoutMs(input: ReconfigInput): number {
+  if (input.hookTimeout !== undefined) {
+    const seconds = typeof input.hookTimeout === 'number' ? input.hookTimeout : /^\d+(\.\d+)?$/.test(input.hookTimeout) ? Number(input.hookTimeout) : Number.NaN;
+    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+      throw new ReconfigError('E_USAGE', `--hook-timeout must be a number of seconds above 0 and at most 3600, not ${String(input.hookTimeout)}.`);
+    }
+    return Math.round(seconds * 1000);
+  }
+  return input.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs;
+}
+
+export function normalizeOptions(input: ReconfigInput): ReconfigOptions {
   const iface = input.interface === undefined ? undefined : validateInterfaceName(input.interface);
   const device = input.device ?? DEFAULTS.device;
   if (device.length === 0) throw usageError('The capture device (-d) must not be empty; use -d any to capture on all.');
@@ -66,6 +105,10 @@ export function normalizeOptions(input: Partial<ReconfigOptions>): ReconfigOptio
     stateFile: input.stateFile,
     refreshMs: input.refreshMs ?? DEFAULTS.refreshMs,
     unknownPeerRefreshMs: input.unknownPeerRefreshMs ?? DEFAULTS.unknownPeerRefreshMs,
+    persist: typeof input.persist === 'string' ? parsePersist(input.persist) : (input.persist ?? defaultPersist()),
+    hook: hookArgv(input.hook),
+    hookTimeoutMs: hookTimeoutMs(input),
+    statusFile: input.statusFile,
   };
 }
 
@@ -88,6 +131,11 @@ export function defaultStateFile(iface: string): string {
   // under a systemd unit with StateDirectory=reconfig-wg only that directory is writable
   const writable = writableDir('/var/lib/reconfig-wg') || writableDir('/var/lib');
   return writable ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
+}
+
+/** /run/reconfig-wg/IFACE.json (under /tmp when /run is not writable). */
+export function defaultStatusFile(iface: string): string {
+  return statusFileFor(iface, writableDir('/run'));
 }
 
 /** Where an instance leaves its live session indices for its successor: beside its pid file,

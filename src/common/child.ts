@@ -1,6 +1,7 @@
 /**
- * One run of a knock's command: started without a shell, its output turned into log lines,
- * its exit logged, and stopped by process id (TERM, then KILL after a grace period).
+ * One run of a user's command (port-knock's -c, reconfig-wg's --hook): started without a
+ * shell, its output turned into log lines, its exit logged, and stopped by process id (TERM,
+ * then KILL after a grace period).
  *
  * The run gets its own process group, so stopping it also stops what a script started in the
  * foreground; the group is signalled only while its leader is our unreaped child, so the id
@@ -10,7 +11,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './log.js';
 
 export interface CommandRun {
   readonly pid: number;
@@ -20,6 +21,19 @@ export interface CommandRun {
   alive(): boolean;
   /** TERM the run's process group, KILL it after `graceMs`; resolves once it has exited */
   stop(graceMs: number): Promise<void>;
+  /** the exit code, or undefined while running or when a signal ended it */
+  exitCode(): number | undefined;
+}
+
+export interface StartOptions {
+  /** extra fields for the command.started line */
+  readonly fields?: Record<string, unknown>;
+  /** when the event that caused the run happened (epoch ms), for latencyMs */
+  readonly capturedAt?: number;
+  /** added to the environment the command inherits */
+  readonly env?: Readonly<Record<string, string>>;
+  /** what to name in the error when the program cannot start, e.g. "-c" */
+  readonly what?: string;
 }
 
 /** Log lines longer than this are cut: a command must not be able to blow up one log line. */
@@ -27,18 +41,18 @@ const MAX_LINE = 2000;
 
 /**
  * Starts argv; returns undefined, after logging why, if it cannot start. Never throws.
- * `fields` go into the command.started line; `capturedAt` (epoch ms) gives it a latencyMs.
  */
-export async function startCommand(argv: readonly string[], logger: Logger, fields: Record<string, unknown> = {}, capturedAt?: number): Promise<CommandRun | undefined> {
+export async function startCommand(argv: readonly string[], logger: Logger, options: StartOptions = {}): Promise<CommandRun | undefined> {
+  const { fields = {}, capturedAt, env, what = '-c' } = options;
   const [file, ...args] = argv;
   if (file === undefined) return undefined;
   const startedAt = performance.now();
   // node's own spawn, not a wrapper library: the daemon stays small (see README, footprint)
-  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
   const pid = child.pid;
   if (pid === undefined) {
     const [error] = (await once(child, 'error')) as [Error];
-    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${error.message}. Check the program in -c (a full path is safest).`);
+    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${error.message}. Check the program in ${what} (a full path is safest).`);
     return undefined;
   }
   // the exit listener below reports how the run ended; a later error (a failed kill) is not news
@@ -50,11 +64,13 @@ export async function startCommand(argv: readonly string[], logger: Logger, fiel
 
   let running = true;
   let stopping = false;
+  let code: number | undefined;
   // 'exit', not 'close': a daemon the command left behind may hold our pipes open
   // for ever, yet the run itself is over when its process is.
   const exited = new Promise<void>((resolve) => {
     child.once('exit', (exitCode, signal) => {
       running = false;
+      code = exitCode ?? undefined;
       const fields = { event: 'command.exited', pid, exitCode, signal, durationMs: Math.round(performance.now() - startedAt) };
       const message = signal === null ? `pid ${pid} exited with ${String(exitCode)}` : `pid ${pid} ended by ${signal}`;
       // a run that failed on its own is an error; one we stopped, or that succeeded, is not
@@ -78,6 +94,7 @@ export async function startCommand(argv: readonly string[], logger: Logger, fiel
     argv,
     exited,
     alive: () => running,
+    exitCode: () => code,
     async stop(graceMs: number): Promise<void> {
       if (!running) return;
       stopping = true;

@@ -1,0 +1,146 @@
+/**
+ * `reconfig-wg status [-i IFACE] [--json]`: reads the running daemon's status file and prints
+ * it as a table for people, or as JSON (with `running` added) for scripts.
+ *
+ * Exit status: 0 the daemon runs, 1 it does not (or left no status), 2 bad usage.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type FlagSpecs } from '../common/args.js';
+import { reportFatal, usageError } from '../common/cli.js';
+import { ReconfigError } from '../common/errors.js';
+import { validateInterfaceName } from './options.js';
+import { defaultStatusFile, readStatus, type Status } from './tell/status.js';
+
+const PROGRAM = 'reconfig-wg status';
+
+const help = `
+  Prints what a running reconfig-wg knows: its interface and listen port, the capture's
+  counters, and per peer its endpoint, when and how it last changed, and its counts.
+
+  Usage
+    $ reconfig-wg status [-i IFACE] [--json] [--status-file PATH]
+
+  Options
+    -i, --interface IFACE   which daemon (default: the only status file there is)
+        --json              the status file as JSON, with "running" added
+        --status-file PATH  read this file (when the daemon runs with --status-file)
+    -h, --help              show this help
+
+  Exit status
+    0 the daemon runs, 1 it does not (or left no status file), 2 bad usage
+`;
+
+/** Where daemons write by default: /run as root, the temp directory otherwise. */
+const STATUS_DIRS = ['/run/reconfig-wg', '/tmp/reconfig-wg'];
+
+function findStatusFile(iface: string | undefined): string {
+  if (iface !== undefined) {
+    const candidates = [defaultStatusFile(iface, true), defaultStatusFile(iface, false)];
+    return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
+  }
+  const found = STATUS_DIRS.flatMap((dir) => {
+    try {
+      return readdirSync(dir)
+        .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
+        .map((name) => join(dir, name));
+    } catch {
+      return [];
+    }
+  });
+  // other files live there too (the pid file, the session indices): only status files count
+  const statuses = found.filter((path) => readStatus(path).ok);
+  if (statuses.length === 1) return statuses[0]!;
+  if (statuses.length === 0) {
+    throw new ReconfigError('E_NOT_RUNNING', `No status file in ${STATUS_DIRS.join(' or ')}: is reconfig-wg running? Pass -i IFACE, or --status-file if it runs with its own.`, { exitCode: 1 });
+  }
+  throw usageError(`Several status files (${statuses.join(', ')}); choose one with -i IFACE.`);
+}
+
+/** Whether the process that wrote the status is still there (EPERM: it is, but not ours). */
+export function isRunning(status: Status): boolean {
+  try {
+    process.kill(status.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function ago(iso: string, now: number): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (seconds < 120) return `${seconds} s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86_400)} days ago`;
+}
+
+function counts(record: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(record);
+  return entries.length === 0 ? '-' : entries.map(([reason, n]) => `${reason} ${n}`).join(', ');
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join('  ')).join('\n');
+}
+
+/** The status for people. Pure, so tests can read it. */
+export function formatStatus(status: Status, running: boolean, now = Date.now()): string {
+  const state = running ? `running (pid ${status.pid})` : `not running (pid ${status.pid} is gone; it did not stop cleanly)`;
+  const capture = status.capture === null ? 'capture: not open' : `capture: ${status.capture.received} received, ${status.capture.dropped} dropped`;
+  const lines = [
+    `reconfig-wg on ${status.interface}: ${state}, since ${status.startedAt}`,
+    `listen port ${status.listenPort}; persist: ${status.persist}; ${capture}`,
+    `ignored: ${counts(status.ignored)}`,
+    `status written ${status.updatedAt} (${ago(status.updatedAt, now)})`,
+    '',
+  ];
+  if (status.peers.length === 0) return `${lines.join('\n')}\nno peers\n`;
+  const rows = [
+    ['PEER', 'ENDPOINT', 'LAST CHANGE', 'HOW', 'COUNTS'],
+    ...status.peers.map((peer) => [
+      peer.publicKey,
+      peer.endpoint ?? '(none)',
+      peer.lastChange === null ? '-' : `${peer.lastChange.at} (${ago(peer.lastChange.at, now)})`,
+      peer.lastChange?.how ?? '-',
+      counts(peer.counts),
+    ]),
+  ];
+  return `${lines.join('\n')}\n${table(rows)}\n`;
+}
+
+const FLAGS = {
+  interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
+  json: { type: 'boolean' },
+  statusFile: { type: 'string', value: 'a path' },
+  help: { type: 'boolean', shortFlag: 'h' },
+} as const satisfies FlagSpecs;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseArgs(FLAGS, argv);
+  if (!parsed.ok) {
+    process.stderr.write(`${PROGRAM}: ${parsed.reason}${parsed.reason.endsWith('?') ? '' : '.'} See --help.\n`);
+    return 2;
+  }
+  const { flags, input } = parsed.value;
+  if (flags.help) {
+    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    return 0;
+  }
+  try {
+    if (input.length > 0) throw usageError(`unexpected argument '${input[0] ?? ''}'.`);
+    const iface = flags.interface === undefined ? undefined : validateInterfaceName(flags.interface);
+    const path = flags.statusFile ?? findStatusFile(iface);
+    const status = readStatus(path);
+    if (!status.ok) {
+      const hint = status.reason === 'does not exist' ? ' Is reconfig-wg running for this interface? (It writes the file when it starts.)' : ' It is rewritten when reconfig-wg starts.';
+      throw new ReconfigError('E_STATUS_FILE', `The status file ${path} ${status.reason}.${hint}`, { exitCode: 1 });
+    }
+    const running = isRunning(status.value);
+    process.stdout.write(flags.json ? `${JSON.stringify({ ...status.value, running }, null, 2)}\n` : formatStatus(status.value, running));
+    return running ? 0 : 1;
+  } catch (error) {
+    return reportFatal(PROGRAM, error);
+  }
+}
