@@ -173,11 +173,7 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     await expireConntrack(lab, roamer);
     const pinger = Pinger.start(lab, roamer, seconds);
     try {
-      const at = Date.now();
-      const answered = await pinger.answeredAfter(at, options.timeoutMs);
-      const detail = pinger.fromFirstPacket(at);
-      if (detail !== undefined && answered !== undefined) options.onFirstPacket?.(detail);
-      return answered === undefined ? undefined : answered - at;
+      return await recovery(pinger, Date.now(), options);
     } finally {
       await pinger.stop();
     }
@@ -189,12 +185,17 @@ export async function runScenario(lab: Lab, roamer: Roamer, scenario: Scenario, 
     if (scenario === 'remap') await natRemap(roamer);
     else await restartRoamer(lab, roamer, ipv6);
     // From when the event is complete: the commands that make it take their own time.
-    const at = Date.now();
-    const answered = await pinger.answeredAfter(at, options.timeoutMs);
-    const detail = pinger.fromFirstPacket(at);
-    if (detail !== undefined && answered !== undefined) options.onFirstPacket?.(detail);
-    return answered === undefined ? undefined : answered - at;
+    return await recovery(pinger, Date.now(), options);
   } finally {
     await pinger.stop();
   }
+}
+
+/** ms from `at` to the first answered ping after it (and the detail from R1's first packet). */
+async function recovery(pinger: Pinger, at: number, options: ScenarioOptions): Promise<number | undefined> {
+  const answered = await pinger.answeredAfter(at, options.timeoutMs);
+  if (answered === undefined) return undefined;
+  const detail = pinger.fromFirstPacket(at);
+  if (detail !== undefined) options.onFirstPacket?.(detail);
+  return answered - at;
 }

@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
 import { fail, ok, type Result } from '../common/result.js';
+import type { UdpTuple } from '../net/inject.js';
 import type { Datagram } from '../net/packet.js';
 
 export type PinholeMode = 'auto' | 'always' | 'never';
@@ -21,13 +22,7 @@ export const PINHOLE_MODES: readonly PinholeMode[] = ['auto', 'always', 'never']
 /** A conntrack entry outlives the round trip WireGuard needs to answer by far; its answer refreshes it. */
 export const PINHOLE_TIMEOUT_SECONDS = 30;
 
-export interface UdpTuple {
-  readonly family: 4 | 6;
-  readonly src: string;
-  readonly srcPort: number;
-  readonly dst: string;
-  readonly dstPort: number;
-}
+export type { UdpTuple };
 
 /** The raw-socket sender (src/net/inject.ts). */
 export interface PacketInjector {
