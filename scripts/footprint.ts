@@ -108,6 +108,6 @@ export async function footprint(benchScript: string): Promise<void> {
     process.stdout.write('PSS: as measured here (other node processes share node\'s pages); alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: the same after a handshake was verified and an endpoint set\n');
   } finally {
     await lab.close();
-    for (const suffix of ['.pid', '.json', '-knock.pid']) rmSync(`${files}${suffix}`, { force: true });
+    for (const suffix of ['.pid', '.json', '-knock.pid', '.sessions.json']) rmSync(`${files}${suffix}`, { force: true });
   }
 }

@@ -10,7 +10,7 @@
  * The synchronous part runs for every captured frame and never throws; everything that waits
  * for `wg` runs in one queue per peer, so calls for the same peer never race.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../common/atomic.js';
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
@@ -818,7 +818,9 @@ export class Listener {
     if (file === undefined) return;
     const sessions = this.indices.live(this.now());
     try {
-      writeFileAtomic(file, `${JSON.stringify({ interface: this.iface, sessions })}\n`, 0o600);
+      // Nothing live: nothing to leave (and no file left behind).
+      if (sessions.length === 0) rmSync(file, { force: true });
+      else writeFileAtomic(file, `${JSON.stringify({ interface: this.iface, sessions })}\n`, 0o600);
     } catch (error) {
       this.deps.logger.warn({ event: 'sessions.not-saved', file }, `could not leave the session indices in ${file}: ${(error as Error).message}`);
     }
