@@ -4,12 +4,9 @@
  * first packet from its new address (the conntrack-expiry one, of R1's first re-handshake),
  * with a firewall that accepts lo and with one that does not, over IPv4 and IPv6. Needs root.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { events, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
-import { ATTACKER_V4, createLab, endpointOf, pingOnce, R2_TUNNEL, R2_V4, recordPackets, WG_PORT, type Lab, type LabFirewall } from '../scripts/lab/lab.js';
+import { daemonArgs, events, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
+import { ATTACKER_V4, createLab, endpointOf, withLab, pingOnce, R2_TUNNEL, R2_V4, recordPackets, WG_PORT, type Lab, type LabFirewall } from '../scripts/lab/lab.js';
 import { nsRun, waitFor } from '../scripts/lab/netns.js';
 import { ensureUp, IDLE_KEEPALIVE_SECONDS, PING_INTERVAL_MS, runScenario, SCENARIO_TITLES, type Scenario } from '../scripts/lab/scenarios.js';
 import { IndexTable } from '../src/wireguard/indextable.js';
@@ -37,18 +34,13 @@ async function withDaemonLab(
   options: { firewall: LabFirewall; ipv6: boolean },
   fn: (lab: Lab, daemon: Awaited<ReturnType<typeof startReconfigWg>>) => Promise<void>,
 ): Promise<void> {
-  const lab = await createLab({ ipv6: options.ipv6, firewall: options.firewall });
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-fast-'));
-  try {
-    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--log-level', 'debug']);
+  await withLab({ ipv6: options.ipv6, firewall: options.firewall }, async (lab, dir) => {
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, daemonArgs(lab, dir, ['--log-level', 'debug']));
     const delivery = await waitForEvent(daemon, 'delivery', 1000);
     t.log(`delivery: ${String(delivery?.msg)}`);
     await fn(lab, daemon);
     t.false(daemon.exited, 'the daemon survives');
-  } finally {
-    await lab.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 for (const ipv6 of [false, true]) {
@@ -107,11 +99,9 @@ e2e('replayed and forged data packets and initiations from the attacker move not
 });
 
 e2e('two roaming peers behind one NAT each keep their own endpoint through a remap', async (t) => {
-  const lab = await createLab({ roamers: 2, sharedNat: true });
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-fast-'));
-  try {
+  await withLab({ roamers: 2, sharedNat: true }, async (lab, dir) => {
     const [a, b] = [lab.roamers[0]!, lab.roamers[1]!];
-    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json')]);
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, daemonArgs(lab, dir));
     await Promise.all([ensureUp(a), ensureUp(b)]);
     const before = [await endpointOf(lab, a), await endpointOf(lab, b)];
     t.true(before.every((e) => e?.startsWith(`${a.natV4}:`)), `both behind ${a.natV4}: ${before.join(', ')}`);
@@ -127,10 +117,7 @@ e2e('two roaming peers behind one NAT each keep their own endpoint through a rem
     t.true(await pingOnce(a, 2));
     t.true(await pingOnce(b, 2));
     t.false(daemon.exited);
-  } finally {
-    await lab.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 e2e('R2’s session indices are learned from real wireguard-go handshakes, R1- and R2-initiated', async (t) => {

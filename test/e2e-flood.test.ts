@@ -4,32 +4,16 @@
  * attacker's namespace) while R1 starts a handshake in the middle of them; capture device
  * flaps with file descriptor and memory checks; an unwritable state directory. Needs root.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { events, RECONFIG_CLI, sendUdp, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
+import { daemonArgs, events, RECONFIG_CLI, sendUdp, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
 import { addFloodSources, floodSourcesV4, floodSourcesV6, junkInitiations, startFlood } from '../scripts/lab/flood.js';
-import { connectRoamer, createLab, endpointOf, natRemap, pingOnce, R2_V4, R2_V6, WG_PORT, type Lab } from '../scripts/lab/lab.js';
+import { connectRoamer, withLab, endpointOf, natRemap, pingOnce, R2_V4, R2_V6, WG_PORT, type Lab } from '../scripts/lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
 
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
-
-async function withLab(options: Parameters<typeof createLab>[0], fn: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
-  const lab = await createLab(options);
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-flood-'));
-  try {
-    await fn(lab, dir);
-  } finally {
-    await lab.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function daemonArgs(lab: Lab, dir: string, extra: readonly string[] = []): string[] {
-  return ['-i', lab.r2.wg, '--pid-file', join(dir, 'reconfig.pid'), '--state-file', join(dir, 'state.json'), ...extra];
-}
 
 /**
  * Floods R2 with mac1-valid junk from 155 addresses; 2 s in, R1 forgets its session and its

@@ -6,12 +6,11 @@
  * The -c command is a small script that appends the time it started and its arguments to a
  * file, so every run is counted from outside port-knock.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { events, sendUdp, startPortKnock, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
-import { ATTACKER_V4, ATTACKER_V6, connectRoamer, createLab, endpointOf, natRemap, pingOnce, pingUntilAnswered, R2_V4, R2_V6, type Lab } from '../scripts/lab/lab.js';
+import { ATTACKER_V4, ATTACKER_V6, connectRoamer, endpointOf, withLab, natRemap, pingOnce, pingUntilAnswered, R2_V4, R2_V6 } from '../scripts/lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
 import { defaultPidFile, defaultStateFile, sessionsFileFor } from '../src/reconfig/options.js';
 
@@ -46,17 +45,6 @@ function recorder(dir: string): Recorder {
           return { startedAt: Number(time), args };
         }),
   };
-}
-
-async function withLab(options: Parameters<typeof createLab>[0], fn: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
-  const lab = await createLab(options);
-  const dir = mkdtempSync(join(tmpdir(), 'knock-e2e-'));
-  try {
-    await fn(lab, dir);
-  } finally {
-    await lab.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** One bounded traceroute: numeric, 3 queries per hop, 1 s wait, at most 3 hops. */

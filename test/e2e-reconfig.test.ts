@@ -3,14 +3,10 @@
  * front of each roamer, R2's real firewall closed to new inbound WireGuard packets, and the
  * real reconfig-wg command running inside R2's namespace. Needs root.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import {
   ATTACKER_V4,
   ATTACKER_V6,
-  createLab,
   endpointOf,
   firewallDrops,
   natRemap,
@@ -22,30 +18,15 @@ import {
   recreateServer,
   connectRoamer,
   WG_PORT,
-  type Lab,
+  withLab,
 } from '../scripts/lab/lab.js';
-import { events, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
-import { nsRun, waitFor } from '../scripts/lab/netns.js';
+import { daemonArgs, events, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
+import { waitFor } from '../scripts/lab/netns.js';
 import { generatePrivateKey } from '../src/wireguard/keys.js';
 import { createInitiation } from '../scripts/lab/initiator.js';
 
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
-
-async function withLab(options: Parameters<typeof createLab>[0], fn: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
-  const lab = await createLab(options);
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-e2e-'));
-  try {
-    await fn(lab, dir);
-  } finally {
-    await lab.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function daemonArgs(lab: Lab, dir: string, extra: readonly string[] = []): string[] {
-  return ['-i', lab.r2.wg, '--pid-file', join(dir, 'reconfig.pid'), '--state-file', join(dir, 'state.json'), ...extra];
-}
 
 e2e('without reconfig-wg the tunnel never comes up: the firewall drops every initiation', async (t) => {
   await withLab({}, async (lab) => {

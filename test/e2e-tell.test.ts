@@ -5,13 +5,12 @@
  * the persisted wg-quick file reaches R1 without R1 initiating; `check` on a good and on a
  * broken setup.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { execa } from 'execa';
-import { createLab, endpointOf, natRemap, pingUntilAnswered, R2_TUNNEL, restartServerFromWgQuick, serverWgQuickConfig, WG_PORT, type Lab } from '../scripts/lab/lab.js';
+import { endpointOf, withLab, natRemap, pingUntilAnswered, R2_TUNNEL, restartServerFromWgQuick, serverWgQuickConfig, WG_PORT } from '../scripts/lab/lab.js';
 import { events, RECONFIG_CLI, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
 import { nsRun, stopProcess, waitFor } from '../scripts/lab/netns.js';
 import { readPcapFile } from '../scripts/lab/pcapfile.js';
@@ -21,18 +20,6 @@ import { installUciStandin, networkConfig } from './helpers/uci.js';
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
 const RECORDER = fileURLToPath(new URL('./helpers/hook-recorder.js', import.meta.url));
-
-async function withLab(fn: (lab: Lab, dir: string) => Promise<void>, options: Parameters<typeof createLab>[0] = {}): Promise<void> {
-  const lab = await createLab(options);
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-e2e-tell-'));
-  chmodSync(dir, 0o700);
-  try {
-    await fn(lab, dir);
-  } finally {
-    await lab.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** PATH as a user has it: under npm, node_modules/.bin comes first and holds an unrelated `nft`. */
 const SYSTEM_PATH = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter((d) => d.length > 0 && !d.includes('node_modules')).join(':');
@@ -45,7 +32,7 @@ function readJsonLines(path: string): { args: string[]; env: Record<string, stri
 }
 
 e2e('after a change: status file, hook argv and environment, persisted wg-quick endpoint; R2 restarted from that file reaches R1 without R1 initiating', async (t) => {
-  await withLab(async (lab, dir) => {
+  await withLab({}, async (lab, dir) => {
     const roamer = lab.roamers[0]!;
     const conf = join(dir, `${lab.r2.wg}.conf`);
     writeFileSync(conf, serverWgQuickConfig(lab), { mode: 0o600 });
@@ -126,7 +113,7 @@ e2e('after a change: status file, hook argv and environment, persisted wg-quick 
 });
 
 e2e('a change WireGuard made by itself (firewall open) is told the same way, as roamed', async (t) => {
-  await withLab(async (lab, dir) => {
+  await withLab({ firewall: 'open' }, async (lab, dir) => {
     const roamer = lab.roamers[0]!;
     // With the port open WireGuard needs no help: the tunnel comes up before reconfig-wg starts.
     t.not(await pingUntilAnswered(roamer, 15_000), undefined);
@@ -151,11 +138,11 @@ e2e('a change WireGuard made by itself (firewall open) is told the same way, as 
     t.deepEqual(readJsonLines(records)[0]?.args, ['roamed', String(before), String(after)]);
     t.true(readFileSync(conf, 'utf8').includes(`  Endpoint =  ${String(after)}\n`));
     t.like(await waitForEvent(daemon, 'endpoint.updated', 1000), { how: 'roamed', from: before, to: after });
-  }, { firewall: 'open' });
+  });
 });
 
 e2e('with --persist uci the peer section gets endpoint_host and endpoint_port, committed (uci stand-in on PATH)', async (t) => {
-  await withLab(async (lab, dir) => {
+  await withLab({}, async (lab, dir) => {
     const roamer = lab.roamers[0]!;
     const bin = join(dir, 'bin');
     const confDir = join(dir, 'config');
@@ -185,7 +172,7 @@ e2e('with --persist uci the peer section gets endpoint_host and endpoint_port, c
 });
 
 e2e('check passes on a good setup (and sees the closed firewall) and names the fix on a broken one', async (t) => {
-  await withLab(async (lab, dir) => {
+  await withLab({}, async (lab, dir) => {
     const conf = join(dir, `${lab.r2.wg}.conf`);
     writeFileSync(conf, serverWgQuickConfig(lab), { mode: 0o600 });
     const good = await cliIn(lab.r2.ns, ['check', '-i', lab.r2.wg, '--persist', `wg-quick=${conf}`]);

@@ -3,6 +3,8 @@
  * and reading their JSON log lines.
  */
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { Lab } from './lab.js';
 import { nsRun, type LabProcess, type Scope } from './netns.js';
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
@@ -36,6 +38,11 @@ export async function waitForEvent(proc: LabProcess, name: string, timeoutMs: nu
     return e?.event === name && where(e);
   }, timeoutMs);
   return line === undefined ? undefined : parseEvent(line);
+}
+
+/** reconfig-wg's flags for R2's interface, with its pid and state files kept in `dir`. */
+export function daemonArgs(lab: Lab, dir: string, extra: readonly string[] = []): string[] {
+  return ['-i', lab.r2.wg, '--pid-file', join(dir, 'reconfig.pid'), '--state-file', join(dir, 'state.json'), ...extra];
 }
 
 /**

@@ -288,6 +288,21 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
   }
 }
 
+/**
+ * Runs `fn` with a fresh lab and a private temporary directory (for pid, state and status files),
+ * and removes both afterwards, also when `fn` fails.
+ */
+export async function withLab(options: LabOptions, fn: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
+  const lab = await createLab(options);
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-lab-'));
+  try {
+    await fn(lab, dir);
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Gives a roamer R2 as its peer; from then on its traffic makes it initiate handshakes. */
 export async function connectRoamer(lab: Lab, roamer: Roamer, ipv6: boolean, port = WG_PORT): Promise<void> {
   const endpoint = ipv6 ? `[${R2_V6}]:${port}` : `${R2_V4}:${port}`;
