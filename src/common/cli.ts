@@ -4,7 +4,7 @@
  * a running instance through its pid file.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs, type FlagSpecs, type FlagValues } from './args.js';
+import { parseArgs, type FlagSpecs, type FlagValues, type ParsedArgs } from './args.js';
 import { ReconfigError, isReconfigError } from './errors.js';
 import { createLogger, defaultLogFormat, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js';
 import { signalPidFile, waitForExit, type ProgramIdentity } from './pidfile.js';
@@ -64,6 +64,25 @@ export function packageVersion(): string {
   }
 }
 
+/**
+ * The first step of every command and subcommand: its flags parsed strictly. A usage error is
+ * one line on stderr ending in "See --help." (exit 2); `--help` prints `help` (exit 0). Either
+ * way the caller returns `exit`; otherwise it gets the flags and the other words.
+ */
+export function readCommandArgs<S extends FlagSpecs>(program: string, help: string, specs: S, argv: readonly string[]): ParsedArgs<S> | { readonly exit: number } {
+  const parsed = parseArgs(specs, argv);
+  if (!parsed.ok) {
+    const reason = parsed.reason;
+    process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
+    return { exit: 2 };
+  }
+  if ((parsed.value.flags as { help?: boolean }).help === true) {
+    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    return { exit: 0 };
+  }
+  return parsed.value;
+}
+
 type DaemonFlags = typeof LOG_FLAGS & { readonly kill: { readonly type: 'boolean'; readonly shortFlag: 'k' } };
 
 export interface DaemonCli<S extends DaemonFlags, Options> {
@@ -99,22 +118,14 @@ async function runDaemon<S extends DaemonFlags, Options>(command: DaemonCli<S, O
   const argv = command.argv ?? process.argv.slice(2);
   const subcommand = argv[0] === undefined ? undefined : command.subcommands?.[argv[0]];
   if (subcommand !== undefined) return subcommand(argv.slice(1));
-  const parsed = parseArgs(specs, argv);
-  if (!parsed.ok) {
-    const reason = parsed.reason;
-    process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
-    return 2;
-  }
-  const flags = parsed.value.flags as FlagValues<DaemonFlags> & FlagValues<S>;
-  if (flags.help) {
-    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
-    return 0;
-  }
+  const parsed = readCommandArgs(program, help, specs, argv);
+  if ('exit' in parsed) return parsed.exit;
+  const flags = parsed.flags as FlagValues<DaemonFlags> & FlagValues<S>;
   if (flags.version) {
     process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
-  const [stray] = parsed.value.input;
+  const [stray] = parsed.input;
   if (stray !== undefined) {
     process.stderr.write(`${program}: unexpected argument '${stray}'; ${program} takes flags only (an interface is given with -i). See --help.\n`);
     return 2;

@@ -11,8 +11,8 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs, type FlagSpecs } from '../common/args.js';
-import { reportFatal, usageError } from '../common/cli.js';
+import type { FlagSpecs } from '../common/args.js';
+import { readCommandArgs, reportFatal, usageError } from '../common/cli.js';
 import { runTool, type ToolResult } from '../common/run-tool.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { openPinholer as realOpenPinholer } from '../net/conntrack.js';
@@ -254,16 +254,9 @@ const FLAGS = {
 const PROGRAM = 'reconfig-wg check';
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const parsed = parseArgs(FLAGS, argv);
-  if (!parsed.ok) {
-    process.stderr.write(`${PROGRAM}: ${parsed.reason}${parsed.reason.endsWith('?') ? '' : '.'} See --help.\n`);
-    return 2;
-  }
-  const { flags, input } = parsed.value;
-  if (flags.help) {
-    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
-    return 0;
-  }
+  const parsed = readCommandArgs(PROGRAM, help, FLAGS, argv);
+  if ('exit' in parsed) return parsed.exit;
+  const { flags, input } = parsed;
   try {
     if (input.length > 0) throw usageError(`unexpected argument '${input[0] ?? ''}'.`);
     const persist = flags.persist === undefined ? defaultPersist() : parsePersist(flags.persist);

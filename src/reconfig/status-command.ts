@@ -6,8 +6,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, type FlagSpecs } from '../common/args.js';
-import { reportFatal, usageError } from '../common/cli.js';
+import type { FlagSpecs } from '../common/args.js';
+import { readCommandArgs, reportFatal, usageError } from '../common/cli.js';
 import { ReconfigError } from '../common/errors.js';
 import { validateInterfaceName } from './options.js';
 import { defaultStatusFile, readStatus, type Status } from './tell/status.js';
@@ -118,16 +118,9 @@ const FLAGS = {
 } as const satisfies FlagSpecs;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const parsed = parseArgs(FLAGS, argv);
-  if (!parsed.ok) {
-    process.stderr.write(`${PROGRAM}: ${parsed.reason}${parsed.reason.endsWith('?') ? '' : '.'} See --help.\n`);
-    return 2;
-  }
-  const { flags, input } = parsed.value;
-  if (flags.help) {
-    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
-    return 0;
-  }
+  const parsed = readCommandArgs(PROGRAM, help, FLAGS, argv);
+  if ('exit' in parsed) return parsed.exit;
+  const { flags, input } = parsed;
   try {
     if (input.length > 0) throw usageError(`unexpected argument '${input[0] ?? ''}'.`);
     const iface = flags.interface === undefined ? undefined : validateInterfaceName(flags.interface);
