@@ -16,82 +16,16 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../src/common/atomic.js';
+import { parseUci, type UciSection } from './procd-standin/uci.js';
 
-interface Section {
-  type: string;
-  name: string | undefined;
-  options: Map<string, string | string[]>;
-}
+type Section = UciSection;
 
 class UciError extends Error {}
 
-function tokens(line: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    const c = line[i] as string;
-    if (c === ' ' || c === '\t') {
-      i++;
-      continue;
-    }
-    if (c === '#') break;
-    let word = '';
-    while (i < line.length && line[i] !== ' ' && line[i] !== '\t') {
-      const ch = line[i] as string;
-      if (ch === "'") {
-        const end = line.indexOf("'", i + 1);
-        if (end < 0) throw new UciError('unterminated quote');
-        word += line.slice(i + 1, end);
-        i = end + 1;
-      } else if (ch === '"') {
-        i++;
-        while (i < line.length && line[i] !== '"') {
-          if (line[i] === '\\' && i + 1 < line.length) i++;
-          word += line[i];
-          i++;
-        }
-        if (i >= line.length) throw new UciError('unterminated quote');
-        i++;
-      } else if (ch === '\\' && i + 1 < line.length) {
-        word += line[i + 1];
-        i += 2;
-      } else {
-        word += ch;
-        i++;
-      }
-    }
-    out.push(word);
-  }
-  return out;
-}
-
+/** UCI's file format, read as the init-script stand-in reads it (one parser for both). */
 function parse(text: string): Section[] {
-  const sections: Section[] = [];
-  for (const [index, raw] of text.split('\n').entries()) {
-    let words: string[];
-    try {
-      words = tokens(raw);
-    } catch (error) {
-      throw new UciError(`Parse error (${(error as Error).message}) at line ${index + 1}`);
-    }
-    if (words.length === 0) continue;
-    const [keyword, a, b] = words;
-    if (keyword === 'package') continue;
-    if (keyword === 'config' && a !== undefined) {
-      sections.push({ type: a, name: b, options: new Map() });
-      continue;
-    }
-    const section = sections.at(-1);
-    if ((keyword === 'option' || keyword === 'list') && a !== undefined && b !== undefined && section !== undefined) {
-      if (keyword === 'option') section.options.set(a, b);
-      else {
-        const list = section.options.get(a);
-        section.options.set(a, Array.isArray(list) ? [...list, b] : [b]);
-      }
-      continue;
-    }
-    throw new UciError(`Parse error (invalid command) at line ${index + 1}`);
-  }
+  const sections = parseUci(text);
+  if (typeof sections === 'string') throw new UciError(`Parse error (${sections})`);
   return sections;
 }
 
@@ -167,7 +101,7 @@ function apply(sections: Section[], path: string, value: string): void {
   if (ref === undefined || rest.length > 0) throw new UciError('Invalid argument');
   if (option === undefined) {
     const existing = findSection(sections, ref);
-    if (existing !== undefined) existing.type = value;
+    if (existing !== undefined) sections[sections.indexOf(existing)] = { ...existing, type: value };
     else if (ref.startsWith('@')) throw new UciError('Invalid argument');
     else sections.push({ type: value, name: ref, options: new Map() });
     return;
