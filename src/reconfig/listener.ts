@@ -651,9 +651,7 @@ export class Listener {
     if (keys === undefined || peer === undefined || sameEndpoint(peer.endpoint, to)) return;
     const from = peer.endpoint;
     this.notePeerEndpoint(to);
-    const peers = new Map(keys.config.peers);
-    peers.set(peerKey, { ...peer, endpoint: to });
-    this.keys = { ...keys, config: { ...keys.config, peers } };
+    this.setKnownEndpoint(peerKey, to);
     this.scheduleFilterUpdate();
     const at = Date.now();
     this.deps.logger.info(
@@ -719,17 +717,15 @@ export class Listener {
     for (const peer of after.peers.values()) {
       const old = before.peers.get(peer.publicKey);
       if (old === undefined || peer.endpoint === undefined || sameEndpoint(old.endpoint, peer.endpoint)) continue;
-      // A change being confirmed is told by its confirmation, with how it was made.
-      if (this.handedOver.has(peer.publicKey)) {
-        this.restoreEndpoint(peer.publicKey, old.endpoint);
-        continue;
-      }
-      this.restoreEndpoint(peer.publicKey, old.endpoint);
-      this.changed(peer.publicKey, peer.endpoint, 'roamed');
+      // Told from the endpoint known before; a change being confirmed is told by its
+      // confirmation, with how it was made.
+      this.setKnownEndpoint(peer.publicKey, old.endpoint);
+      if (!this.handedOver.has(peer.publicKey)) this.changed(peer.publicKey, peer.endpoint, 'roamed');
     }
   }
 
-  private restoreEndpoint(peerKey: string, endpoint: string | undefined): void {
+  /** Records `endpoint` as the peer's known endpoint (the configuration read is kept immutable). */
+  private setKnownEndpoint(peerKey: string, endpoint: string | undefined): void {
     const keys = this.keys;
     const peer = keys?.config.peers.get(peerKey);
     if (keys === undefined || peer === undefined) return;
