@@ -145,7 +145,7 @@ test('many addresses in one IPv6 /64 count as one network; a new address in a kn
 });
 
 test('what waits is bounded however many networks send', (t) => {
-  const sim = simulate({ maxNetworks: 64, maxPerNetwork: 8 });
+  const sim = simulate({ maxHeld: 64, maxPerNetwork: 8 });
   let n = 0;
   sim.run(2000, () => Array.from({ length: 20 }, () => `2001:db8:${(n++ % 65_536).toString(16)}::1`));
   t.true(sim.admission.waiting <= 64);
@@ -193,3 +193,86 @@ test('instances are independent: each kind of packet has its own rates', (t) => 
   t.true(initiations.count <= 11);
   t.true(data.count >= 900);
 });
+
+/** `perSecond` packets a second, each from a new random address in `count` IPv6 /64s. */
+function spreadFlood(count: number, perSecond: number, inside = (n: number): string => `2001:db8:${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}`): (ms: number) => string[] {
+  let sent = 0;
+  return (ms) => {
+    const due = Math.floor((ms * perSecond) / 1000);
+    const out: string[] = [];
+    for (; sent < due; sent++) {
+      const host = Math.floor(Math.random() * 0xffff).toString(16);
+      out.push(`${inside(Math.floor(Math.random() * count))}::${host}`);
+    }
+    return out;
+  };
+}
+
+for (const networks of [1024, 65_536]) {
+  test(`what waits is bounded by a fixed total, count and bytes, under 20k/s from ${networks} /64s`, (t) => {
+    const sizes = new Map<string, number>();
+    let now = 0;
+    const admission = new Admission<string>({}, () => now, (item) => sizes.get(item) ?? 0);
+    const flood = spreadFlood(networks, 20_000);
+    let peak = 0;
+    let peakBytes = 0;
+    for (let ms = 1; ms <= 30_000; ms++) {
+      now = ms;
+      for (const source of flood(ms)) {
+        admission.offer(source, () => {
+          const label = `p${sizes.size}`;
+          sizes.set(label, 148 + (sizes.size % 7) * 100);
+          return label;
+        });
+      }
+      if (ms % DRAIN_EVERY_MS === 0) for (const label of admission.drain()) sizes.delete(label);
+      peak = Math.max(peak, admission.waiting);
+      peakBytes = Math.max(peakBytes, admission.waitingBytes);
+      // what was displaced is gone from the test's own table too, so it cannot grow either
+      if (sizes.size > 4 * INITIATION_ADMISSION.maxHeld) {
+        for (const label of sizes.keys()) {
+          if (sizes.size <= 2 * INITIATION_ADMISSION.maxHeld) break;
+          sizes.delete(label);
+        }
+      }
+    }
+    t.true(peak <= INITIATION_ADMISSION.maxHeld, `peak ${peak} waiting`);
+    t.true(peakBytes <= INITIATION_ADMISSION.maxHeldBytes, `peak ${peakBytes} bytes`);
+    t.true(peak > INITIATION_ADMISSION.maxHeld / 2, `the bound is what limits it: peak ${peak}`);
+  });
+}
+
+test('the byte bound holds when packets are large', (t) => {
+  let now = 0;
+  const admission = new Admission<number>({ perSecond: 1, burst: 1, maxHeld: 10_000, maxHeldBytes: 64 * 1024 }, () => now, () => 2048);
+  let n = 0;
+  for (let ms = 1; ms <= 1000; ms++) {
+    now = ms;
+    for (let i = 0; i < 10; i++) admission.offer(`198.51.100.${n++ % 250}`, () => n);
+    for (let i = 0; i < 10; i++) admission.offer(`2001:db8:${(n++).toString(16)}::1`, () => n);
+  }
+  t.true(admission.waitingBytes <= 64 * 1024, `${admission.waitingBytes} bytes`);
+  t.is(admission.waiting, admission.waitingBytes / 2048);
+});
+
+for (const rate of [10_000, 20_000]) {
+  test(`a known peer's exact endpoint is not starved by ${rate}/s from its own /64`, (t) => {
+    const sim = simulate();
+    sim.admission.notePeerEndpoint('2001:db8:10::1');
+    const flood = spreadFlood(1, rate, () => '2001:db8:10:0');
+    sim.run(3000, flood);
+    t.is(sim.admission.tierOf('2001:db8:10::1'), 'exact');
+    t.is(sim.admission.tierOf('2001:db8:10::2'), 'network');
+    for (let round = 0; round < 5; round++) {
+      const at = sim.now();
+      sim.send('2001:db8:10::1', `genuine ${round}`);
+      sim.run(1000, flood);
+      const waited = sim.admittedAt.get(`genuine ${round}`);
+      t.not(waited, undefined, `round ${round} admitted`);
+      // The exact tier is served first from the reserved share: the next token.
+      const { perSecond, reservedShare } = INITIATION_ADMISSION;
+      const bound = 1000 / (perSecond * reservedShare) + DRAIN_EVERY_MS;
+      t.true(waited! - at <= bound, `round ${round}: waited ${waited! - at} ms, bound ${bound} ms`);
+    }
+  });
+}

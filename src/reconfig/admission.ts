@@ -1,24 +1,31 @@
 /**
  * Admission: which packets that passed the cheap checks get the expensive work (the Noise
  * steps for an initiation: two X25519), so that a flood can neither eat the CPU nor lock a
- * genuine peer out. One instance per kind of packet, each with its own rates.
+ * genuine peer out nor grow the memory. One instance per kind of packet, each with its own rates.
  *
  * The policy, in one screen:
  * * Work is bounded: at most `perSecond` admissions a second (and `burst` after a quiet spell),
  *   split between two token buckets: a reserved share for sources that were recently a peer's
- *   endpoint (the same IPv4 address, or the same IPv6 /64: after a NAT remap the address
- *   usually stays), and the open rest for everyone, known sources included.
+ *   endpoint, and the open rest for everyone, known sources included.
+ * * Three tiers of sender: a peer's exact recent endpoint address; an address in the same
+ *   network as one (the same IPv6 /64: after a NAT remap or a privacy-address change the /64
+ *   usually stays; for IPv4 the address itself); everyone else. The exact tier is served
+ *   first from the reserved share, so a known peer's own address is never starved by its
+ *   neighbours in its /64; the network tier comes next; the open tier gets the open share.
  * * While nothing waits and a token is there, a packet is admitted at once: no added latency.
  * * Otherwise it waits, one packet per source: a newer packet from the same source takes the
  *   held one's place with probability 1/n (n packets seen from it while it waited), so the one
  *   admitted is a uniform sample of what that source sent, not the first or the last.
- * * Waiting sources are served in turns, not first come: the open share goes round the
- *   networks (IPv4 /24, IPv6 /64) that have a packet waiting, and inside a network round its
- *   addresses, so a network with many addresses counts once and one address waits at most one
- *   round of its network's turns. The reserved share goes round the known sources the same way.
- * * Memory is bounded: at most `maxNetworks` networks and `maxPerNetwork` addresses in each
- *   wait; when full, a random one is dropped (an attacker cannot know which to push out).
- *   A packet that waited `maxWaitMs` is dropped as stale.
+ * * Waiting sources are served in turns, not first come: a tier goes round the networks
+ *   (IPv4 /24, IPv6 /64) that have a packet waiting, and inside a network round its addresses,
+ *   so a network with many addresses counts once and one address waits at most one round of
+ *   its network's turns.
+ * * Memory is bounded by a fixed total, whatever the spread of sources: at most `maxHeld`
+ *   packets and `maxHeldBytes` bytes wait in the network and open tiers together, at most
+ *   `maxPerNetwork` from one network; when full, a random waiting packet is dropped (an
+ *   attacker cannot know which to push out, and the networks that hold most lose most). The
+ *   exact tier holds at most one packet per remembered endpoint (`maxEndpoints`). A packet
+ *   that waited `maxWaitMs` is dropped as stale.
  *
  * Sending from the exact address of a peer's endpoint needs an on-path or spoofing attacker;
  * such a sender shares that one address's turns with the peer.
@@ -35,7 +42,10 @@ export interface AdmissionOptions {
   readonly endpointMemoryMs: number;
   /** how many endpoints are remembered (oldest out first) */
   readonly maxEndpoints: number;
-  readonly maxNetworks: number;
+  /** packets waiting in the network and open tiers together, and their bytes (sizeOf) */
+  readonly maxHeld: number;
+  readonly maxHeldBytes: number;
+  /** packets waiting from one network (IPv4 /24, IPv6 /64) */
   readonly maxPerNetwork: number;
   readonly maxWaitMs: number;
 }
@@ -43,6 +53,8 @@ export interface AdmissionOptions {
 /**
  * Handshake initiations: a genuine peer sends one every REKEY_TIMEOUT (5 s) while it retries,
  * so 200 a second is room for hundreds of peers; at ~0.25 ms each it is at most 5 % of a core.
+ * What can be admitted within maxWaitMs is perSecond × 5 s = 1,000 packets: holding more than
+ * about that buys nothing, so 1,024 wait at most (~1 KiB of heap each).
  */
 export const INITIATION_ADMISSION: AdmissionOptions = {
   perSecond: 200,
@@ -50,95 +62,130 @@ export const INITIATION_ADMISSION: AdmissionOptions = {
   reservedShare: 0.25,
   endpointMemoryMs: 24 * 3600_000,
   maxEndpoints: 4096,
-  maxNetworks: 1024,
+  maxHeld: 1024,
+  maxHeldBytes: 1024 * 1024,
   maxPerNetwork: 256,
   maxWaitMs: 5000,
 };
 
 /**
- * Transport data handed to WireGuard (a send and a decryption attempt each): a roaming peer
- * needs a handful before WireGuard's answer opens the firewall for it; after a NAT remap its
- * address is usually a known endpoint, hence the larger reserved share.
+ * Transport data handed to WireGuard (a send, a conntrack pinhole and a decryption attempt
+ * each): a roaming peer needs a handful before WireGuard's answer opens the firewall for it,
+ * and ten peers remapping at once need a few dozen; after a NAT remap its address is usually
+ * a known endpoint, hence the larger reserved share.
  */
 export const DATA_ADMISSION: AdmissionOptions = {
   ...INITIATION_ADMISSION,
-  perSecond: 500,
+  perSecond: 100,
   burst: 20,
   reservedShare: 0.5,
+  maxHeld: 512,
 };
+
+/** Heap an item is assumed to take when the caller gives no sizeOf. */
+const DEFAULT_ITEM_BYTES = 1024;
 
 interface Held<T> {
   item: T;
   seen: number;
-  since: number;
+  readonly since: number;
+  bytes: number;
+  readonly group: string;
+  readonly address: string;
+  /** position in Turns.all, for O(1) random removal */
+  slot: number;
 }
 
 /** Addresses waiting, grouped; Map order is the turn order (served ones go to the back). */
 class Turns<T> {
   readonly groups = new Map<string, Map<string, Held<T>>>();
-  size = 0;
+  /** every waiting packet, in no order: a random one is all[random] */
+  readonly all: Held<T>[] = [];
+  bytes = 0;
 
-  constructor(
-    private readonly maxGroups: number,
-    private readonly maxPerGroup: number,
-  ) {}
+  constructor(private readonly maxPerGroup: number) {}
 
-  /** Holds `hold()` for `address`; returns how many held packets were displaced (0 or 1). */
-  hold(group: string, address: string, hold: () => T, now: number): number {
+  get size(): number {
+    return this.all.length;
+  }
+
+  /**
+   * Holds `hold()` for `address`; returns how many held packets were displaced (0 or 1): a
+   * newer packet from a waiting address, or a random address of a full network.
+   */
+  hold(group: string, address: string, hold: () => T, sizeOf: (item: T) => number, now: number): number {
     let members = this.groups.get(group);
     const held = members?.get(address);
     if (held !== undefined) {
       held.seen++;
-      if (Math.random() * held.seen < 1) held.item = hold();
+      if (Math.random() * held.seen < 1) {
+        held.item = hold();
+        const bytes = sizeOf(held.item);
+        this.bytes += bytes - held.bytes;
+        held.bytes = bytes;
+      }
       return 1;
     }
     let displaced = 0;
     if (members === undefined) {
-      if (this.groups.size >= this.maxGroups) displaced += this.dropGroup(randomKey(this.groups));
       members = new Map();
       this.groups.set(group, members);
     } else if (members.size >= this.maxPerGroup) {
-      const dropped = randomKey(members);
-      if (dropped !== undefined) members.delete(dropped);
-      this.size--;
+      const dropped = randomValue(members);
+      if (dropped !== undefined) this.remove(dropped);
       displaced++;
     }
-    members.set(address, { item: hold(), seen: 1, since: now });
-    this.size++;
+    const item = hold();
+    const bytes = sizeOf(item);
+    const added: Held<T> = { item, seen: 1, since: now, bytes, group, address, slot: this.all.length };
+    members.set(address, added);
+    this.all.push(added);
+    this.bytes += bytes;
     return displaced;
+  }
+
+  /** Drops one waiting packet, chosen at random. */
+  dropRandom(): void {
+    const held = this.all[Math.floor(Math.random() * this.all.length)];
+    if (held !== undefined) this.remove(held);
   }
 
   /** The next address's packet in turn order, after dropping what is older than `staleBefore`. */
   next(staleBefore: number): { item: T | undefined; stale: number } {
     let stale = 0;
     for (const [group, members] of this.groups) {
-      this.groups.delete(group);
-      for (const [address, held] of members) {
-        members.delete(address);
-        this.size--;
+      for (const held of members.values()) {
+        this.remove(held);
         if (held.since < staleBefore) {
           stale++;
           continue;
         }
-        if (members.size > 0) this.groups.set(group, members); // its turn is over: to the back
+        // its turn is over: to the back
+        if (members.size > 0 && this.groups.delete(group)) this.groups.set(group, members);
         return { item: held.item, stale };
       }
     }
     return { item: undefined, stale };
   }
 
-  private dropGroup(group: string | undefined): number {
-    const members = group === undefined ? undefined : this.groups.get(group);
-    if (group === undefined || members === undefined) return 0;
-    this.groups.delete(group);
-    this.size -= members.size;
-    return members.size;
+  private remove(held: Held<T>): void {
+    const members = this.groups.get(held.group);
+    if (members?.get(held.address) !== held) return;
+    members.delete(held.address);
+    if (members.size === 0) this.groups.delete(held.group);
+    const last = this.all.pop();
+    if (last !== undefined && last !== held) {
+      last.slot = held.slot;
+      this.all[held.slot] = last;
+    }
+    this.bytes -= held.bytes;
   }
 }
 
-function randomKey<K>(map: Map<K, unknown>): K | undefined {
+/** A uniformly random value of a (small) map. */
+function randomValue<V>(map: Map<unknown, V>): V | undefined {
   let skip = Math.floor(Math.random() * map.size);
-  for (const key of map.keys()) if (skip-- === 0) return key;
+  for (const value of map.values()) if (skip-- === 0) return value;
   return undefined;
 }
 
@@ -166,6 +213,30 @@ class Bucket {
   }
 }
 
+/** How close a sender is to a peer's endpoint. */
+export type Tier = 'exact' | 'network' | 'open';
+
+/** A bounded memory of addresses: Map order is oldest first. */
+class Remembered {
+  private readonly noted = new Map<string, number>();
+
+  constructor(private readonly max: number) {}
+
+  note(key: string, at: number): void {
+    this.noted.delete(key);
+    this.noted.set(key, at);
+    if (this.noted.size > this.max) {
+      const oldest = this.noted.keys().next().value;
+      if (oldest !== undefined) this.noted.delete(oldest);
+    }
+  }
+
+  within(key: string, at: number, memoryMs: number): boolean {
+    const noted = this.noted.get(key);
+    return noted !== undefined && at - noted <= memoryMs;
+  }
+}
+
 export class Admission<T> {
   readonly options: AdmissionOptions;
   /** packets that will never be admitted: displaced while waiting, or stale */
@@ -173,38 +244,46 @@ export class Admission<T> {
   admitted = 0;
   private readonly open: Bucket;
   private readonly reserved: Bucket;
+  private readonly waitingExact: Turns<T>;
+  private readonly waitingNetwork: Turns<T>;
   private readonly waitingOpen: Turns<T>;
-  private readonly waitingKnown: Turns<T>;
-  /** endpoint key → when it was last noted; Map order is oldest first */
-  private readonly endpoints = new Map<string, number>();
+  private readonly exactEndpoints: Remembered;
+  private readonly endpointNetworks: Remembered;
 
   constructor(
     options: Partial<AdmissionOptions> = {},
     private readonly now: () => number = () => performance.now(),
+    private readonly sizeOf: (item: T) => number = () => DEFAULT_ITEM_BYTES,
   ) {
     this.options = { ...INITIATION_ADMISSION, ...options };
-    const { perSecond, burst, reservedShare, maxNetworks, maxPerNetwork } = this.options;
+    const { perSecond, burst, reservedShare, maxPerNetwork, maxEndpoints } = this.options;
     const at = now();
     this.open = new Bucket(perSecond * (1 - reservedShare), Math.max(1, burst * (1 - reservedShare)), at);
     this.reserved = new Bucket(perSecond * reservedShare, Math.max(1, burst * reservedShare), at);
-    this.waitingOpen = new Turns(maxNetworks, maxPerNetwork);
-    this.waitingKnown = new Turns(1, this.options.maxEndpoints);
+    // One group: the exact tier is bounded by the endpoints remembered, one packet each.
+    this.waitingExact = new Turns(maxEndpoints);
+    this.waitingNetwork = new Turns(maxPerNetwork);
+    this.waitingOpen = new Turns(maxPerNetwork);
+    this.exactEndpoints = new Remembered(maxEndpoints);
+    this.endpointNetworks = new Remembered(maxEndpoints);
   }
 
   /** Tells the policy that `address` is (or just was) a peer's endpoint. */
   notePeerEndpoint(address: string): void {
-    const key = endpointKeyOf(address);
-    this.endpoints.delete(key);
-    this.endpoints.set(key, this.now());
-    if (this.endpoints.size > this.options.maxEndpoints) {
-      const oldest = this.endpoints.keys().next().value;
-      if (oldest !== undefined) this.endpoints.delete(oldest);
-    }
+    const at = this.now();
+    this.exactEndpoints.note(address, at);
+    this.endpointNetworks.note(endpointKeyOf(address), at);
+  }
+
+  tierOf(address: string): Tier {
+    const at = this.now();
+    const memory = this.options.endpointMemoryMs;
+    if (this.exactEndpoints.within(address, at, memory)) return 'exact';
+    return this.endpointNetworks.within(endpointKeyOf(address), at, memory) ? 'network' : 'open';
   }
 
   isKnown(address: string): boolean {
-    const noted = this.endpoints.get(endpointKeyOf(address));
-    return noted !== undefined && this.now() - noted <= this.options.endpointMemoryMs;
+    return this.tierOf(address) !== 'open';
   }
 
   /**
@@ -213,10 +292,12 @@ export class Admission<T> {
    */
   offer(address: string, hold: () => T): boolean {
     const now = this.now();
-    const known = this.isKnown(address);
-    const waiting = known ? this.waitingKnown : this.waitingOpen;
-    if (waiting.size === 0) {
-      for (const bucket of known ? [this.reserved, this.open] : [this.open]) {
+    const tier = this.tierOf(address);
+    const waiting = tier === 'exact' ? this.waitingExact : tier === 'network' ? this.waitingNetwork : this.waitingOpen;
+    // Nobody of this tier, nor of a tier served before it, waits: a token now means no wait.
+    const ahead = tier === 'exact' ? 0 : tier === 'network' ? this.waitingExact.size : this.waitingExact.size + this.waitingNetwork.size;
+    if (waiting.size === 0 && ahead === 0) {
+      for (const bucket of tier === 'open' ? [this.open] : [this.reserved, this.open]) {
         bucket.refill(now);
         if (bucket.tokens >= 1 && (bucket === this.reserved || this.waitingOpen.size === 0)) {
           bucket.tokens -= 1;
@@ -225,12 +306,34 @@ export class Admission<T> {
         }
       }
     }
-    this.dropped += waiting.hold(known ? 'known' : networkOf(address), address, hold, now);
+    const group = tier === 'exact' ? 'exact' : networkOf(address);
+    this.dropped += waiting.hold(group, address, hold, this.sizeOf, now);
+    if (tier !== 'exact') this.dropped += this.shed();
     return false;
   }
 
+  /** Drops random waiting packets of the network and open tiers until both bounds hold. */
+  private shed(): number {
+    const { maxHeld, maxHeldBytes } = this.options;
+    let shed = 0;
+    const a = this.waitingNetwork;
+    const b = this.waitingOpen;
+    while (a.size + b.size > maxHeld || a.bytes + b.bytes > maxHeldBytes) {
+      const total = a.size + b.size;
+      if (total === 0) break;
+      (Math.random() * total < a.size ? a : b).dropRandom();
+      shed++;
+    }
+    return shed;
+  }
+
   get waiting(): number {
-    return this.waitingOpen.size + this.waitingKnown.size;
+    return this.waitingExact.size + this.waitingNetwork.size + this.waitingOpen.size;
+  }
+
+  /** Bytes held by waiting packets (sizeOf each). */
+  get waitingBytes(): number {
+    return this.waitingNetwork.bytes + this.waitingOpen.bytes;
   }
 
   /** The waiting packets whose turn has come, as far as the tokens go. */
@@ -248,9 +351,12 @@ export class Admission<T> {
         out.push(item);
       }
     };
-    serve(this.reserved, this.waitingKnown);
+    serve(this.reserved, this.waitingExact);
+    serve(this.reserved, this.waitingNetwork);
     serve(this.open, this.waitingOpen);
-    serve(this.open, this.waitingKnown); // known sources may use the open share too
+    // known sources may use the open share too
+    serve(this.open, this.waitingExact);
+    serve(this.open, this.waitingNetwork);
     this.admitted += out.length;
     return out;
   }
@@ -262,6 +368,6 @@ export class Admission<T> {
     this.open.refill(now);
     this.reserved.refill(now);
     const open = this.open.untilToken();
-    return this.waitingKnown.size > 0 ? Math.min(open, this.reserved.untilToken()) : open;
+    return this.waitingExact.size + this.waitingNetwork.size > 0 ? Math.min(open, this.reserved.untilToken()) : open;
   }
 }
