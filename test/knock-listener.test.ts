@@ -14,7 +14,7 @@ import { startKnock } from '../src/knock/daemon.js';
 import { KnockDetector, type Knock } from '../src/knock/detector.js';
 import { KnockListener } from '../src/knock/listener.js';
 import { normalizeOptions } from '../src/knock/options.js';
-import type { Capture, CaptureOptions } from '../src/net/capture.js';
+import { SCREEN_PASS, type Capture, type CaptureOptions } from '../src/net/capture.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 
 
@@ -43,7 +43,7 @@ class FakeCaptures {
   }
 
   feed(frame: Buffer): void {
-    this.current.onFrame(frame, Date.now());
+    this.current.onFrame(frame, Date.now(), SCREEN_PASS);
   }
 
   fail(message: string): void {

@@ -22,6 +22,7 @@ import {
   CTA_TUPLE_ORIG,
   CTA_TUPLE_PROTO,
   CTA_TUPLE_REPLY,
+  IPCTNL_MSG_CT_DELETE,
   IPCTNL_MSG_CT_GET,
   IPCTNL_MSG_CT_NEW,
   IPS_CONFIRMED,
@@ -30,8 +31,10 @@ import {
   NLA_F_NESTED,
   NLM_F_ACK,
   NLM_F_CREATE,
+  NLM_F_EXCL,
   NLM_F_REQUEST,
   NLMSG_ERROR,
+  buildDeleteMessage,
   buildGetMessage,
   buildPinholeMessage,
   encodePinholeMessage,
@@ -95,13 +98,30 @@ const hex4 = { src: 'c6336407', dst: 'c0000201' };
 const hex6 = { src: '20010db8000500000000000000000007', dst: '20010db8000000000000000000000001' };
 
 for (const [tuple, addresses] of [[tuple4, hex4], [tuple6, hex6]] as const) {
-  test(`IPv${tuple.family}: the pinhole message is CT_NEW, create-or-update, with both tuples, status and timeout`, (t) => {
+  test(`IPv${tuple.family}: an unreplied entry of our own is updated to SEEN_REPLY in its own direction, never created`, (t) => {
+    const message = buildPinholeMessage(tuple, 2, 7, 'update-unreplied');
+    t.is(u16(message, 6), NLM_F_REQUEST | NLM_F_ACK);
+    const top = attributes(message.subarray(20));
+    t.deepEqual(decodeTuple(only(top, CTA_TUPLE_ORIG), tuple.family), { src: addresses.src, dst: addresses.dst, protocol: 17, srcPort: 40000, dstPort: 51820 });
+    t.is(only(top, CTA_STATUS).value.readUInt32BE(0), IPS_SEEN_REPLY | IPS_CONFIRMED);
+  });
+
+  test(`IPv${tuple.family}: the delete message is CT_DELETE for the flow's tuple`, (t) => {
+    const message = buildDeleteMessage(tuple, 9);
+    t.is(u16(message, 4), (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE);
+    t.is(u16(message, 6), NLM_F_REQUEST | NLM_F_ACK);
+    const top = attributes(message.subarray(20));
+    t.deepEqual(top.map((a) => a.type), [CTA_TUPLE_ORIG]);
+    t.deepEqual(decodeTuple(only(top, CTA_TUPLE_ORIG), tuple.family), { src: addresses.src, dst: addresses.dst, protocol: 17, srcPort: 40000, dstPort: 51820 });
+  });
+
+  test(`IPv${tuple.family}: the pinhole message is CT_NEW, create only (EXCL), R2 → source as the original direction, never answered yet`, (t) => {
     const message = buildPinholeMessage(tuple, 30, 0x01020304);
     t.is(message.length % 4, 0);
     t.is(u32(message, 0), message.length, 'nlmsg_len covers the whole message');
     t.is(u16(message, 4), (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW);
     const flags = u16(message, 6);
-    t.is(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, 'no NLM_F_EXCL: an existing entry is updated, not refused with EEXIST');
+    t.is(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 'NLM_F_EXCL: a live flow\'s entry is never changed by a new pinhole');
     t.is(u32(message, 8), 0x01020304);
     t.is(u32(message, 12), 0, 'addressed to the kernel');
     t.is(message[16], tuple.family === 4 ? AF_INET : AF_INET6);
@@ -111,11 +131,13 @@ for (const [tuple, addresses] of [[tuple4, hex4], [tuple6, hex6]] as const) {
     const top = attributes(message.subarray(20));
     t.deepEqual(top.map((a) => a.type), [CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS, CTA_TIMEOUT]);
     t.true(only(top, CTA_TUPLE_ORIG).nested && only(top, CTA_TUPLE_REPLY).nested);
-    t.deepEqual(decodeTuple(only(top, CTA_TUPLE_ORIG), tuple.family), { src: addresses.src, dst: addresses.dst, protocol: 17, srcPort: 40000, dstPort: 51820 });
-    t.deepEqual(decodeTuple(only(top, CTA_TUPLE_REPLY), tuple.family), { src: addresses.dst, dst: addresses.src, protocol: 17, srcPort: 51820, dstPort: 40000 });
+    // The re-sent packet is the entry's reply: `established` to a firewall, yet not SEEN_REPLY
+    // (nor ASSURED) until it passes, and assured only by more traffic (WireGuard's answer).
+    t.deepEqual(decodeTuple(only(top, CTA_TUPLE_ORIG), tuple.family), { src: addresses.dst, dst: addresses.src, protocol: 17, srcPort: 51820, dstPort: 40000 });
+    t.deepEqual(decodeTuple(only(top, CTA_TUPLE_REPLY), tuple.family), { src: addresses.src, dst: addresses.dst, protocol: 17, srcPort: 40000, dstPort: 51820 });
     const status = only(top, CTA_STATUS).value;
     t.is(status.length, 4);
-    t.is(status.readUInt32BE(0), IPS_SEEN_REPLY | IPS_CONFIRMED, 'network byte order');
+    t.is(status.readUInt32BE(0), IPS_CONFIRMED, 'network byte order; neither SEEN_REPLY nor ASSURED');
     const timeout = only(top, CTA_TIMEOUT).value;
     t.is(timeout.length, 4);
     t.is(timeout.readUInt32BE(0), 30);

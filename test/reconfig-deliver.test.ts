@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { ok, fail } from '../src/common/result.js';
-import { Delivery, ipDelivered, selfTestLoopback, type PacketInjector, type PacketPinholer, type UdpTuple } from '../src/reconfig/deliver.js';
+import { Delivery, HANDOVER_SETTLE_MS, MAX_OUTSTANDING, PINHOLE_TIMEOUT_SECONDS, ipDelivered, selfTestLoopback, type PacketInjector, type PacketPinholer, type UdpTuple } from '../src/reconfig/deliver.js';
 import type { Datagram } from '../src/net/packet.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 
@@ -47,6 +47,10 @@ function standIns(families: (4 | 6)[] = [4, 6]) {
   const pinholer: PacketPinholer = {
     open: (tuple: UdpTuple, timeout: number) => {
       order.push(`pinhole ${tuple.src}:${tuple.srcPort}→${tuple.dst}:${tuple.dstPort} ${timeout}s`);
+      return ok('opened' as const);
+    },
+    remove: (tuple: UdpTuple) => {
+      order.push(`remove ${tuple.src}:${tuple.srcPort}`);
       return ok(true);
     },
     close: () => order.push('close pinholer'),
@@ -97,7 +101,40 @@ test('with a pinhole, the conntrack entry is made before the packet is re-sent',
   const delivery = new Delivery({ logger, injector, pinholer, mode: 'always' });
   await delivery.prepare(51820, () => Promise.resolve(true));
   t.true(delivery.deliver(datagram).ok);
-  t.deepEqual(order, ['pinhole 198.51.100.7:40000→192.0.2.1:51820 30s', 'inject 198.51.100.7:40000']);
+  t.deepEqual(order, [`pinhole 198.51.100.7:40000→192.0.2.1:51820 ${PINHOLE_TIMEOUT_SECONDS}s`, 'inject 198.51.100.7:40000']);
+  t.true(PINHOLE_TIMEOUT_SECONDS <= 2, 'a pinhole nothing used is gone within seconds');
+});
+
+test('a hand-over WireGuard did not take up has its conntrack entry removed when it settles; one it took up keeps it', async (t) => {
+  const { order, injector, pinholer } = standIns();
+  const { logger } = memoryLogger();
+  let now = 0;
+  const delivery = new Delivery({ logger, injector, pinholer, mode: 'always', now: () => now });
+  await delivery.prepare(51820, () => Promise.resolve(true));
+  const stranger = { ...datagram, src: '203.0.113.66', srcPort: 666 };
+  t.true(delivery.deliver(datagram).ok);
+  t.true(delivery.deliver(stranger).ok);
+  t.is(delivery.nextSettleMs(), HANDOVER_SETTLE_MS);
+  delivery.settle(() => false);
+  t.false(order.some((line) => line.startsWith('remove')), 'nothing is settled before it is due');
+  now = HANDOVER_SETTLE_MS;
+  delivery.settle((tuple) => tuple.src === datagram.src);
+  t.deepEqual(order.filter((line) => line.startsWith('remove')), ['remove 203.0.113.66:666']);
+  t.like(delivery, { removed: 1, kept: 1 });
+  t.is(delivery.nextSettleMs(), undefined);
+});
+
+test('hand-overs waiting to settle are bounded: past the bound nothing more is pinholed or re-sent', async (t) => {
+  const { order, injector, pinholer } = standIns();
+  const { logger } = memoryLogger();
+  const delivery = new Delivery({ logger, injector, pinholer, mode: 'always', now: () => 0 });
+  await delivery.prepare(51820, () => Promise.resolve(true));
+  let refused = 0;
+  for (let i = 0; i < MAX_OUTSTANDING + 10; i++) {
+    if (!delivery.deliver({ ...datagram, srcPort: 1000 + i }).ok) refused++;
+  }
+  t.is(refused, 10);
+  t.is(order.filter((line) => line.startsWith('pinhole')).length, MAX_OUTSTANDING);
 });
 
 test('auto follows the self-test; never and a missing conntrack mean no pinhole; only auto learns', async (t) => {

@@ -8,7 +8,7 @@
  * ones among them under a flood): growth is logged as `capture.drops`, at most once every
  * DROP_LOG_EVERY_MS, and the totals over every capture it opened are in stats().
  */
-import type { Capture, CaptureOptions, CaptureStats } from '../net/capture.js';
+import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from '../net/capture.js';
 import type { LinkType } from '../net/packet.js';
 import { isReconfigError } from './errors.js';
 import type { Logger } from './log.js';
@@ -17,7 +17,7 @@ export interface CaptureKeeperOptions {
   readonly logger: Logger;
   readonly device: string;
   readonly openCapture: (options: CaptureOptions) => Capture;
-  readonly onFrame: (frame: Buffer, timestampMs: number) => void;
+  readonly onFrame: (frame: Buffer, timestampMs: number, verdict: ScreenVerdict) => void;
   /** called after every successful open, to log the daemon's own `listening` line; `filter`
    *  when only the filter was replaced on a working capture */
   readonly onOpen: (capture: Capture, reopened: boolean | 'filter') => void;
@@ -73,7 +73,7 @@ export class CaptureKeeper {
       device: this.options.device,
       ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
       filter,
-      onFrame: (frame, timestampMs) => this.deliver(frame, timestampMs),
+      onFrame: (frame, timestampMs, verdict) => this.deliver(frame, timestampMs, verdict),
       onError: (error) => this.failed(error),
       ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
       ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
@@ -162,13 +162,13 @@ export class CaptureKeeper {
   }
 
   /** Every frame of every capture: passed on once, also while two captures overlap. */
-  private deliver(frame: Buffer, timestampMs: number): void {
+  private deliver(frame: Buffer, timestampMs: number, verdict: ScreenVerdict): void {
     if (this.retiring.size > 0 || performance.now() < this.overlapUntil) {
       const key = frame.toString('base64');
       if (this.seen.has(key)) return;
       this.seen.add(key);
     }
-    this.options.onFrame(frame, timestampMs);
+    this.options.onFrame(frame, timestampMs, verdict);
   }
 
   private failed(error: Error): void {

@@ -34,13 +34,23 @@ import { ReconfigError } from '../common/errors.js';
 import { fail, ok, type Result } from '../common/result.js';
 import { linkTypeFromPcap, type LinkType } from './packet.js';
 
+/**
+ * What a capture's screen says of a frame, as a value that travels with the frame (never a
+ * field set on the side): drop it now, or pass it on with a verdict of the screen's own
+ * (any other number; SCREEN_PASS means nothing was vouched for).
+ */
+export type ScreenVerdict = number;
+export const SCREEN_DROP: ScreenVerdict = 0;
+export const SCREEN_PASS: ScreenVerdict = 1;
+
 export interface CaptureOptions {
   /** libpcap device name; `any` captures on every device (Linux cooked headers) */
   readonly device: string;
   /** libpcap filter expression, run in the kernel */
   readonly filter: string;
   /** `frame` is a copy of exactly the captured bytes, safe to keep */
-  readonly onFrame: (frame: Buffer, timestampMs: number) => void;
+  /** `verdict`: what `screen` said of the frame (SCREEN_PASS when there is no screen) */
+  readonly onFrame: (frame: Buffer, timestampMs: number, verdict: ScreenVerdict) => void;
   /** the capture stopped after it was opened (its device went down or away) and is closed;
    *  an E_CAPTURE ReconfigError. Without this, it becomes a process warning. */
   readonly onError?: (error: Error) => void;
@@ -48,7 +58,7 @@ export interface CaptureOptions {
    * Cheap checks on the frame's first `length` bytes in node_pcap's reused buffer, before it
    * is copied: false drops it (the caller counts why). Must not keep `frame`.
    */
-  readonly screen?: (frame: Buffer, length: number) => boolean;
+  readonly screen?: (frame: Buffer, length: number) => ScreenVerdict;
   readonly snapLength?: number;
   readonly bufferSize?: number;
   /** 0: immediate mode (each packet as it arrives); otherwise packets come in blocks, at most this late */
@@ -320,9 +330,10 @@ export function openCapture(options: CaptureOptions): Capture {
   session.on('packet', (packet) => {
     if (!open) return;
     delivered++;
-    if (screen !== undefined && !screen(packet.buf, Math.min(packet.header.readUInt32LE(HEADER_CAPLEN), packet.buf.length))) return;
+    const verdict = screen === undefined ? SCREEN_PASS : screen(packet.buf, Math.min(packet.header.readUInt32LE(HEADER_CAPLEN), packet.buf.length));
+    if (verdict === SCREEN_DROP) return;
     const { frame, timestampMs } = copyFrame(packet);
-    options.onFrame(frame, timestampMs);
+    options.onFrame(frame, timestampMs, verdict);
   });
   const native = session.session;
   native.read_callback = () => {

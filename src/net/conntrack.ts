@@ -25,10 +25,12 @@ export const NLM_F_REQUEST = 0x1;
 export const NLM_F_ACK = 0x4;
 /** Without NLM_F_EXCL the kernel updates an entry that exists (ctnetlink_new_conntrack). */
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_EXCL = 0x200;
 export const NLA_F_NESTED = 0x8000;
 export const NFNL_SUBSYS_CTNETLINK = 1;
 export const IPCTNL_MSG_CT_NEW = 0;
 export const IPCTNL_MSG_CT_GET = 1;
+export const IPCTNL_MSG_CT_DELETE = 2;
 export const NFNETLINK_V0 = 0;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -50,12 +52,21 @@ export const IPS_SEEN_REPLY = 1 << 1;
 export const IPS_ASSURED = 1 << 2;
 export const IPS_CONFIRMED = 1 << 3;
 /**
- * What a pinhole asks for. The kernel refuses (EBUSY) a status that differs from the entry's in
- * CONFIRMED, and marks an entry it creates CONFIRMED before comparing (ctnetlink_create_conntrack,
- * nf_ct_change_status_common); an entry that exists is always CONFIRMED. SEEN_REPLY is what
- * makes a firewall see the flow `established`.
+ * What a new pinhole asks for: an entry as if R2 had sent first (original direction R2 → the
+ * source), nothing seen back yet. The packet re-sent from the source is then its first reply,
+ * which a firewall sees `established`; that reply marks it SEEN_REPLY but not ASSURED (only
+ * more traffic does: WireGuard's own answer). The kernel refuses (EBUSY) a status that differs
+ * from the entry's in CONFIRMED, and marks an entry it creates CONFIRMED before comparing
+ * (ctnetlink_create_conntrack, nf_ct_change_status_common).
  */
-export const PINHOLE_STATUS = IPS_CONFIRMED | IPS_SEEN_REPLY;
+export const PINHOLE_STATUS = IPS_CONFIRMED;
+/**
+ * What an entry an earlier injection left (original direction from the source, unreplied: the
+ * firewall dropped that packet) is updated to: SEEN_REPLY makes it `established`. The kernel
+ * lets ctnetlink set ASSURED but never clear it, so a live, assured flow refuses this (EBUSY)
+ * and is left as it is.
+ */
+export const UNREPLIED_UPDATE_STATUS = IPS_CONFIRMED | IPS_SEEN_REPLY;
 const PROTOCOL_UDP = 17;
 /** Well beyond any pinhole; the kernel takes a 32-bit count of seconds. */
 export const MAX_TIMEOUT_SECONDS = 24 * 60 * 60;
@@ -130,33 +141,58 @@ function tupleBytes(tuple: UdpTuple): Result<{ src: Buffer; dst: Buffer }, Pinho
   return ok({ src, dst });
 }
 
+/** Which pinhole message: a new entry R2 → source (never over an existing one), or the update of an unreplied source → R2 entry. */
+export type PinholeKind = 'create' | 'update-unreplied';
+
 /** buildPinholeMessage as a Result: why a tuple cannot make a message, instead of an exception. */
-export function encodePinholeMessage(tuple: UdpTuple, timeoutSeconds: number, sequence: number, status = PINHOLE_STATUS): Result<Buffer, PinholeReason> {
+export function encodePinholeMessage(tuple: UdpTuple, timeoutSeconds: number, sequence: number, kind: PinholeKind = 'create'): Result<Buffer, PinholeReason> {
   const bytes = tupleBytes(tuple);
   if (!bytes.ok) return bytes;
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) return fail('bad-timeout');
   const { src, dst } = bytes.value;
+  const fromSource = tupleAttribute(CTA_TUPLE_ORIG, tuple.family, src, dst, tuple.srcPort, tuple.dstPort);
+  const toSource = tupleAttribute(CTA_TUPLE_REPLY, tuple.family, dst, src, tuple.dstPort, tuple.srcPort);
+  if (kind === 'update-unreplied') {
+    return ok(
+      message(IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK, sequence, tuple.family, [
+        fromSource,
+        toSource,
+        attribute(CTA_STATUS, be32(UNREPLIED_UPDATE_STATUS)),
+        attribute(CTA_TIMEOUT, be32(timeoutSeconds)),
+      ]),
+    );
+  }
   return ok(
-    message(IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, sequence, tuple.family, [
-      tupleAttribute(CTA_TUPLE_ORIG, tuple.family, src, dst, tuple.srcPort, tuple.dstPort),
-      // The answer's direction: from the local address back to the original source.
-      tupleAttribute(CTA_TUPLE_REPLY, tuple.family, dst, src, tuple.dstPort, tuple.srcPort),
-      attribute(CTA_STATUS, be32(status)),
+    message(IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, sequence, tuple.family, [
+      // Original direction R2 → source: the re-sent packet is the reply.
+      tupleAttribute(CTA_TUPLE_ORIG, tuple.family, dst, src, tuple.dstPort, tuple.srcPort),
+      tupleAttribute(CTA_TUPLE_REPLY, tuple.family, src, dst, tuple.srcPort, tuple.dstPort),
+      attribute(CTA_STATUS, be32(PINHOLE_STATUS)),
       attribute(CTA_TIMEOUT, be32(timeoutSeconds)),
     ]),
   );
 }
 
 /**
- * Pure: the nfnetlink IPCTNL_MSG_CT_NEW message that creates (or updates, if it exists) the
- * entry for `tuple` (orig src→dst, reply dst→src, ports swapped), status SEEN_REPLY (so the
- * firewall sees it `established`), timeout in seconds. Throws a RangeError for a tuple or
- * timeout that cannot be sent (see encodePinholeMessage).
+ * Pure: the nfnetlink IPCTNL_MSG_CT_NEW message for `tuple` (the packet's own src → dst):
+ * `create` makes a new entry R2 → source with NLM_F_EXCL (EEXIST if any entry for the flow
+ * exists); `update-unreplied` marks an existing source → R2 entry SEEN_REPLY. Timeout in seconds.
+ * Throws a RangeError for a tuple or timeout that cannot be sent (see encodePinholeMessage).
  */
-export function buildPinholeMessage(tuple: UdpTuple, timeoutSeconds: number, sequence: number, status = PINHOLE_STATUS): Buffer {
-  const built = encodePinholeMessage(tuple, timeoutSeconds, sequence, status);
+export function buildPinholeMessage(tuple: UdpTuple, timeoutSeconds: number, sequence: number, kind: PinholeKind = 'create'): Buffer {
+  const built = encodePinholeMessage(tuple, timeoutSeconds, sequence, kind);
   if (!built.ok) throw new RangeError(`cannot build a conntrack message for ${tuple.src}:${tuple.srcPort} → ${tuple.dst}:${tuple.dstPort}: ${built.reason}`);
   return built.value;
+}
+
+/** IPCTNL_MSG_CT_DELETE for the entry of one flow (found by either direction's tuple). */
+export function buildDeleteMessage(tuple: UdpTuple, sequence: number): Buffer {
+  const bytes = tupleBytes(tuple);
+  if (!bytes.ok) throw new RangeError(`cannot build a conntrack delete: ${bytes.reason}`);
+  const { src, dst } = bytes.value;
+  return message(IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, sequence, tuple.family, [
+    tupleAttribute(CTA_TUPLE_ORIG, tuple.family, src, dst, tuple.srcPort, tuple.dstPort),
+  ]);
 }
 
 /** IPCTNL_MSG_CT_GET for one tuple: asks without changing anything (openPinholer's self-test). */
@@ -200,9 +236,14 @@ export function parseNetlinkAnswer(datagram: Buffer, sequence: number): Result<N
   return ok({ kind: 'other' });
 }
 
+/** `opened`: an entry this process made (or took over from its own earlier injection); `exists`: a live flow's, left alone. */
+export type PinholeOutcome = 'opened' | 'exists';
+
 export interface Pinholer {
   /** sends, reads the kernel's ACK; never throws */
-  open(tuple: UdpTuple, timeoutSeconds: number): Result<true, string>;
+  open(tuple: UdpTuple, timeoutSeconds: number): Result<PinholeOutcome, string>;
+  /** removes the entry of the flow `tuple` names, if there is one; never throws */
+  remove(tuple: UdpTuple): Result<true, string>;
   close(): void;
 }
 
@@ -263,14 +304,28 @@ export function openPinholer(): Pinholer {
       const flow = `${tuple.src}:${tuple.srcPort} → ${tuple.dst}:${tuple.dstPort}`;
       const valid = encodePinholeMessage(tuple, timeoutSeconds, 0);
       if (!valid.ok) return fail(`cannot build a conntrack entry for ${flow}: ${valid.reason}`);
-      const ask = (status: number): number | undefined =>
-        errnoOf(request(sockets, fd, (seq) => buildPinholeMessage(tuple, timeoutSeconds, seq, status), next));
-      let error = ask(PINHOLE_STATUS);
-      // The kernel lets ctnetlink set ASSURED but never clear it: an entry that is already
-      // assured (a live, answered flow) refuses SEEN_REPLY alone with EBUSY. Asking for both
-      // keeps it as it is and refreshes its timeout.
-      if (error !== undefined && errnoName(error) === 'EBUSY') error = ask(PINHOLE_STATUS | IPS_ASSURED);
-      return error === undefined ? ok(true) : fail(`conntrack entry for ${flow} refused: ${errnoText(error)}`);
+      const ask = (kind: PinholeKind): number | undefined =>
+        errnoOf(request(sockets, fd, (seq) => buildPinholeMessage(tuple, timeoutSeconds, seq, kind), next));
+      let error = ask('create');
+      if (error === undefined) return ok('opened');
+      if (errnoName(error) !== 'EEXIST') return fail(`conntrack entry for ${flow} refused: ${errnoText(error)}`);
+      // An entry for the flow exists: the one an earlier injection of ours left unreplied (the
+      // firewall dropped that packet), made established; or a live, assured flow, which refuses
+      // the update (EBUSY) and is left as it is: the packet gets in on it anyway.
+      error = ask('update-unreplied');
+      if (error === undefined) return ok('opened');
+      return errnoName(error) === 'EBUSY' ? ok('exists') : fail(`conntrack entry for ${flow} refused: ${errnoText(error)}`);
+    },
+    remove(tuple) {
+      if (fd < 0) return fail('the pinhole socket is closed');
+      let error: number | undefined;
+      try {
+        error = errnoOf(request(sockets, fd, (seq) => buildDeleteMessage(tuple, seq), next));
+      } catch (thrown) {
+        return fail((thrown as Error).message);
+      }
+      // ENOENT: gone already (timed out, or never confirmed)
+      return error === undefined || errnoName(error) === 'ENOENT' ? ok(true) : fail(`conntrack entry could not be removed: ${errnoText(error)}`);
     },
     close() {
       if (fd >= 0) sockets.close(fd);

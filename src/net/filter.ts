@@ -95,7 +95,8 @@ export interface ExcludedSource {
  * cooked header's link type: `ifindex 1` here would make libpcap filter everything in user space.
  * `inbound` uses the packet type Linux gives every captured frame (the SLL header on `any`, the
  * socket's packet type elsewhere), so R2's own data to a peer whose port happens to be the
- * listen port is never copied either.
+ * listen port is never copied either; `outbound` on the clause for R2's own handshake messages
+ * means a stranger's packet from the listen port, made to look like one, never matches it.
  */
 export function wireguardFilter(listenPort: number, exclude: readonly ExcludedSource[] = []): string {
   checkPort(listenPort, 'The WireGuard listen port');
@@ -113,13 +114,13 @@ export function wireguardFilter(listenPort: number, exclude: readonly ExcludedSo
     .map((source) => ` and not (ip6 src host ${source.address} and ip6[${IP6_UDP_SRC_PORT}:2] = ${source.port})`)
     .join('');
   const v4 = [
-    `(udp dst port ${listenPort} and ${v4Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)})`,
-    `(udp src port ${listenPort} and (${v4Sent}))`,
+    `(inbound and udp dst port ${listenPort} and ${v4Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)})`,
+    `(outbound and udp src port ${listenPort} and (${v4Sent}))`,
     `(inbound and udp dst port ${listenPort} and udp[4:2] >= ${TRANSPORT_MIN_UDP_LENGTH} and udp[8:4] = ${TRANSPORT_HEAD}${v4Excluded})`,
   ];
   const v6 = [
-    `(ip6[${IP6_UDP_DST_PORT}:2] = ${listenPort} and ${v6Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)})`,
-    `(ip6[${IP6_UDP_SRC_PORT}:2] = ${listenPort} and (${v6Sent}))`,
+    `(inbound and ip6[${IP6_UDP_DST_PORT}:2] = ${listenPort} and ${v6Head(INITIATION_UDP_LENGTH, INITIATION_HEAD)})`,
+    `(outbound and ip6[${IP6_UDP_SRC_PORT}:2] = ${listenPort} and (${v6Sent}))`,
     `(inbound and ip6[${IP6_UDP_DST_PORT}:2] = ${listenPort} and ip6[${IP6_UDP_LENGTH}:2] >= ${TRANSPORT_MIN_UDP_LENGTH} and ip6[${IP6_UDP_PAYLOAD}:4] = ${TRANSPORT_HEAD}${v6Excluded})`,
   ];
   return `(ip and ${notFragment} and udp and (${v4.join(' or ')})) or (ip6 and ip6[6] = ${PROTOCOL_UDP} and (${v6.join(' or ')}))`;

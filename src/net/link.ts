@@ -118,3 +118,25 @@ export function capturedOnLoopback(link: LinkType, frame: Buffer): boolean {
   if (link === 'sll2') return frame.length >= SLL2_HEADER_LENGTH && frame.readUInt16BE(SLL2_HATYPE_OFFSET) === ARPHRD_LOOPBACK;
   return false;
 }
+
+/** Which way a frame went, as far as the frame itself says. */
+export type FrameDirection = 'incoming' | 'outgoing' | 'unknown';
+
+/** PACKET_OUTGOING (linux/if_packet.h): the packet type the kernel gives what this host sent. */
+const PACKET_OUTGOING = 4;
+const SLL_PACKET_TYPE_OFFSET = 0;
+const SLL2_PACKET_TYPE_OFFSET = 10;
+
+/**
+ * The direction a Linux cooked frame (what `any` gives) records: every packet this host sent
+ * is PACKET_OUTGOING, everything received is one of the other types. Other link types carry no
+ * direction; there the capture filter's `inbound`/`outbound` (the kernel's own packet type)
+ * is what decides.
+ */
+export function frameDirection(link: LinkType, frame: Buffer): FrameDirection {
+  let type: number;
+  if (link === 'sll' && frame.length >= SLL_HEADER_LENGTH) type = frame.readUInt16BE(SLL_PACKET_TYPE_OFFSET);
+  else if (link === 'sll2' && frame.length >= SLL2_HEADER_LENGTH) type = frame[SLL2_PACKET_TYPE_OFFSET]!;
+  else return 'unknown';
+  return type === PACKET_OUTGOING ? 'outgoing' : 'incoming';
+}

@@ -52,11 +52,19 @@ function ipAt(link: LinkType, frame: Buffer, length: number): number {
       offset = at + 2;
       break;
     }
-    case 'sll':
+    case 'sll': {
+      // libpcap re-inserts the tags the kernel stripped at the protocol field, as in Ethernet.
       if (length < SLL_HEADER_LENGTH) return -1;
-      type = frame.readUInt16BE(SLL_PROTOCOL_OFFSET);
-      offset = SLL_HEADER_LENGTH;
+      let at = SLL_PROTOCOL_OFFSET;
+      type = frame.readUInt16BE(at);
+      for (let tags = 0; VLAN_TPIDS.has(type) && tags < MAX_VLAN_TAGS; tags++) {
+        at += VLAN_TAG_LENGTH;
+        if (length < at + 2) return -1;
+        type = frame.readUInt16BE(at);
+      }
+      offset = at + 2;
       break;
+    }
     case 'sll2':
       if (length < SLL2_HEADER_LENGTH) return -1;
       type = frame.readUInt16BE(SLL2_PROTOCOL_OFFSET);

@@ -6,9 +6,16 @@
  *
  * The re-sent packet leaves through OUTPUT and comes back in on `lo`. Firewalls that accept `lo`
  * (OpenWrt's fw4, ufw) let it through; one that does not drops it as new, unless a conntrack entry
- * for its exact 5-tuple, marked as having seen a reply, is there first: the pinhole. Whether the
+ * for its exact 5-tuple is there first in which it is the reply: the pinhole. Whether the
  * pinhole is needed is decided at start (`--pinhole auto`: by a self-test) and learned again if
  * an injection is not taken up.
+ *
+ * Narrowest thing that works: the caller hands over only packets addressed to one of R2's own
+ * addresses on the listen port; every conntrack entry a hand-over made (the pinhole, or the
+ * entry the re-sent packet itself left on its way out) is looked at again HANDOVER_SETTLE_MS
+ * later and removed unless WireGuard took the packet up (its peer's endpoint is now that
+ * source): a stranger's packet opens nothing that outlives a second or two. Outstanding
+ * hand-overs are bounded (MAX_OUTSTANDING); past that, nothing more is pinholed.
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
@@ -19,8 +26,16 @@ import type { Datagram } from '../net/packet.js';
 export type PinholeMode = 'auto' | 'always' | 'never';
 export const PINHOLE_MODES: readonly PinholeMode[] = ['auto', 'always', 'never'];
 
-/** A conntrack entry outlives the round trip WireGuard needs to answer by far; its answer refreshes it. */
-export const PINHOLE_TIMEOUT_SECONDS = 30;
+/**
+ * The kernel's own timeout for a pinhole nothing used: far beyond the round trip WireGuard needs
+ * to answer (its answer refreshes the entry). The re-sent packet, passing, gives it the kernel's
+ * unreplied UDP timeout (30 s); the settle step removes it well before that.
+ */
+export const PINHOLE_TIMEOUT_SECONDS = 2;
+/** When a hand-over's conntrack entry is looked at again: WireGuard has answered by then, or never will. */
+export const HANDOVER_SETTLE_MS = 1500;
+/** Hand-overs whose entries wait to be looked at; past this, nothing more is pinholed. */
+export const MAX_OUTSTANDING = 256;
 
 export type { UdpTuple };
 
@@ -33,7 +48,9 @@ export interface PacketInjector {
 
 /** The conntrack writer (src/net/conntrack.ts). */
 export interface PacketPinholer {
-  open(tuple: UdpTuple, timeoutSeconds: number): Result<true, string>;
+  /** `opened`: an entry of ours; `exists`: a live flow's, left alone */
+  open(tuple: UdpTuple, timeoutSeconds: number): Result<'opened' | 'exists', string>;
+  remove(tuple: UdpTuple): Result<true, string>;
   close(): void;
 }
 
@@ -44,6 +61,7 @@ export interface DeliveryOptions {
   readonly mode: PinholeMode;
   /** whether the firewall lets a re-sent packet in on `lo` (the self-test), when known */
   readonly loopbackAccepted?: boolean | undefined;
+  readonly now?: () => number;
 }
 
 export interface Delivered {
@@ -54,8 +72,16 @@ export function tupleOf(datagram: Datagram): UdpTuple {
   return { family: datagram.family, src: datagram.src, srcPort: datagram.srcPort, dst: datagram.dst, dstPort: datagram.dstPort };
 }
 
+const tupleKey = (tuple: UdpTuple): string => `${tuple.src}|${tuple.srcPort}|${tuple.dst}|${tuple.dstPort}`;
+
 export class Delivery {
   private pinhole: boolean;
+  /** hand-overs whose conntrack entry is to be looked at again, by flow; Map order is due order */
+  private readonly outstanding = new Map<string, { readonly tuple: UdpTuple; readonly dueAt: number; readonly ours: boolean }>();
+  private pinholeFailures = 0;
+  /** entries removed because WireGuard did not take the packet up, and kept because it did */
+  removed = 0;
+  kept = 0;
 
   constructor(private readonly options: DeliveryOptions) {
     const { mode, pinholer, loopbackAccepted } = options;
@@ -98,20 +124,63 @@ export class Delivery {
     return this.pinhole;
   }
 
-  /** Pinhole (when needed), then re-send. Never throws. */
+  private now(): number {
+    return (this.options.now ?? (() => performance.now()))();
+  }
+
+  /**
+   * Pinhole (when needed), then re-send. The caller has checked that the packet is addressed to
+   * R2 itself on the listen port (nothing else is ever re-sent). Never throws.
+   */
   deliver(datagram: Datagram): Result<Delivered, string> {
     const injector = this.options.injector;
     if (injector === undefined || !injector.families.has(datagram.family)) return fail('no raw socket for this family');
     const tuple = tupleOf(datagram);
+    const key = tupleKey(tuple);
+    const pinholer = this.options.pinholer;
+    if (!this.outstanding.has(key) && this.outstanding.size >= MAX_OUTSTANDING) return fail('too many hand-overs waiting to settle');
     let pinholed = false;
-    if (this.pinhole && this.options.pinholer !== undefined) {
-      const opened = this.options.pinholer.open(tuple, PINHOLE_TIMEOUT_SECONDS);
+    if (this.pinhole && pinholer !== undefined) {
+      const opened = pinholer.open(tuple, PINHOLE_TIMEOUT_SECONDS);
       // Without its pinhole the packet may still get in (a firewall that accepts lo): send anyway.
-      if (!opened.ok) this.options.logger.warn({ event: 'pinhole.failed', reason: opened.reason }, `conntrack pinhole failed: ${opened.reason}`);
-      pinholed = opened.ok;
+      if (!opened.ok && this.pinholeFailures++ % 1000 === 0) {
+        this.options.logger.warn({ event: 'pinhole.failed', reason: opened.reason, failures: this.pinholeFailures }, `conntrack pinhole failed: ${opened.reason}`);
+      }
+      pinholed = opened.ok && opened.value === 'opened';
     }
     const sent = injector.inject(tuple, datagram.payload);
+    // The entry is ours if we opened it, or if the packet made it on its way out (no pinhole).
+    const ours = pinholed || !this.pinhole;
+    if (pinholer !== undefined && (sent.ok || pinholed) && !this.outstanding.has(key)) {
+      this.outstanding.set(key, { tuple, dueAt: this.now() + HANDOVER_SETTLE_MS, ours });
+    }
     return sent.ok ? ok({ pinholed }) : fail(sent.reason);
+  }
+
+  /** ms until the next hand-over is due to settle (undefined when none waits). */
+  nextSettleMs(): number | undefined {
+    const first = this.outstanding.values().next();
+    return first.done === true ? undefined : Math.max(0, first.value.dueAt - this.now());
+  }
+
+  /**
+   * Looks at every hand-over that is due: its conntrack entry stays if WireGuard took the packet
+   * up (`takenUp`: the source is now a peer's endpoint), and is removed otherwise, so nothing a
+   * stranger sent keeps a way in open. Never throws.
+   */
+  settle(takenUp: (tuple: UdpTuple) => boolean): void {
+    const now = this.now();
+    const pinholer = this.options.pinholer;
+    for (const [key, handed] of this.outstanding) {
+      if (handed.dueAt > now) break;
+      this.outstanding.delete(key);
+      if (takenUp(handed.tuple)) {
+        this.kept++;
+        continue;
+      }
+      if (!handed.ours || pinholer === undefined) continue;
+      if (pinholer.remove(handed.tuple).ok) this.removed++;
+    }
   }
 
   /**

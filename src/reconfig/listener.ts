@@ -15,9 +15,11 @@ import { writeFileAtomic } from '../common/atomic.js';
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
 import { CaptureKeeper } from '../common/capture-keeper.js';
-import type { Capture, CaptureOptions } from '../net/capture.js';
+import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type ScreenVerdict } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
-import { capturedOnLoopback } from '../net/link.js';
+import { capturedOnLoopback, frameDirection } from '../net/link.js';
+import { LocalAddresses, addressKey } from '../net/local.js';
+import { isOwnUnicast, martianSource } from '../net/martian.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
 import {
   MESSAGE_INITIATION,
@@ -67,7 +69,15 @@ export interface ListenerDeps {
    * vouch for data packets of sessions that began before it.
    */
   readonly sessionsFile?: string;
+  /** R2's own addresses (read from the interfaces; replaceable for tests) */
+  readonly localAddresses?: LocalAddresses;
 }
+
+/** The screen checked this initiation's mac1 in place (screen.ts): the full path need not again. */
+const SCREEN_MAC1_CHECKED: ScreenVerdict = 2;
+/** Heap a waiting packet takes besides its payload (the Datagram record, its strings). */
+const HELD_OVERHEAD_BYTES = 512;
+const heldSize = (held: HeldPacket): number => held.datagram.payload.length + HELD_OVERHEAD_BYTES;
 
 /** A packet that passed the cheap checks, waiting for its turn (admission.ts). */
 export interface HeldPacket {
@@ -134,8 +144,27 @@ const INITIATOR_HINT_MS = 10_000;
  */
 export const SNAP_LENGTH = 2048;
 const MAX_INITIATOR_HINTS = 1024;
+/**
+ * A source whose data packet WireGuard did not take up is not handed over again for this long:
+ * a stranger replaying a live index costs one injection per address per SPENT_SOURCE_MS. A
+ * genuine peer whose data was refused (a stale index) still gets in with its next handshake,
+ * which this does not touch.
+ */
+const SPENT_SOURCE_MS = 5000;
+const MAX_SPENT_SOURCES = 4096;
+/**
+ * After a confirmation that data alone started came to nothing, the next one for the same peer
+ * waits this long: each costs a few `wg show` reads, and a stream of data naming a peer's
+ * index from ever new addresses must not become a stream of them.
+ */
+const DATA_CONFIRM_COOLDOWN_MS = 1000;
+/** When reading the endpoints to settle hand-overs fails, the next try comes after this. */
+const SETTLE_RETRY_MS = 1000;
 /** Sources remembered per peer while its confirmation runs (the newest kept). */
 const MAX_HANDED_OVER_SOURCES = 16;
+
+/** An address and port as one comparable key, however the address is written. */
+const endpointKeyOfParts = (address: string, port: number): string => `${addressKey(address) ?? address}|${port}`;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -171,13 +200,23 @@ export class Listener {
   private readonly admission: Admission<HeldPacket>;
   private readonly dataAdmission: Admission<HeldPacket>;
   private readonly drainTimers = new Map<Admission<HeldPacket>, NodeJS.Timeout>();
-  /** set by the capture's screen for the frame it is about to deliver */
-  private screened = false;
+  private settleTimer: NodeJS.Timeout | undefined;
+  /** every peer's endpoint as last known, as endpointKeyOfParts keys */
+  private endpointKeys = new Set<string>();
   private readonly debug: boolean;
+  private readonly local: LocalAddresses;
+  /**
+   * Sources whose data packet was handed over and not taken up: not handed over again for a
+   * while (a stranger replaying a live index costs one injection per address, not a stream).
+   */
+  private readonly spent = new Map<string, number>();
+  /** per peer: when a confirmation started by data alone may start again */
+  private readonly dataConfirmAfter = new Map<string, number>();
 
   constructor(private readonly deps: ListenerDeps) {
-    this.admission = deps.admission ?? new Admission<HeldPacket>();
-    this.dataAdmission = deps.dataAdmission ?? new Admission<HeldPacket>(DATA_ADMISSION);
+    this.admission = deps.admission ?? new Admission<HeldPacket>({}, undefined, heldSize);
+    this.dataAdmission = deps.dataAdmission ?? new Admission<HeldPacket>(DATA_ADMISSION, undefined, heldSize);
+    this.local = deps.localAddresses ?? new LocalAddresses();
     this.debug = deps.logger.isLevelEnabled('debug');
     this.keeper = new CaptureKeeper({
       logger: deps.logger,
@@ -186,7 +225,7 @@ export class Listener {
       bufferTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
       screen: (frame, length) => this.screen(frame, length),
       snapLength: SNAP_LENGTH,
-      onFrame: (frame, timestampMs) => this.onFrame(frame, timestampMs),
+      onFrame: (frame, timestampMs, verdict) => this.onFrame(frame, timestampMs, verdict),
       onOpen: (capture, reopened) => {
         if (reopened === 'filter') {
           deps.logger.debug({ event: 'filter.updated', interface: this.iface, excluded: this.excludedCount() }, 'capture filter updated');
@@ -268,12 +307,17 @@ export class Listener {
     return macs;
   }
 
+  /** The capture filter for `config`; also notes every peer's endpoint (endpointKeys). */
   private filterFor(config: InterfaceConfig): string {
     const exclude: ExcludedSource[] = [];
+    const keys = new Set<string>();
     for (const peer of config.peers.values()) {
       const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
-      if (endpoint !== undefined) exclude.push(endpoint);
+      if (endpoint === undefined) continue;
+      exclude.push(endpoint);
+      keys.add(endpointKeyOfParts(endpoint.address, endpoint.port));
     }
+    this.endpointKeys = keys;
     return wireguardFilter(config.listenPort, exclude);
   }
 
@@ -302,7 +346,7 @@ export class Listener {
     else this.keeper.replace(filter);
   }
 
-  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'initiation.ignored', count = 1): void {
+  private ignore(reason: IgnoreReason, details: Record<string, unknown> = {}, event = 'packet.ignored', count = 1): void {
     const total = (this.ignored.get(reason) ?? 0) + count;
     this.ignored.set(reason, total);
     // only known peers: anyone can make up keys, and each would cost memory here
@@ -316,15 +360,20 @@ export class Listener {
     this.dataAdmission.notePeerEndpoint(address);
   }
 
-  /** The capture's first look, in its reused buffer, before any copy (screen.ts). */
-  private screen(frame: Buffer, length: number): boolean {
+  /**
+   * The capture's first look, in its reused buffer, before any copy (screen.ts). Its verdict
+   * travels with the frame to onFrame: MAC1_CHECKED only for an initiation whose mac1 it did
+   * check, PASS for what it left to the full path.
+   */
+  private screen(frame: Buffer, length: number): ScreenVerdict {
     const keys = this.keys;
     const link = this.keeper.link;
-    if (keys === undefined || link === undefined) return false;
-    const reason = screenFrame(link, frame, length, keys.config.listenPort, keys.responder);
-    if (reason !== undefined) this.ignore(reason);
-    this.screened = reason === undefined;
-    return this.screened;
+    if (keys === undefined || link === undefined) return SCREEN_DROP;
+    const screened = screenFrame(link, frame, length, keys.config.listenPort, keys.responder);
+    if (screened === 'mac1-ok') return SCREEN_MAC1_CHECKED;
+    if (screened === 'unchecked') return SCREEN_PASS;
+    this.ignore(screened);
+    return SCREEN_DROP;
   }
 
   /**
@@ -360,10 +409,11 @@ export class Listener {
     return this.keeper.stats();
   }
 
-  /** Every captured frame comes through here. Never throws. */
-  onFrame(frame: Buffer, timestampMs: number): void {
-    const screened = this.screened;
-    this.screened = false;
+  /**
+   * Every captured frame comes through here, in the order of RoutineReceiveIncoming: decode,
+   * port, direction, then per kind. Never throws.
+   */
+  onFrame(frame: Buffer, timestampMs: number, verdict: ScreenVerdict = SCREEN_PASS): void {
     const keys = this.keys;
     const link = this.keeper.link;
     if (keys === undefined || link === undefined) return;
@@ -377,22 +427,45 @@ export class Listener {
       return this.ignore('wrong-port', { src: datagram.src });
     }
     const type = datagram.payload[0];
-    if (datagram.dstPort === port && type === MESSAGE_INITIATION) {
-      // The capture's screen already checked mac1 in place (screen.ts); check only what it did not.
-      const checked = screened && datagram.srcPort !== port ? ({ ok: true } as const) : screenInitiation(keys.responder, datagram.payload);
-      if (checked.ok) return this.admit(this.admission, { datagram, capturedAt: timestampMs }, (held) => this.onInitiation(held), 'initiation.ignored');
-      // R2's own initiation to a peer whose port is the listen port too: keyed for that peer.
-      if (datagram.srcPort !== port || !this.onSent(keys, datagram)) {
-        return this.ignore(checked.reason, { src: formatEndpoint(datagram.src, datagram.srcPort) });
+    if (this.sentByUs(link, frame, datagram)) {
+      // R2's own handshake message leaving the listen port: it names one of R2's session indices.
+      if (datagram.srcPort !== port || (type !== MESSAGE_INITIATION && type !== MESSAGE_RESPONSE)) {
+        return this.ignore('bad-type', {}, 'handshake.ignored');
       }
-      return;
-    }
-    if (datagram.srcPort === port && (type === MESSAGE_INITIATION || type === MESSAGE_RESPONSE)) {
       if (!this.onSent(keys, datagram)) this.ignore('unknown-receiver', {}, 'handshake.ignored');
       return;
     }
-    if (datagram.dstPort === port && type === MESSAGE_TRANSPORT) return this.onData(keys, datagram, timestampMs);
-    return this.ignore('bad-type', { src: formatEndpoint(datagram.src, datagram.srcPort) });
+    // From outside. Before anything else: a source that could never arrive from outside, and a
+    // destination that is not R2 itself on the listen port, are refused (martian.ts).
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    const martian = martianSource(datagram.family, datagram.src, this.local);
+    if (martian !== undefined) return this.ignore(martian, { src }, 'packet.ignored');
+    if (datagram.dstPort !== port) return this.ignore('wrong-port', { src }, 'packet.ignored');
+    if (!isOwnUnicast(datagram.family, datagram.dst, this.local)) return this.ignore('not-for-us', { src, dst: datagram.dst }, 'packet.ignored');
+    if (type === MESSAGE_INITIATION) {
+      // Where the capture's screen checked mac1 in place (screen.ts), it is not checked again.
+      const checked = verdict === SCREEN_MAC1_CHECKED ? ({ ok: true } as const) : screenInitiation(keys.responder, datagram.payload);
+      if (!checked.ok) return this.ignore(checked.reason, { src }, 'initiation.ignored');
+      return this.admit(this.admission, { datagram, capturedAt: timestampMs }, (held) => this.onInitiation(held), 'initiation.ignored');
+    }
+    if (type === MESSAGE_TRANSPORT) return this.onData(keys, datagram, timestampMs);
+    return this.ignore('bad-type', { src }, 'packet.ignored');
+  }
+
+  /**
+   * Did R2 itself send this frame? Learning R2's session indices from a forged "sent" message
+   * would let a stranger evict a peer's live indices or plant their own, so only what R2 really
+   * sent counts: a cooked frame says its direction (PACKET_OUTGOING); for other link types the
+   * capture filter passes handshake messages from the listen port only `outbound`, and a frame
+   * from one of R2's own addresses to somewhere else is R2's. A packet from outside claiming
+   * one of R2's addresses is a martian either way.
+   */
+  private sentByUs(link: NonNullable<CaptureKeeper['link']>, frame: Buffer, datagram: Datagram): boolean {
+    const direction = frameDirection(link, frame);
+    if (direction === 'incoming') return false;
+    const fromUs = this.local.isOwn(datagram.src);
+    if (direction === 'outgoing') return fromUs;
+    return fromUs && !this.local.isOwn(datagram.dst);
   }
 
   /** R2's own initiation or response: learn the session index it names. */
@@ -417,7 +490,7 @@ export class Listener {
     if (keys === undefined || this.stopped) return;
     const src = formatEndpoint(datagram.src, datagram.srcPort);
     const verified = openInitiation(keys.responder, datagram.payload);
-    if (!verified.ok) return this.ignore(verified.reason, { src });
+    if (!verified.ok) return this.ignore(verified.reason, { src }, 'initiation.ignored');
     const peerKey = verified.value.staticKey.toString('base64');
     const peer = keys.config.peers.get(peerKey);
     if (peer === undefined) {
@@ -437,7 +510,7 @@ export class Listener {
       await this.refresh('unknown-peer');
     }
     const peer = this.keys?.config.peers.get(peerKey);
-    if (peer === undefined || this.stopped) return this.ignore('unknown-peer', { src, peer: peerKey });
+    if (peer === undefined || this.stopped) return this.ignore('unknown-peer', { src, peer: peerKey }, 'initiation.ignored');
     this.onGenuine(peer, datagram, initiation, capturedAt);
   }
 
@@ -446,7 +519,7 @@ export class Listener {
     const peerKey = peer.publicKey;
     const src = formatEndpoint(datagram.src, datagram.srcPort);
     const marks = this.deps.watermarks;
-    if (!marks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey });
+    if (!marks.isFresh(peerKey, initiation.timestamp)) return this.ignore('replay', { src, peer: peerKey }, 'initiation.ignored');
     this.authentic++;
     this.countFor(peerKey, 'authentic');
     this.rememberInitiator(initiation.sender, peerKey);
@@ -493,11 +566,19 @@ export class Listener {
     if (peerKey === undefined) return this.ignore('unknown-index', { src, index }, 'data.ignored');
     const peer = keys.config.peers.get(peerKey);
     if (peer === undefined) return this.ignore('unknown-index', { src, index }, 'data.ignored');
-    // The filter leaves these out; one that slipped in while the filter was being replaced.
-    if (sameEndpoint(peer.endpoint, src)) return this.ignore('from-endpoint', { src, peer: peerKey }, 'data.ignored');
+    // The filter leaves a peer's own endpoint out; one that slipped in while the filter was
+    // being replaced. Another peer's endpoint is never handed over for this one (its flow is
+    // that peer's, and settling would remove it).
+    if (this.endpointKeys.has(endpointKeyOfParts(datagram.src, datagram.srcPort))) return this.ignore('from-endpoint', { src, peer: peerKey }, 'data.ignored');
     if (!this.injecting || this.deps.delivery?.canInject(datagram.family) !== true) {
       // A data packet never moves an endpoint by our hand: without injection it is only counted.
       return this.ignore(this.deps.options.dryRun ? 'dry-run' : 'not-injected', { src, peer: peerKey }, 'data.ignored');
+    }
+    const now = this.now();
+    const spentUntil = this.spent.get(datagram.src);
+    if (spentUntil !== undefined && spentUntil > now) return this.ignore('source-spent', { src, peer: peerKey }, 'data.ignored');
+    if (!this.handedOver.has(peerKey) && (this.dataConfirmAfter.get(peerKey) ?? 0) > now) {
+      return this.ignore('rate-limited', { src, peer: peerKey }, 'data.ignored');
     }
     this.admit(this.dataAdmission, { datagram, capturedAt, peer: peerKey }, (held) => this.handOverData(held), 'data.ignored');
   }
@@ -517,8 +598,37 @@ export class Listener {
       return false;
     }
     this.injected++;
+    this.scheduleSettle();
     this.deps.logger.debug({ event: `${kind}.injected`, interface: this.iface, src, pinholed: delivered.value.pinholed }, `handed a ${kind} packet from ${src} to WireGuard`);
     return true;
+  }
+
+  /** Settles hand-overs when the first is due (deliver.ts): one `wg show` read for all of them. */
+  private scheduleSettle(delayMs = this.deps.delivery?.nextSettleMs()): void {
+    if (this.settleTimer !== undefined || this.stopped || delayMs === undefined) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = undefined;
+      void this.settleHandOvers();
+    }, delayMs);
+    this.settleTimer.unref();
+  }
+
+  private async settleHandOvers(): Promise<void> {
+    const delivery = this.deps.delivery;
+    if (delivery === undefined || this.stopped) return;
+    let endpoints: ReadonlyMap<string, string | undefined>;
+    try {
+      endpoints = await readEndpoints(this.iface, this.deps.run);
+    } catch {
+      return this.scheduleSettle(SETTLE_RETRY_MS);
+    }
+    const current = new Set<string>();
+    for (const endpoint of endpoints.values()) {
+      const parsed = endpoint === undefined ? undefined : parseEndpoint(endpoint);
+      if (parsed !== undefined) current.add(endpointKeyOfParts(parsed.address, parsed.port));
+    }
+    delivery.settle((tuple) => current.has(endpointKeyOfParts(tuple.src, tuple.srcPort)));
+    this.scheduleSettle();
   }
 
   /** Runs `task` after every earlier task for the same peer. */
@@ -571,6 +681,7 @@ export class Listener {
         const initiation = pending.filter((p) => p.kind === 'initiation').at(-1);
         if (initiation === undefined) {
           this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.iface, peer: peerKey, sources: pending.map((p) => p.src) }, 'WireGuard did not move the endpoint');
+          this.dataNotTakenUp(peerKey, pending);
           return;
         }
         // The firewall may drop what comes in on lo: pinhole and hand the same packet over again
@@ -587,6 +698,20 @@ export class Listener {
     } finally {
       this.handedOver.delete(peerKey);
       this.restartWatch.delete(peerKey);
+    }
+  }
+
+  /** Data handed over for `peerKey` that WireGuard did not take up: its sources rest a while. */
+  private dataNotTakenUp(peerKey: string, pending: readonly Injected[]): void {
+    const now = this.now();
+    this.dataConfirmAfter.set(peerKey, now + DATA_CONFIRM_COOLDOWN_MS);
+    for (const handed of pending) {
+      this.spent.delete(handed.datagram.src);
+      this.spent.set(handed.datagram.src, now + SPENT_SOURCE_MS);
+    }
+    for (const [address, until] of this.spent) {
+      if (this.spent.size <= MAX_SPENT_SOURCES && until > now) break;
+      this.spent.delete(address);
     }
   }
 
@@ -772,6 +897,7 @@ export class Listener {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
+    if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
     for (const timer of this.drainTimers.values()) clearTimeout(timer);
     this.drainTimers.clear();
     this.keeper.stop();

@@ -13,16 +13,21 @@ import { screenInitiationAt, type ScreenReason } from '../wireguard/initiation.j
 import type { Responder } from '../wireguard/responder.js';
 
 export type FrameScreenReason = ScreenReason | 'wrong-port';
+/**
+ * `mac1-ok`: an initiation to the listen port whose size, type and mac1 were checked here;
+ * `unchecked`: worth decoding, nothing vouched for (the full path checks everything itself);
+ * otherwise why the frame is dropped.
+ */
+export type FrameScreen = 'mac1-ok' | 'unchecked' | FrameScreenReason;
 
-/** Undefined: worth decoding; otherwise why not. */
-export function screenFrame(link: LinkType, frame: Buffer, length: number, listenPort: number, responder: Responder): FrameScreenReason | undefined {
+export function screenFrame(link: LinkType, frame: Buffer, length: number, listenPort: number, responder: Responder): FrameScreen {
   const payload = locateUdpPayload(link, frame, length);
-  if (payload < 0) return undefined;
+  if (payload < 0) return 'unchecked';
   const fromListenPort = udpSourcePort(frame, payload) === listenPort;
-  if (udpDestinationPort(frame, payload) !== listenPort) return fromListenPort ? undefined : 'wrong-port';
+  if (udpDestinationPort(frame, payload) !== listenPort) return fromListenPort ? 'unchecked' : 'wrong-port';
   // R2's own message to a peer whose port is the listen port too: keyed for that peer, not us.
-  if (fromListenPort || frame[payload] !== MESSAGE_INITIATION) return undefined;
+  if (fromListenPort || frame[payload] !== MESSAGE_INITIATION) return 'unchecked';
   const size = udpPayloadLength(frame, payload);
   if (payload + size > length) return 'bad-size';
-  return screenInitiationAt(responder, frame, payload, size);
+  return screenInitiationAt(responder, frame, payload, size) ?? 'mac1-ok';
 }

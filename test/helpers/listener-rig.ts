@@ -5,9 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, type NetworkInterfaceInfo } from 'node:os';
+import { LocalAddresses } from '../../src/net/local.js';
 import { join } from 'node:path';
-import type { Capture, CaptureOptions } from '../../src/net/capture.js';
+import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions } from '../../src/net/capture.js';
 import { Delivery, type PacketInjector, type PacketPinholer, type PinholeMode, type UdpTuple } from '../../src/reconfig/deliver.js';
 import { Admission, DATA_ADMISSION } from '../../src/reconfig/admission.js';
 import { Listener, type HeldPacket } from '../../src/reconfig/listener.js';
@@ -33,6 +34,12 @@ export function rawUdpFrame(f: { src: string; dst: string; srcPort: number; dstP
   return f.src.includes(':') ? ipv6(datagram, { src: f.src, dst: f.dst }) : ipv4(datagram, { src: f.src, dst: f.dst });
 }
 export const R2 = '192.0.2.1';
+export const R2_V6 = '2001:db8::1';
+/** R2's interface as os.networkInterfaces() would report it. */
+const R2_INTERFACE: NetworkInterfaceInfo[] = [
+  { address: R2, netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal: false, cidr: `${R2}/24` },
+  { address: R2_V6, netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '02:00:00:00:00:01', internal: false, cidr: `${R2_V6}/64`, scopeid: 0 },
+];
 
 export function b64(secret: Secret): string {
   return publicKeyOf(secret).toString('base64');
@@ -67,6 +74,8 @@ export interface Rig {
   /** packets handed to WireGuard, with whether a pinhole was opened first */
   injected: { tuple: UdpTuple; payload: Buffer }[];
   pinholes: UdpTuple[];
+  /** conntrack entries removed after their hand-over settled */
+  removedPinholes: UdpTuple[];
   /** the stand-in clock, ms; advance it to age session indices */
   clock: { now: number };
   close(): void;
@@ -101,18 +110,20 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   const wg = new FakeWg('wg0', keyText(r2), b64(r2), PORT, peers.map((p) => ({ publicKey: b64(p), keepalive: options.keepalive ?? 0 })));
   const { logger, raw: log } = memoryLogger();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rwg-listener-'));
-  let onFrame: CaptureOptions['onFrame'] = () => undefined;
+  let onFrame: (frame: Buffer, timestampMs: number) => void = () => undefined;
   const openedFilters: string[] = [];
   const openCapture = (opts: CaptureOptions): Capture => {
     // As the real capture does: the screen looks first, and only what passes is delivered.
     onFrame = (frame, timestampMs) => {
-      if (opts.screen === undefined || opts.screen(frame, frame.length)) opts.onFrame(frame, timestampMs);
+      const verdict = opts.screen === undefined ? SCREEN_PASS : opts.screen(frame, frame.length);
+      if (verdict !== SCREEN_DROP) opts.onFrame(frame, timestampMs, verdict);
     };
     openedFilters.push(opts.filter);
     return { link: 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
   };
   const injected: Rig['injected'] = [];
   const pinholes: UdpTuple[] = [];
+  const removedPinholes: UdpTuple[] = [];
   const clock = { now: 1_000_000 };
   const sessions = options.sessions ?? new Map<number, string>();
   let pinholedNow = false;
@@ -135,6 +146,10 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     open: (tuple) => {
       pinholes.push(tuple);
       pinholedNow = true;
+      return ok('opened' as const);
+    },
+    remove: (tuple) => {
+      removedPinholes.push(tuple);
       return ok(true);
     },
     close: () => undefined,
@@ -154,12 +169,13 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     dataAdmission: new Admission<HeldPacket>(DATA_ADMISSION, () => clock.now),
     ...(options.admission === undefined ? {} : { admission: options.admission }),
     confirmDelaysMs: [0, 1, 2],
+    localAddresses: new LocalAddresses({ read: () => ({ eth0: R2_INTERFACE }) }),
     ...(options.sessionsFile === undefined ? {} : { sessionsFile: options.sessionsFile }),
   });
   if (delivery !== undefined) delivery.prepare = () => Promise.resolve();
   await listener.start();
   return {
-    listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, clock,
+    listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, removedPinholes, clock,
     feed: async (frame) => {
       onFrame(frame, Date.now());
       await listener.settled();
