@@ -3,6 +3,7 @@
  * (through `ip netns exec`) and sends one UDP packet with a foreign source:
  *   node inject-once.js [--pinhole SECONDS] [--checksum good|bad|zero] SRC SPORT DST DPORT HEX
  *   node inject-once.js --open injector|pinholer
+ *   node inject-once.js --remove SRC SPORT DST DPORT HEX   (removes the flow's conntrack entry only)
  *   node inject-once.js --self-test PORT     (reconfig-wg's loopback self-test, on PORT)
  * Prints one JSON line: {"ok":true,…} or {"ok":false,"reason":…}, or {"code":…,"message":…}
  * when opening failed. Exit 0 sent, 1 failed, 2 usage.
@@ -43,6 +44,9 @@ try {
     process.exit(0);
   }
   const pinhole = option('--pinhole');
+  const removeAt = args.indexOf('--remove');
+  const removeOnly = removeAt >= 0;
+  if (removeOnly) args.splice(removeAt, 1);
   const checksum = option('--checksum') ?? 'good';
   const [src, srcPort, dst, dstPort, hex] = args;
   const family = isIP(src ?? '');
@@ -52,6 +56,7 @@ try {
   }
   const tuple: UdpTuple = { family, src, srcPort: Number(srcPort), dst, dstPort: Number(dstPort) };
   const payload = Buffer.from(hex, 'hex');
+  let pinholed: string | undefined;
   if (pinhole !== undefined) {
     const pinholer = openPinholer();
     const opened = pinholer.open(tuple, Number(pinhole));
@@ -60,6 +65,15 @@ try {
       print({ ok: false, reason: opened.reason });
       process.exit(1);
     }
+    pinholed = opened.value;
+  }
+  if (removeOnly) {
+    // Only remove the flow's conntrack entry, as a hand-over that settled untaken does.
+    const pinholer = openPinholer();
+    const removed = pinholer.remove(tuple);
+    pinholer.close();
+    print(removed.ok ? { ok: true } : { ok: false, reason: removed.reason });
+    process.exit(removed.ok ? 0 : 1);
   }
   const injector = openInjector();
   let sent;
@@ -72,7 +86,7 @@ try {
     sent = injector.send(family, dst, packet);
   }
   injector.close();
-  print(sent.ok ? { ok: true } : { ok: false, reason: sent.reason });
+  print(sent.ok ? { ok: true, pinholed } : { ok: false, reason: sent.reason });
   process.exit(sent.ok ? 0 : 1);
 } catch (error) {
   if (!isReconfigError(error)) throw error;

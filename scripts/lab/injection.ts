@@ -56,6 +56,8 @@ export interface InjectAnswer {
   readonly exitCode: number;
   readonly ok?: boolean;
   readonly reason?: string;
+  /** what the pinholer did: opened an entry of its own, or found a live flow's */
+  readonly pinholed?: 'opened' | 'exists';
   readonly code?: string;
   readonly message?: string;
   readonly families?: number[];
@@ -100,6 +102,7 @@ export async function droppedByFirewall(ns: string): Promise<number> {
 
 /** conntrack -L lines for UDP flows from source port `srcPort`. */
 export async function conntrackEntries(ns: string, srcPort: number): Promise<string[]> {
-  const out = await nsRun(ns, 'conntrack', ['-L', '-p', 'udp', '--sport', String(srcPort)]);
-  return out.split('\n').filter((line) => line.startsWith('udp'));
+  const out = await nsRun(ns, 'conntrack', ['-L', '-p', 'udp']);
+  // Either direction: a pinhole's original direction is R2 → the source.
+  return out.split('\n').filter((line) => line.startsWith('udp') && (line.includes(` sport=${srcPort} `) || line.includes(` dport=${srcPort} `)));
 }
