@@ -10,7 +10,8 @@
  * The synchronous part runs for every captured frame and never throws; everything that waits
  * for `wg` runs in one queue per peer, so calls for the same peer never race.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { readOwnFile } from '../common/own-file.js';
 import { writeFileAtomic } from '../common/atomic.js';
 import type { Logger } from '../common/log.js';
 import { ReconfigError, isReconfigError } from '../common/errors.js';
@@ -372,7 +373,7 @@ export class Listener {
     const screened = screenFrame(link, frame, length, keys.config.listenPort, keys.responder);
     if (screened === 'mac1-ok') return SCREEN_MAC1_CHECKED;
     if (screened === 'unchecked') return SCREEN_PASS;
-    this.ignore(screened);
+    this.ignore(screened, {}, screened === 'wrong-port' ? 'packet.ignored' : 'initiation.ignored');
     return SCREEN_DROP;
   }
 
@@ -909,17 +910,19 @@ export class Listener {
     const file = this.deps.sessionsFile;
     const peers = this.keys?.config.peers;
     if (file === undefined || peers === undefined) return;
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      return; // none left behind
+    const checked = readOwnFile(file);
+    if (checked === undefined) return; // none left behind
+    if (!checked.ok) {
+      this.deps.logger.warn({ event: 'sessions.ignored', file, why: checked.reason }, `ignoring ${file}: ${checked.reason}`);
+      return;
     }
+    const text = checked.value;
     const at = this.now();
     let taken = 0;
     try {
-      const saved = JSON.parse(text) as { interface?: unknown; sessions?: unknown };
-      if (saved.interface !== this.iface || !Array.isArray(saved.sessions)) throw new Error('not ours');
+      const saved = JSON.parse(text) as { interface?: unknown; publicKey?: unknown; sessions?: unknown };
+      // Left by this interface with this key: indices of another key's sessions name nothing.
+      if (saved.interface !== this.iface || saved.publicKey !== this.publicKey() || !Array.isArray(saved.sessions)) throw new Error('not ours');
       for (const entry of saved.sessions as { index?: unknown; peer?: unknown; learnedAt?: unknown }[]) {
         const { index, peer, learnedAt } = entry;
         if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 0xffffffff) continue;
@@ -935,6 +938,10 @@ export class Listener {
     if (taken > 0) this.deps.logger.info({ event: 'sessions.taken-over', interface: this.iface, sessions: taken }, `took over ${taken} live session indices`);
   }
 
+  private publicKey(): string | undefined {
+    return this.keys?.responder.publicKey.toString('base64');
+  }
+
   private leaveSessions(): void {
     const file = this.deps.sessionsFile;
     if (file === undefined) return;
@@ -942,7 +949,7 @@ export class Listener {
     try {
       // Nothing live: nothing to leave (and no file left behind).
       if (sessions.length === 0) rmSync(file, { force: true });
-      else writeFileAtomic(file, `${JSON.stringify({ interface: this.iface, sessions })}\n`, 0o600);
+      else writeFileAtomic(file, `${JSON.stringify({ interface: this.iface, publicKey: this.publicKey(), sessions })}\n`, 0o600);
     } catch (error) {
       this.deps.logger.warn({ event: 'sessions.not-saved', file }, `could not leave the session indices in ${file}: ${(error as Error).message}`);
     }
