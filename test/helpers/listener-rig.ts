@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, type NetworkInterfaceInfo } from 'node:os';
 import { LocalAddresses } from '../../src/net/local.js';
+import type { LinkType } from '../../src/net/link.js';
 import { join } from 'node:path';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions } from '../../src/net/capture.js';
 import { Delivery, type PacketInjector, type PacketPinholer, type PinholeMode, type UdpTuple } from '../../src/reconfig/deliver.js';
@@ -102,6 +103,8 @@ export interface RigOptions {
   sessionsFile?: string;
   /** the same peers and interface key as an earlier rig (a restart) */
   like?: Rig;
+  /** the capture's link type (default raw IP, which carries no direction) */
+  link?: LinkType;
 }
 
 export async function rig(options: RigOptions = {}): Promise<Rig> {
@@ -119,7 +122,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
       if (verdict !== SCREEN_DROP) opts.onFrame(frame, timestampMs, verdict);
     };
     openedFilters.push(opts.filter);
-    return { link: 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
+    return { link: options.link ?? 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
   };
   const injected: Rig['injected'] = [];
   const pinholes: UdpTuple[] = [];
