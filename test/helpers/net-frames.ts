@@ -163,6 +163,20 @@ export function nullLink(packet: Buffer, family = familyOf(packet) === 6 ? 28 : 
   return Buffer.concat([header, packet]);
 }
 
+/** A cooked (SLL) frame with VLAN tags where libpcap re-inserts them: at the protocol field. */
+export function sllTagged(packet: Buffer, vlans: VlanTag[]): Buffer {
+  const plain = sll(packet);
+  const tags = vlans.map((tag) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt16BE(tag.tpid, 0);
+    b.writeUInt16BE(tag.id, 2);
+    return b;
+  });
+  if (tags.length === 0) return plain;
+  // header up to the protocol field, the tags, then the original protocol and the packet
+  return Buffer.concat([plain.subarray(0, 14), ...tags, plain.subarray(14)]);
+}
+
 export const WRAP: Record<LinkType, (packet: Buffer) => Buffer> = {
   ethernet: (packet) => ethernet(packet),
   sll: (packet) => sll(packet),
