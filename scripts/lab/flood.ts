@@ -24,6 +24,23 @@ let built: Promise<string> | undefined;
 const buildDir = mkdtempSync(join(tmpdir(), 'rwg-flood-'));
 process.once('exit', () => rmSync(buildDir, { recursive: true, force: true }));
 
+const SEND_FRAMES_SOURCE = fileURLToPath(new URL('../../../scripts/lab/send-frames.c', import.meta.url));
+let builtSendFrames: Promise<string> | undefined;
+
+/**
+ * Sends whole Ethernet frames out of `iface` in `ns` (scripts/lab/send-frames.c, compiled once
+ * per process): how the lab puts VLAN-tagged frames on a wire without VLAN devices.
+ */
+export async function sendFrames(ns: string, iface: string, frames: readonly Buffer[]): Promise<number> {
+  builtSendFrames ??= (async () => {
+    const binary = join(buildDir, 'send-frames');
+    await host('cc', ['-O2', '-Wall', '-o', binary, SEND_FRAMES_SOURCE]);
+    return binary;
+  })();
+  const out = await nsRun(ns, await builtSendFrames, [iface, ...frames.map((frame) => frame.toString('hex'))]);
+  return Number(/^sent (\d+)/m.exec(out)?.[1] ?? 0);
+}
+
 /** Compiles the flooder once per process; resolves with the binary's path. */
 export function buildFlooder(): Promise<string> {
   built ??= (async () => {
@@ -71,6 +88,8 @@ export interface FloodOptions {
   readonly perSecond: number;
   readonly seconds: number;
   readonly sources: readonly string[];
+  /** spoof IPv6 sources instead: random addresses in `networks` /64s under `prefix` (see flood.c) */
+  readonly spoof?: { readonly prefix: string; readonly networks: number };
   /** all the same size */
   readonly payloads: readonly Buffer[];
 }
@@ -90,7 +109,8 @@ export async function startFlood(scope: Scope, ns: string, options: FloodOptions
   writeFileSync(file, Buffer.concat([...options.payloads]));
   const proc = scope.start(ns, binary, [
     '-d', options.to, '-p', String(options.port), '-r', String(options.perSecond), '-t', String(options.seconds),
-    '-f', file, '-l', String(size), ...options.sources,
+    '-f', file, '-l', String(size),
+    ...(options.spoof === undefined ? options.sources : ['-S', options.spoof.prefix, '-n', String(options.spoof.networks)]),
   ]);
   return {
     proc,

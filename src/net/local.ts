@@ -7,6 +7,8 @@
  */
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { addressBytes } from './address.js';
+import { formatIpv4 } from './ipv4.js';
+import { formatIpv6 } from './ipv6.js';
 
 export type InterfaceReader = () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 
@@ -19,11 +21,15 @@ export interface LocalAddressOptions {
   readonly missRefreshMs?: number;
 }
 
-/** A text address as a comparable key (the same for every way of writing it), or undefined. */
-export function addressKey(address: string): string | undefined {
+/**
+ * A text address written as the decoders write it (dotted quad; RFC 5952), so it compares
+ * equal with what they make of a packet; undefined if it is no address.
+ */
+export function canonicalAddress(address: string): string | undefined {
   const family = address.includes(':') ? 6 : 4;
   const bytes = addressBytes(family, address);
-  return bytes === undefined ? undefined : `${family}:${bytes.toString('hex')}`;
+  if (bytes === undefined) return undefined;
+  return family === 4 ? formatIpv4(bytes, 0) : formatIpv6(bytes, 0);
 }
 
 /** The directed broadcast address of an IPv4 subnet, or undefined for /31, /32 and bad input. */
@@ -52,25 +58,25 @@ export class LocalAddresses {
     this.missRefreshMs = options.missRefreshMs ?? 1000;
   }
 
-  /** True if `address` is one of this host's own addresses (any interface, lo included). */
+  /**
+   * True if `address` (as the decoders write it: see canonicalAddress) is one of this host's
+   * own addresses, on any interface, lo included.
+   */
   isOwn(address: string): boolean {
-    const key = addressKey(address);
-    if (key === undefined) return false;
     this.fresh();
-    if (this.own.has(key)) return true;
+    if (this.own.has(address)) return true;
     // Maybe it was just added (a new WAN lease): read again, but not for every miss.
     const at = this.now();
     if (at - this.missReadAt < this.missRefreshMs) return false;
     this.missReadAt = at;
     this.reload(at);
-    return this.own.has(key);
+    return this.own.has(address);
   }
 
   /** True if `address` is the directed broadcast address of one of this host's IPv4 subnets. */
   isBroadcast(address: string): boolean {
-    const key = addressKey(address);
     this.fresh();
-    return key !== undefined && this.broadcast.has(key);
+    return this.broadcast.has(address);
   }
 
   private fresh(): void {
@@ -90,12 +96,11 @@ export class LocalAddresses {
     }
     for (const infos of Object.values(interfaces)) {
       for (const info of infos ?? []) {
-        const key = addressKey(info.address.split('%')[0] ?? '');
-        if (key !== undefined) own.add(key);
+        const address = canonicalAddress(info.address.split('%')[0] ?? '');
+        if (address !== undefined) own.add(address);
         if (info.family !== 'IPv4' || info.cidr === null) continue;
         const b = broadcastOf(info.address, Number(info.cidr.split('/')[1]));
-        const bKey = b === undefined ? undefined : addressKey(b);
-        if (bKey !== undefined) broadcast.add(bKey);
+        if (b !== undefined) broadcast.add(b);
       }
     }
     this.own = own;

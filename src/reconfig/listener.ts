@@ -19,7 +19,7 @@ import { CaptureKeeper } from '../common/capture-keeper.js';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type ScreenVerdict } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import { capturedOnLoopback, frameDirection } from '../net/link.js';
-import { LocalAddresses, addressKey } from '../net/local.js';
+import { LocalAddresses, canonicalAddress } from '../net/local.js';
 import { isOwnUnicast, martianSource } from '../net/martian.js';
 import { decodeFrame, type Datagram } from '../net/packet.js';
 import {
@@ -164,8 +164,8 @@ const SETTLE_RETRY_MS = 1000;
 /** Sources remembered per peer while its confirmation runs (the newest kept). */
 const MAX_HANDED_OVER_SOURCES = 16;
 
-/** An address and port as one comparable key, however the address is written. */
-const endpointKeyOfParts = (address: string, port: number): string => `${addressKey(address) ?? address}|${port}`;
+/** An address as the decoders write it, and a port, as one key (wg's text goes through canonicalAddress first). */
+const endpointKeyOfParts = (address: string, port: number): string => `${address}|${port}`;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -316,7 +316,7 @@ export class Listener {
       const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
       if (endpoint === undefined) continue;
       exclude.push(endpoint);
-      keys.add(endpointKeyOfParts(endpoint.address, endpoint.port));
+      keys.add(endpointKeyOfParts(canonicalAddress(endpoint.address) ?? endpoint.address, endpoint.port));
     }
     this.endpointKeys = keys;
     return wireguardFilter(config.listenPort, exclude);
@@ -626,7 +626,7 @@ export class Listener {
     const current = new Set<string>();
     for (const endpoint of endpoints.values()) {
       const parsed = endpoint === undefined ? undefined : parseEndpoint(endpoint);
-      if (parsed !== undefined) current.add(endpointKeyOfParts(parsed.address, parsed.port));
+      if (parsed !== undefined) current.add(endpointKeyOfParts(canonicalAddress(parsed.address) ?? parsed.address, parsed.port));
     }
     delivery.settle((tuple) => current.has(endpointKeyOfParts(tuple.src, tuple.srcPort)));
     this.scheduleSettle();

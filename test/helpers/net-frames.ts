@@ -113,8 +113,8 @@ export interface VlanTag {
   id: number;
 }
 
-export function ethernet(packet: Buffer, vlans: VlanTag[] = [], etherType = ETHERTYPE[familyOf(packet)]): Buffer {
-  const macs = Buffer.from('020000000001020000000002', 'hex');
+export function ethernet(packet: Buffer, vlans: VlanTag[] = [], etherType = ETHERTYPE[familyOf(packet)], addresses?: { dst: Buffer; src: Buffer }): Buffer {
+  const macs = addresses === undefined ? Buffer.from('020000000001020000000002', 'hex') : Buffer.concat([addresses.dst, addresses.src]);
   const tags = vlans.map((tag) => {
     const b = Buffer.alloc(4);
     b.writeUInt16BE(tag.tpid, 0);
