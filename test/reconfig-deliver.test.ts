@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { ok, fail } from '../src/common/result.js';
+import { LocalAddresses } from '../src/net/local.js';
 import { Delivery, HANDOVER_SETTLE_MS, MAX_OUTSTANDING, PINHOLE_TIMEOUT_SECONDS, ipDelivered, selfTestLoopback, type PacketInjector, type PacketPinholer, type UdpTuple } from '../src/reconfig/deliver.js';
 import type { Datagram } from '../src/net/packet.js';
 import { memoryLogger } from './helpers/memory-logger.js';
@@ -21,6 +22,11 @@ UdpLite: 0 0 0 0 0 0 0 0 0
 function snmpWith(delivered: number): string {
   return SNMP.replace('Ip: 1 64 100 41', `Ip: 1 64 100 ${delivered}`);
 }
+
+/** R2's addresses, as the stand-in for its interfaces says */
+const R2_LOCAL = new LocalAddresses({
+  read: () => ({ wan: [{ address: '192.0.2.1', netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal: false, cidr: '192.0.2.1/24' }] }),
+});
 
 const datagram: Datagram = {
   family: 4,
@@ -98,7 +104,7 @@ test('the self-test sends a packet WireGuard ignores to the listen port on 127.0
 test('with a pinhole, the conntrack entry is made before the packet is re-sent', async (t) => {
   const { order, injector, pinholer } = standIns();
   const { logger } = memoryLogger();
-  const delivery = new Delivery({ logger, injector, pinholer, mode: 'always' });
+  const delivery = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'always' });
   await delivery.prepare(51820, () => Promise.resolve(true));
   t.true(delivery.deliver(datagram).ok);
   t.deepEqual(order, [`pinhole 198.51.100.7:40000→192.0.2.1:51820 ${PINHOLE_TIMEOUT_SECONDS}s`, 'inject 198.51.100.7:40000']);
@@ -109,7 +115,7 @@ test('a hand-over WireGuard did not take up has its conntrack entry removed when
   const { order, injector, pinholer } = standIns();
   const { logger } = memoryLogger();
   let now = 0;
-  const delivery = new Delivery({ logger, injector, pinholer, mode: 'always', now: () => now });
+  const delivery = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'always', now: () => now });
   await delivery.prepare(51820, () => Promise.resolve(true));
   const stranger = { ...datagram, src: '203.0.113.66', srcPort: 666 };
   t.true(delivery.deliver(datagram).ok);
@@ -127,7 +133,7 @@ test('a hand-over WireGuard did not take up has its conntrack entry removed when
 test('hand-overs waiting to settle are bounded: past the bound nothing more is pinholed or re-sent', async (t) => {
   const { order, injector, pinholer } = standIns();
   const { logger } = memoryLogger();
-  const delivery = new Delivery({ logger, injector, pinholer, mode: 'always', now: () => 0 });
+  const delivery = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'always', now: () => 0 });
   await delivery.prepare(51820, () => Promise.resolve(true));
   let refused = 0;
   for (let i = 0; i < MAX_OUTSTANDING + 10; i++) {
@@ -149,27 +155,42 @@ test('auto follows the self-test; never and a missing conntrack mean no pinhole;
   ];
   for (const [mode, accepted, withPinholer, expected] of cases) {
     const { injector, pinholer } = standIns();
-    const delivery = new Delivery({ logger, injector, pinholer: withPinholer ? pinholer : undefined, mode });
+    const delivery = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer: withPinholer ? pinholer : undefined, mode });
     await delivery.prepare(51820, () => Promise.resolve(accepted));
     t.is(delivery.pinholing, expected, `${mode}, self-test ${String(accepted)}, conntrack ${withPinholer}`);
   }
   const { injector, pinholer } = standIns();
-  const auto = new Delivery({ logger, injector, pinholer, mode: 'auto' });
+  const auto = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'auto' });
   await auto.prepare(51820, () => Promise.resolve(true));
   t.true(auto.learnPinholeNeeded());
   t.false(auto.learnPinholeNeeded(), 'once is enough');
   t.true(auto.pinholing);
-  const never = new Delivery({ logger, injector, pinholer, mode: 'never' });
+  const never = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'never' });
   t.false(never.learnPinholeNeeded());
   t.true(raw.some((line) => line.includes('"event":"delivery"')));
 });
 
-test('a family without a raw socket, or a failed send, is a reason, never a throw', (t) => {
+test('a family without a raw socket, or a failed send, is a reason, never a throw', async (t) => {
   const { logger } = memoryLogger();
   const { injector, pinholer } = standIns([6]);
-  const delivery = new Delivery({ logger, injector, pinholer, mode: 'never' });
+  const delivery = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'never' });
   t.false(delivery.canInject(4));
   t.deepEqual(delivery.deliver(datagram), fail('no raw socket for this family'));
   const failing: PacketInjector = { families: new Set([4]), inject: () => fail('EPERM'), close: () => undefined };
-  t.deepEqual(new Delivery({ logger, injector: failing, pinholer: undefined, mode: 'never' }).deliver(datagram), fail('EPERM'));
+  const sending = new Delivery({ localAddresses: R2_LOCAL, logger, injector: failing, pinholer: undefined, mode: 'never' });
+  await sending.prepare(51820, () => Promise.resolve(true));
+  t.deepEqual(sending.deliver(datagram), fail('EPERM'));
+});
+
+test('nothing but R2 itself on the listen port is ever re-sent, whatever the caller hands over', async (t) => {
+  const { order, injector, pinholer } = standIns();
+  const { logger } = memoryLogger();
+  const delivery = new Delivery({ localAddresses: R2_LOCAL, logger, injector, pinholer, mode: 'always' });
+  t.false(delivery.deliver(datagram).ok, 'before the listen port is known: nothing');
+  await delivery.prepare(51820, () => Promise.resolve(true));
+  for (const other of [{ dst: '198.51.100.2' }, { dst: '127.0.0.1' }, { dstPort: 51821 }]) {
+    t.deepEqual(delivery.deliver({ ...datagram, ...other }), fail('not addressed to R2 on the listen port'));
+  }
+  t.deepEqual(order, [], 'no pinhole, no packet');
+  t.true(delivery.deliver(datagram).ok);
 });

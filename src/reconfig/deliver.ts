@@ -22,6 +22,8 @@ import type { Logger } from '../common/log.js';
 import { fail, ok, type Result } from '../common/result.js';
 import type { UdpTuple } from '../net/inject.js';
 import type { Datagram } from '../net/packet.js';
+import { LocalAddresses } from '../net/local.js';
+import { isOwnUnicast } from '../net/martian.js';
 
 export type PinholeMode = 'auto' | 'always' | 'never';
 export const PINHOLE_MODES: readonly PinholeMode[] = ['auto', 'always', 'never'];
@@ -62,6 +64,8 @@ export interface DeliveryOptions {
   /** whether the firewall lets a re-sent packet in on `lo` (the self-test), when known */
   readonly loopbackAccepted?: boolean | undefined;
   readonly now?: () => number;
+  /** R2's own addresses: the only destinations ever re-sent to (replaceable for tests) */
+  readonly localAddresses?: LocalAddresses;
 }
 
 export interface Delivered {
@@ -79,6 +83,8 @@ export class Delivery {
   /** hand-overs whose conntrack entry is to be looked at again, by flow; Map order is due order */
   private readonly outstanding = new Map<string, { readonly tuple: UdpTuple; readonly dueAt: number; readonly ours: boolean }>();
   private pinholeFailures = 0;
+  private listenPort: number | undefined;
+  private readonly local: LocalAddresses;
   /** entries removed because WireGuard did not take the packet up, and kept because it did */
   removed = 0;
   kept = 0;
@@ -86,6 +92,7 @@ export class Delivery {
   constructor(private readonly options: DeliveryOptions) {
     const { mode, pinholer, loopbackAccepted } = options;
     this.pinhole = pinholer !== undefined && (mode === 'always' || (mode === 'auto' && loopbackAccepted === false));
+    this.local = options.localAddresses ?? new LocalAddresses();
   }
 
   /**
@@ -94,6 +101,7 @@ export class Delivery {
    */
   async prepare(listenPort: number, selfTest: typeof selfTestLoopback = selfTestLoopback): Promise<void> {
     const { injector, pinholer, mode, logger } = this.options;
+    this.listenPort = listenPort;
     if (injector === undefined) return;
     let why: string;
     if (mode === 'never') why = 'pinhole never (--pinhole never)';
@@ -135,6 +143,11 @@ export class Delivery {
   deliver(datagram: Datagram): Result<Delivered, string> {
     const injector = this.options.injector;
     if (injector === undefined || !injector.families.has(datagram.family)) return fail('no raw socket for this family');
+    // The receive path decided this already; checked again here, where the packet is built,
+    // so that nothing but R2 itself on the listen port can ever be a destination.
+    if (datagram.dstPort !== this.listenPort || !isOwnUnicast(datagram.family, datagram.dst, this.local)) {
+      return fail('not addressed to R2 on the listen port');
+    }
     const tuple = tupleOf(datagram);
     const key = tupleKey(tuple);
     const pinholer = this.options.pinholer;

@@ -125,6 +125,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     return { link: options.link ?? 'raw', device: opts.device, close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
   };
   const injected: Rig['injected'] = [];
+  const localAddresses = new LocalAddresses({ read: () => ({ eth0: R2_INTERFACE }) });
   const pinholes: UdpTuple[] = [];
   const removedPinholes: UdpTuple[] = [];
   const clock = { now: 1_000_000 };
@@ -159,7 +160,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   };
   const delivery =
     options.inject === true
-      ? new Delivery({ logger, injector, pinholer, mode: options.pinhole ?? 'auto', loopbackAccepted: options.loopbackAccepted ?? true })
+      ? new Delivery({ logger, injector, pinholer, mode: options.pinhole ?? 'auto', loopbackAccepted: options.loopbackAccepted ?? true, localAddresses })
       : undefined;
   const listener = new Listener({
     logger,
@@ -172,10 +173,14 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     dataAdmission: new Admission<HeldPacket>(DATA_ADMISSION, () => clock.now),
     ...(options.admission === undefined ? {} : { admission: options.admission }),
     confirmDelaysMs: [0, 1, 2],
-    localAddresses: new LocalAddresses({ read: () => ({ eth0: R2_INTERFACE }) }),
+    localAddresses,
     ...(options.sessionsFile === undefined ? {} : { sessionsFile: options.sessionsFile }),
   });
-  if (delivery !== undefined) delivery.prepare = () => Promise.resolve();
+  if (delivery !== undefined) {
+    // The listen port is known, and the firewall's answer is the option's: no self-test packet.
+    await delivery.prepare(PORT, () => Promise.resolve(options.loopbackAccepted ?? true));
+    delivery.prepare = () => Promise.resolve();
+  }
   await listener.start();
   return {
     listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, removedPinholes, clock,
