@@ -7,10 +7,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { daemonArgs, events, RECONFIG_CLI, sendUdp, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
+import { daemonArgs, events, RECONFIG_CLI, sendUdp, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
 import { addFloodSources, floodSourcesV4, floodSourcesV6, junkInitiations, startFlood } from '../scripts/lab/flood.js';
-import { connectRoamer, withLab, endpointOf, natRemap, pingOnce, R2_V4, R2_V6, WG_PORT, type Lab } from '../scripts/lab/lab.js';
+import { withLab, endpointOf, pingOnce, R2_V4, R2_V6, WG_PORT, type Lab } from '../scripts/lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
+import { rehandshake } from '../scripts/lab/hostile.js';
 
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
@@ -21,7 +22,6 @@ const e2e = isRoot ? test.serial : test.serial.skip;
  * from then to R2 accepting it (undefined if it was not accepted while the flood ran).
  */
 async function handshakeUnderFlood(lab: Lab, daemon: LabProcess, perSecond: number, seconds: number, ipv6 = false): Promise<number | undefined> {
-  const roamer = lab.roamers[0]!;
   const sources = ipv6 ? floodSourcesV6(1000) : floodSourcesV4(155);
   await addFloodSources(lab.attacker.ns, sources);
   const flood = await startFlood(lab.scope, lab.attacker.ns, {
@@ -29,20 +29,10 @@ async function handshakeUnderFlood(lab: Lab, daemon: LabProcess, perSecond: numb
     payloads: junkInitiations(Buffer.from(lab.r2.publicKey, 'base64'), 1024, true),
   });
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  await nsRun(roamer.ns, 'wg', ['set', roamer.wg, 'peer', lab.r2.publicKey, 'remove']);
-  await natRemap(roamer);
-  const seen = events(daemon, 'initiation.accepted').length;
-  const startedAt = Date.now();
-  await connectRoamer(lab, roamer, ipv6);
-  const fromR1 = (e: LogEvent): boolean => e.peer === roamer.publicKey;
-  await waitFor(() => {
-    void pingOnce(roamer, 0.2); // R1 initiates on its first packet and retries every 5 s
-    return events(daemon, 'initiation.accepted').slice(seen).some(fromR1);
-  }, (seconds - 3) * 1000, 200);
-  const accepted = events(daemon, 'initiation.accepted').slice(seen).find(fromR1);
+  const waited = await rehandshake(lab, daemon, ipv6, (seconds - 3) * 1000);
   const report = await flood.finished();
   if (report.sent < perSecond * seconds * 0.8) throw new Error(`the flooder sent only ${report.sent} packets`);
-  return typeof accepted?.time === 'string' ? Date.parse(accepted.time) - startedAt : undefined;
+  return waited;
 }
 
 e2e('a flood of 1k/s mac1-valid junk from 155 addresses: R1 after a NAT remap is accepted within 1 s', async (t) => {

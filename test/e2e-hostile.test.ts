@@ -22,7 +22,6 @@ import {
   R2_V6,
   WG_PORT,
   withLab,
-  type Lab,
 } from '../scripts/lab/lab.js';
 import { nsRun, waitFor } from '../scripts/lab/netns.js';
 import { ONE_RETRY_MS, rehandshake, rssKiB, SERVICE_NODE_FLAGS } from '../scripts/lab/hostile.js';

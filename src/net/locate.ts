@@ -35,34 +35,28 @@ const UDP_HEADER = 8;
 /** UDP length, relative to the payload */
 const UDP_LENGTH_FROM_PAYLOAD = -4;
 
+/** Where the EtherType is, past up to MAX_VLAN_TAGS tags from `at` on; -1 if they run past `length`. */
+function afterVlanTags(frame: Buffer, length: number, at: number): number {
+  for (let tags = 0; tags < MAX_VLAN_TAGS && VLAN_TPIDS.has(frame.readUInt16BE(at)); tags++) {
+    at += VLAN_TAG_LENGTH;
+    if (length < at + 2) return -1;
+  }
+  return at;
+}
+
 /** The IP header's offset and family (4 or 6) packed as offset * 8 + family, or -1. */
 function ipAt(link: LinkType, frame: Buffer, length: number): number {
   let type: number;
   let offset: number;
   switch (link) {
-    case 'ethernet': {
-      if (length < ETHERNET_HEADER_LENGTH) return -1;
-      let at = ETHERNET_TYPE_OFFSET;
-      type = frame.readUInt16BE(at);
-      for (let tags = 0; VLAN_TPIDS.has(type) && tags < MAX_VLAN_TAGS; tags++) {
-        at += VLAN_TAG_LENGTH;
-        if (length < at + 2) return -1;
-        type = frame.readUInt16BE(at);
-      }
-      offset = at + 2;
-      break;
-    }
+    case 'ethernet':
     case 'sll': {
-      // libpcap re-inserts the tags the kernel stripped at the protocol field, as in Ethernet.
-      if (length < SLL_HEADER_LENGTH) return -1;
-      let at = SLL_PROTOCOL_OFFSET;
-      type = frame.readUInt16BE(at);
-      for (let tags = 0; VLAN_TPIDS.has(type) && tags < MAX_VLAN_TAGS; tags++) {
-        at += VLAN_TAG_LENGTH;
-        if (length < at + 2) return -1;
-        type = frame.readUInt16BE(at);
-      }
-      offset = at + 2;
+      // libpcap re-inserts the tags the kernel stripped at the type (SLL: protocol) field.
+      const at = link === 'ethernet' ? (length < ETHERNET_HEADER_LENGTH ? -1 : ETHERNET_TYPE_OFFSET) : length < SLL_HEADER_LENGTH ? -1 : SLL_PROTOCOL_OFFSET;
+      const typeAt = at < 0 ? -1 : afterVlanTags(frame, length, at);
+      if (typeAt < 0) return -1;
+      type = frame.readUInt16BE(typeAt);
+      offset = typeAt + 2;
       break;
     }
     case 'sll2':
