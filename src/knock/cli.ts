@@ -76,9 +76,6 @@ const flags = {
   ...LOG_FLAGS,
 } as const;
 
-// ps, top and the pid-file check in /proc see the command's name, not node's arguments
-process.title = PROGRAM;
-
 await runDaemonCli({
   program: PROGRAM,
   help,

@@ -8,6 +8,7 @@
  * someone else's and is left alone.
  */
 import type { Logger } from '../common/log.js';
+import type { ProgramIdentity } from '../common/proc.js';
 import { startCommand, type CommandRun } from '../common/child.js';
 import { substitute } from './command.js';
 import { Cooldown } from './cooldown.js';
@@ -32,6 +33,8 @@ export interface RunnerDeps {
   readonly reconfigPidFile?: string;
   /** argv of the reconfig-wg to start; `reconfig-wg --once -i IFACE` when absent */
   readonly reconfigArgv?: readonly string[];
+  /** how /proc shows the reconfig-wg to re-arm; this installation's when absent (tests play it) */
+  readonly reconfigIdentity?: ProgramIdentity;
 }
 
 type Action =
@@ -83,7 +86,7 @@ export class Runner {
       return { kind: 'command', argv: substitute(command, { src: knock.src, port: String(knock.port), proto: knock.proto, family: String(knock.family), ttl: String(knock.ttl) }) };
     }
     const iface = this.deps.options.interface ?? '';
-    const state = findReconfig(this.deps.reconfigPidFile ?? reconfigPidFile(iface));
+    const state = findReconfig(this.deps.reconfigPidFile ?? reconfigPidFile(iface), this.deps.reconfigIdentity);
     if (state.kind === 'running') return { kind: 'rearm', pid: state.pid };
     // ours, started by an earlier knock and not yet far enough to have written its pid file
     // (nor to handle SIGUSR1): it reads the configuration as it starts, so it is armed already

@@ -107,9 +107,6 @@ function knockOptions(values: { knockPort?: string; knockRange?: string; knockCo
   }
 }
 
-// ps, top and the pid-file check in /proc see the command's name, not node's arguments
-process.title = PROGRAM;
-
 await runDaemonCli({
   program: PROGRAM,
   help,
