@@ -300,3 +300,21 @@ test('a pid file naming a process that is not reconfig-wg is not trusted with a 
     await r.stop();
   });
 });
+
+test('a knock flood from 10,000 spoofed sources in 24 s is a few dozen lines that count the rest', async (t) => {
+  const clock = new FakeClock();
+  const log = memoryLogger();
+  const r = runner(log.logger, { command: command('notify {src}'), cooldownMs: 10_000, dryRun: true }, { now: clock.now });
+  const floodSize = 10_000;
+  for (let i = 0; i < floodSize; i++) {
+    clock.ms = Math.floor((i * 24_000) / floodSize);
+    r.knock(knockFrom(`2001:db8:66::${(i + 1).toString(16)}`), Date.now());
+  }
+  await r.stop();
+  const knocks = log.events('knock');
+  t.true(knocks.length <= 80, `${knocks.length} knock lines`);
+  t.is(knocks.filter((k) => k.action === 'command').length, 3, 'every action is logged: three, one per cooldown');
+  const suppressed = [...knocks, ...log.events('log.suppressed')].reduce((sum, line) => sum + (typeof line.suppressed === 'number' ? line.suppressed : 0), 0);
+  t.true(suppressed > 0);
+  t.is(knocks.length + suppressed, floodSize, 'every knock is logged or counted in a line that says so');
+});
