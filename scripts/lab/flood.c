@@ -3,8 +3,10 @@
  * many bound source addresses and a file of payloads. Built from source at test time with the
  * machine's cc (scripts/lab/flood.ts) and run inside the lab's attacker namespace only.
  *
- *   flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE SRC [SRC ...]
+ *   flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE [-T TTL] SRC [SRC ...]
  *
+ * -T sets the IPv4 TTL or IPv6 hop limit of every datagram (1: the last hop of a traceroute,
+ * a knock probe, when the attacker and R2 share a link).
  * PAYLOADS holds payloads of PAYLOAD_SIZE bytes back to back. Prints one line of figures at the
  * end: "sent N failed M seconds S".
  */
@@ -39,7 +41,7 @@ static double now_seconds(void) {
 }
 
 static int usage(const char *why) {
-    fprintf(stderr, "flood: %s\nusage: flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l SIZE SRC [SRC ...]\n", why);
+    fprintf(stderr, "flood: %s\nusage: flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l SIZE [-T TTL] SRC [SRC ...]\n", why);
     return 2;
 }
 
@@ -63,9 +65,9 @@ static socklen_t parse_address(const char *host, int port, struct sockaddr_stora
 
 int main(int argc, char **argv) {
     const char *dst = NULL, *file = NULL;
-    long port = 0, rate = 0, seconds = 0, size = 0;
+    long port = 0, rate = 0, seconds = 0, size = 0, ttl = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "d:p:r:t:f:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:r:t:f:l:T:")) != -1) {
         switch (opt) {
         case 'd': dst = optarg; break;
         case 'p': port = strtol(optarg, NULL, 10); break;
@@ -73,6 +75,7 @@ int main(int argc, char **argv) {
         case 't': seconds = strtol(optarg, NULL, 10); break;
         case 'f': file = optarg; break;
         case 'l': size = strtol(optarg, NULL, 10); break;
+        case 'T': ttl = strtol(optarg, NULL, 10); break;
         default: return usage("unknown option");
         }
     }
@@ -83,6 +86,7 @@ int main(int argc, char **argv) {
     if (seconds < 1 || seconds > MAX_SECONDS) return usage("-t must be 1-120");
     if (size < 1 || size > MAX_PAYLOAD) return usage("-l must be 1-1500");
     if (nsources < 1 || nsources > MAX_SOURCES) return usage("give 1-1024 source addresses");
+    if (ttl < 0 || ttl > 255) return usage("-T must be 1-255");
 
     static unsigned char payloads[MAX_PAYLOADS * MAX_PAYLOAD];
     FILE *f = fopen(file, "rb");
@@ -104,6 +108,12 @@ int main(int argc, char **argv) {
         sockets[i] = socket(to.ss_family, SOCK_DGRAM, 0);
         if (sockets[i] < 0 || bind(sockets[i], (struct sockaddr *)&from, fromlen) != 0) {
             fprintf(stderr, "flood: cannot bind %s: %s\n", argv[optind + i], strerror(errno));
+            return 1;
+        }
+        int hops = (int)ttl;
+        if (ttl > 0 && (to.ss_family == AF_INET ? setsockopt(sockets[i], IPPROTO_IP, IP_TTL, &hops, sizeof(hops))
+                                                : setsockopt(sockets[i], IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof(hops))) != 0) {
+            fprintf(stderr, "flood: cannot set the TTL: %s\n", strerror(errno));
             return 1;
         }
     }
