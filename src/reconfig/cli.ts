@@ -36,7 +36,8 @@ const help = `
                             over, so a firewall that drops new packets on lo lets it in
                             (default: auto, decided by a self-test at start)
     -k, --kill              stop the instance running for IFACE, then exit
-        --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
+        --pid-file PATH     default: /run/reconfig-wg/IFACE.pid (/var/run/… without /run);
+                            its directory must be writable by root (or you) alone, as for all three
         --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
         --status-file PATH  JSON status, replaced at start and on every change;
                             default: /run/reconfig-wg/IFACE.json
