@@ -9,19 +9,16 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { ReconfigError } from './errors.js';
-import { ensurePrivateDir, readOwnFile } from './private-dir.js';
+import { ensurePrivateDir, readTrustedFile } from './private-dir.js';
 import { isAlive, isProgram, type ProgramIdentity } from './proc.js';
 import { fail, ok, type Result } from './result.js';
 
 export { isAlive, isProgram, type ProgramIdentity } from './proc.js';
 
-/** A pid file holds a pid and a newline: a few bytes. */
-const PID_FILE_MAX_BYTES = 64;
-
 /** The pid in the file, or why there is none (missing, not ours, a link, not a pid). */
 export function readPidFile(path: string): Result<number> {
-  const text = readOwnFile(path, PID_FILE_MAX_BYTES);
-  if (!text.ok) return text;
+  const text = readTrustedFile(path);
+  if (!text.ok) return text.reason === 'does not exist' ? text : fail(`is not read: ${text.reason}`);
   const trimmed = text.value.trim();
   const pid = Number.parseInt(trimmed, 10);
   return Number.isSafeInteger(pid) && pid > 0 && String(pid) === trimmed ? ok(pid) : fail('holds no pid');
@@ -47,7 +44,7 @@ export function acquirePidFile(path: string, what: string, identity: ProgramIden
       `${what} is already running as pid ${holder} (pid file ${path}). Stop it with -k, or pass another --pid-file.`,
     );
   }
-  ensurePrivateDir(dirname(path), { fix: 'Run it as root (the service units and init scripts give it a runtime directory of its own), or pass --pid-file with a path in a directory only you can write.' });
+  ensurePrivateDir(dirname(path), { fix: 'The pid file needs a directory that root alone can write: run it as root (the service units give it one), or pass --pid-file with a path in one.' });
   try {
     writeFileAtomic(path, `${process.pid}\n`, 0o640);
   } catch (error) {

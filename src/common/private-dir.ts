@@ -6,13 +6,14 @@
  * A shared /tmp fails this, so does an attacker's /tmp/reconfig-wg: a file there could be a
  * link to /etc/shadow, or a status the attacker wrote.
  *
- * This is the one place that decides whether a directory is usable; the one place that reads a
- * file we wrote (pid, status) without following a link or trusting someone else's file.
+ * This is the one place that decides whether a directory is usable; files are read back with
+ * own-file.ts (never through a link, never someone else's).
  */
-import { accessSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ReconfigError } from './errors.js';
-import { fail, ok, type Result } from './result.js';
+import { readOwnFile } from './own-file.js';
+import { fail, type Result } from './result.js';
 
 const GROUP_OR_OTHER_WRITE = 0o022;
 const STICKY = 0o1000;
@@ -93,7 +94,7 @@ export function unusableDir(dir: string, { write = true }: { readonly write?: bo
 export function ensurePrivateDir(dir: string, options: { readonly mode?: number; readonly fix?: string } = {}): void {
   const absolute = resolve(dir);
   const refuse = (why: string): ReconfigError =>
-    new ReconfigError('E_UNSAFE_DIR', `Cannot keep files in ${absolute}: ${why}; they go only to a directory only root can write. ${options.fix ?? 'Choose a path in such a directory.'}`, { exitCode: 2 });
+    new ReconfigError('E_UNSAFE_DIR', `Cannot keep files in ${absolute}: ${why}. ${options.fix ?? 'Files are kept only in a directory that root (or the user running this) alone can write: choose a path in one.'}`, { exitCode: 2 });
   const missing: string[] = [];
   let existing = absolute;
   for (;;) {
@@ -122,30 +123,13 @@ export function ensurePrivateDir(dir: string, options: { readonly mode?: number;
 }
 
 /**
- * Reads a file one of our daemons wrote, only if it is a regular file (never through a link),
- * root's or ours, and at most `maxBytes`. Says what is wrong instead of throwing.
+ * Reads a file root or we wrote (a pid file, a status file) with own-file.ts's rules: a regular
+ * file, not a link, writable by nobody else, small. Ours, or root's when we are not root (the
+ * status of a root daemon read by its operator). Says what is wrong instead of throwing.
  */
-export function readOwnFile(path: string, maxBytes: number): Result<string> {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    const code = errorCode(error);
-    return fail(code === 'ENOENT' ? 'does not exist' : code === 'ELOOP' ? 'is a symbolic link' : `cannot be read (${code})`);
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) return fail('is not a regular file');
-    if (!trusted(stat.uid)) return fail(`is owned by uid ${stat.uid}, not root`);
-    if (stat.size > maxBytes) return fail(`is larger than ${maxBytes} bytes`);
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    for (let n = 1; n > 0 && length <= maxBytes; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
-    if (length > maxBytes) return fail(`is larger than ${maxBytes} bytes`);
-    return ok(buffer.subarray(0, length).toString('utf8'));
-  } catch (error) {
-    return fail(`cannot be read (${errorCode(error)})`);
-  } finally {
-    closeSync(fd);
-  }
+export function readTrustedFile(path: string): Result<string> {
+  const ours = readOwnFile(path);
+  if (ours === undefined) return fail('does not exist');
+  if (ours.ok || ourUid() === 0) return ours;
+  return readOwnFile(path, 0) ?? fail('does not exist');
 }

@@ -152,7 +152,7 @@ export function instanceFiles(options: Pick<ReconfigOptions, 'pidFile' | 'stateF
   };
 }
 
-const SERVICE_FIX = 'Run it as root (the systemd unit gives it RuntimeDirectory= and StateDirectory=reconfig-wg; the OpenWrt init script creates /var/run/reconfig-wg)';
+const SERVICE_FIX = 'run it as root (the systemd unit gives it RuntimeDirectory= and StateDirectory=reconfig-wg; elsewhere it makes /run/reconfig-wg, or /var/run/reconfig-wg, itself)';
 
 /**
  * Checks, before anything runs, that every file of the instance goes to a private directory
@@ -160,9 +160,9 @@ const SERVICE_FIX = 'Run it as root (the systemd unit gives it RuntimeDirectory=
  * shared directory.
  */
 export function prepareInstanceFiles(files: InstanceFiles, given: Pick<ReconfigOptions, 'pidFile' | 'stateFile' | 'statusFile'>): void {
-  const fix = (flag: string, path: string, isGiven: boolean): string =>
-    isGiven ? `Pass ${flag} with a path in a directory only root can write.` : `${SERVICE_FIX}, or pass ${flag} with a path in a directory only you can write (the default is ${path}).`;
-  ensurePrivateDir(dirname(files.pidFile), { fix: fix('--pid-file', files.pidFile, given.pidFile !== undefined) });
-  ensurePrivateDir(dirname(files.statusFile), { fix: fix('--status-file', files.statusFile, given.statusFile !== undefined) });
-  ensurePrivateDir(dirname(files.stateFile), { mode: 0o700, fix: fix('--state-file', files.stateFile, given.stateFile !== undefined) });
+  const fix = (what: string, flag: string, path: string, isGiven: boolean): string =>
+    `The ${what} (${path}) needs a directory that root alone can write: ${isGiven ? '' : `${SERVICE_FIX}, or `}pass ${flag} with a path in one.`;
+  ensurePrivateDir(dirname(files.pidFile), { fix: fix('pid file', '--pid-file', files.pidFile, given.pidFile !== undefined) });
+  ensurePrivateDir(dirname(files.statusFile), { fix: fix('status file', '--status-file', files.statusFile, given.statusFile !== undefined) });
+  ensurePrivateDir(dirname(files.stateFile), { mode: 0o700, fix: fix('state file', '--state-file', files.stateFile, given.stateFile !== undefined) });
 }

@@ -127,7 +127,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (unsafe !== undefined) throw new ReconfigError('E_STATUS_FILE', `The status file ${path} is not read: ${unsafe}. reconfig-wg writes it only to a directory only root can write.`, { exitCode: 1 });
     const status = readStatus(path);
     if (!status.ok) {
-      const hint = status.reason === 'does not exist' ? ' Is reconfig-wg running for this interface? (It writes the file when it starts.)' : ' It is rewritten when reconfig-wg starts.';
+      const hint =
+        status.reason === 'does not exist'
+          ? ' Is reconfig-wg running for this interface? (It writes the file when it starts.)'
+          : status.reason.startsWith('is not read:')
+            ? ' reconfig-wg did not write it (it writes a regular file of its own user, in a directory only root can write): remove it.'
+            : ' It is rewritten when reconfig-wg starts.';
       throw new ReconfigError('E_STATUS_FILE', `The status file ${path} ${status.reason}.${hint}`, { exitCode: 1 });
     }
     const running = isRunning(status.value);

@@ -5,7 +5,7 @@
  */
 import { writeFileAtomic } from '../../common/atomic.js';
 import { ReconfigError } from '../../common/errors.js';
-import { readOwnFile } from '../../common/private-dir.js';
+import { readTrustedFile } from '../../common/private-dir.js';
 import { fail, ok, type Result } from '../../common/result.js';
 import type { ChangeHow } from '../listener.js';
 
@@ -47,9 +47,6 @@ export interface Status {
   readonly ignored: Readonly<Record<string, number>>;
   readonly peers: readonly StatusPeer[];
 }
-
-/** Read back at most this much: 200 peers take about 60 KB. */
-const STATUS_MAX_BYTES = 4 * 1024 * 1024;
 
 export function writeStatus(path: string, status: Status): void {
   try {
@@ -172,6 +169,7 @@ export function parseStatus(input: string): Result<Status> {
 
 /** Reads a status file that root (or we) wrote: never through a link, never someone else's. */
 export function readStatus(path: string): Result<Status> {
-  const content = readOwnFile(path, STATUS_MAX_BYTES);
-  return content.ok ? parseStatus(content.value) : content;
+  const content = readTrustedFile(path);
+  if (!content.ok) return content.reason === 'does not exist' ? content : fail(`is not read: ${content.reason}`);
+  return parseStatus(content.value);
 }
