@@ -133,11 +133,12 @@ export function printFloodFigures(title: string, rows: readonly FloodFigures[], 
 /** Every kind and rate against one reconfig-wg started with `args` (plus the lab's own). */
 export async function floodRounds(rates: readonly number[], extraArgs: readonly string[] = [], command?: string): Promise<FloodFigures[]> {
   const lab = await createLab();
+  // the daemon's files in a private directory of their own (a shared /tmp is refused)
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-flood-'));
   try {
     const roamer = lab.roamers[0]!;
     await addFloodSources(lab.attacker.ns, floodSourcesV4(155));
-    const dir = `/tmp/rwg-flood-${lab.id}`;
-    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', `${dir}.pid`, '--state-file', `${dir}.json`, ...extraArgs], true, command);
+    const daemon = await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'reconfig.pid'), '--state-file', join(dir, 'state.json'), ...extraArgs], true, command);
     // R1 connects once before any flood: its NAT's address is a known endpoint from then on.
     if (!(await waitFor(() => pingOnce(roamer, 0.5), 15_000, 0))) throw new Error('the tunnel did not come up before the floods');
     const rows: FloodFigures[] = [];
@@ -147,10 +148,7 @@ export async function floodRounds(rates: readonly number[], extraArgs: readonly 
     return rows;
   } finally {
     await lab.close();
-    const { rmSync } = await import('node:fs');
-    rmSync(`/tmp/rwg-flood-${lab.id}.pid`, { force: true });
-    rmSync(`/tmp/rwg-flood-${lab.id}.json`, { force: true });
-    rmSync(`/tmp/rwg-flood-${lab.id}.sessions.json`, { force: true }); // the session indices left on stop
+    rmSync(dir, { recursive: true, force: true }); // the session indices left on stop too
   }
 }
 

@@ -10,8 +10,9 @@
  * ones, so "alone" is also shown: both processes' private pages plus the larger one's
  * shared pages, counted once.
  */
-import { readFileSync } from 'node:fs';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { KNOCK_CLI, RECONFIG_CLI, waitForEvent } from './lab/daemons.js';
 import { connectRoamer, createLab, natRemap, pingUntilAnswered, type Lab } from './lab/lab.js';
@@ -71,7 +72,9 @@ export async function footprint(benchScript: string): Promise<void> {
   process.stdout.write('\n── footprint: both jobs running in the lab, memory from /proc/PID/smaps_rollup ──\n');
   process.stdout.write(`${'node flags'.padEnd(44)} ${'reconfig-wg PSS'.padStart(15)} ${'port-knock PSS'.padStart(14)} ${'both PSS'.padStart(9)} ${'both alone'.padStart(10)} ${'both RSS'.padStart(9)} ${'after work: PSS, alone'.padStart(24)} ${'verify/s'.padStart(9)}\n`);
   const lab = await createLab({ roamers: 1, connect: false });
-  const files = `/tmp/rwg-footprint-${lab.id}`;
+  // the daemons' files in a private directory of their own (a shared /tmp is refused)
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-footprint-'));
+  const files = join(dir, 'reconfig');
   try {
     const roamer = lab.roamers[0]!;
     const rates = new Map<string, number>();
@@ -108,6 +111,6 @@ export async function footprint(benchScript: string): Promise<void> {
     process.stdout.write('PSS: as measured here (other node processes share node\'s pages); alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: the same after a handshake was verified and an endpoint set\n');
   } finally {
     await lab.close();
-    for (const suffix of ['.pid', '.json', '-knock.pid', '.sessions.json']) rmSync(`${files}${suffix}`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -128,7 +128,8 @@ for name in reconfig-wg port-knock; do
 	if [ -f "$unit" ] && ! grep -qxF "$marker" "$unit"; then
 		fail "$unit exists and was not installed by this script; move it aside first." 1
 	fi
-	temp="$unit.tmp.$$"
+	# a temporary file created new beside the unit (mktemp: O_EXCL, mode 0600), renamed over it
+	temp=$(mktemp "$unit.XXXXXX") || fail "cannot create a temporary file in $unit_dir." 1
 	{
 		echo "$marker"
 		sed "s|^ExecStart=/usr/local/bin/$name |ExecStart=$bin_dir/$name |" "$units/$name@.service"
@@ -144,9 +145,10 @@ for name in reconfig-wg port-knock; do
 	if [ -f "$default" ]; then
 		echo "kept $default (already there)"
 	else
-		cp "$units/default/$name" "$default.tmp.$$"
-		chmod 0644 "$default.tmp.$$"
-		mv -f "$default.tmp.$$" "$default"
+		temp=$(mktemp "$default.XXXXXX") || fail "cannot create a temporary file in $default_dir." 1
+		cat "$units/default/$name" >"$temp"
+		chmod 0644 "$temp"
+		mv -f "$temp" "$default"
 		echo "installed $default (options: edit it, then restart the service)"
 	fi
 done

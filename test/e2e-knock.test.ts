@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { events, sendUdp, startPortKnock, startReconfigWg, waitForEvent, type LogEvent } from '../scripts/lab/daemons.js';
 import { ATTACKER_V4, ATTACKER_V6, connectRoamer, endpointOf, withLab, natRemap, pingOnce, pingUntilAnswered, R2_V4, R2_V6 } from '../scripts/lab/lab.js';
+import { addFloodSources, floodSourcesV4, floodSourcesV6, startFlood } from '../scripts/lab/flood.js';
 import { nsRun, waitFor, type LabProcess } from '../scripts/lab/netns.js';
 import { defaultPidFile, defaultStateFile, sessionsFileFor } from '../src/reconfig/options.js';
 
@@ -154,6 +155,40 @@ e2e('ten traceroutes in a row, from four sources, act at most once per cooldown;
     t.is(knocks.filter((k) => k.action === 'cooldown').length, knocks.length - runs.length);
     t.true(knocks.length <= 10, 'the probes of one traceroute are one knock');
     t.log(`10 traceroutes in ${elapsedMs} ms: ${knocks.length} knocks, ${runs.length} run(s) with --cooldown ${cooldownS}`);
+  });
+});
+
+e2e('a knock flood from 1,179 spoofed sources is a bounded number of log lines; every knock is logged or counted', async (t) => {
+  await withLab({ connect: false }, async (lab, dir) => {
+    const rec = recorder(dir);
+    const v4 = floodSourcesV4(155);
+    const v6 = floodSourcesV6(1024);
+    await addFloodSources(lab.attacker.ns, [...v4, ...v6]);
+    // debug level: every ignored probe (the same source again) would be a line of its own too
+    const daemon = await startPortKnock(lab.scope, lab.r2.ns, ['-c', rec.command, '--cooldown', '3', '--pid-file', join(dir, 'knock.pid'), '--log-level', 'debug']);
+    let lines = 0;
+    daemon.follow(() => lines++);
+    // last-hop probes (TTL 1: attacker and R2 share a link), bounded: 8,000 in 4 s
+    const probe = [Buffer.from('traceroute probe')];
+    const floods = await Promise.all([
+      startFlood(lab.scope, lab.attacker.ns, { to: R2_V4, port: 19010, perSecond: 500, seconds: 4, sources: v4, payloads: probe, ttl: 1 }),
+      startFlood(lab.scope, lab.attacker.ns, { to: R2_V6, port: 19020, perSecond: 1500, seconds: 4, sources: v6, payloads: probe, ttl: 1 }),
+    ]);
+    const sent = (await Promise.all(floods.map((flood) => flood.finished()))).reduce((sum, figures) => sum + figures.sent, 0);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await daemon.stop();
+    const stopped = events(daemon, 'stopped')[0];
+    const counters = (stopped?.counters ?? {}) as Record<string, number>;
+    t.true((counters.knocks ?? 0) >= 1000, `${counters.knocks} knocks from ${sent} probes: the flood reached the detector`);
+    t.true(lines <= 150, `${lines} log lines for ${counters.probes} probes and ${counters.knocks} knocks`);
+    const knocks = events(daemon, 'knock');
+    const counted = (key: RegExp, written: LogEvent[]): number =>
+      [...written, ...events(daemon, 'log.suppressed').filter((s) => key.test(String(s.key)))].reduce((sum, line) => sum + (typeof line.suppressed === 'number' ? line.suppressed : 0), 0);
+    t.is(knocks.length + counted(/^knock\./, knocks), counters.knocks ?? -1, 'each knock is a line, or counted in one');
+    t.true(events(daemon, 'log.suppressed').length > 0 || knocks.some((k) => typeof k.suppressed === 'number'), 'what was held back is said');
+    const runs = await settledRuns(rec);
+    t.true(runs.length >= 1 && runs.length <= 3, `${runs.length} runs in about 5 s with --cooldown 3`);
+    t.log(`${sent} probes, ${counters.knocks} knocks: ${lines} log lines (${knocks.length} knock lines), ${runs.length} run(s)`);
   });
 });
 

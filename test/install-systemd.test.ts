@@ -130,3 +130,26 @@ test('the shipped /etc/default files only set the variable the unit reads', (t) 
     t.regex(unitText, new RegExp(`^ExecStart=.* \\$${variable}$`, 'm'));
   }
 });
+
+test("each unit's files are where the daemons look: pid files in its RuntimeDirectory (0755), the state in its StateDirectory, no /tmp", async (t) => {
+  const { defaultPidFile, defaultStateFile, defaultStatusFile } = await import('../src/reconfig/options.js');
+  for (const name of UNITS) {
+    const text = readFileSync(join(root, 'init.d', 'systemd', name), 'utf8');
+    const setting = (key: string): string[] => (new RegExp(`^${key}=(.*)$`, 'm').exec(text)?.[1] ?? '').split(/\s+/).filter((v) => v !== '');
+    const runtime = setting('RuntimeDirectory');
+    t.true(runtime.includes('reconfig-wg'), `${name}: /run/reconfig-wg (a reconfig-wg --once started by a knock writes there too)`);
+    t.deepEqual(setting('RuntimeDirectoryMode'), ['0755'], 'writable by root alone');
+    t.deepEqual(setting('StateDirectory'), ['reconfig-wg']);
+    t.deepEqual(setting('StateDirectoryMode'), ['0700']);
+    const execStart = setting('ExecStart').join(' ');
+    t.notRegex(execStart, /\/tmp\b/);
+    for (const [, path] of execStart.matchAll(/--(?:reconfig-)?pid-file (\S+)/g)) {
+      t.true(runtime.some((dir) => path!.startsWith(`/run/${dir}/`)), `${name}: ${path} is in its RuntimeDirectory`);
+    }
+  }
+  // the defaults agree with the units, so a flag left out (--status-file) lands there too
+  t.is(defaultPidFile('reconfig-wg', '%i'), '/run/reconfig-wg/%i.pid');
+  t.is(defaultPidFile('port-knock', '%i'), '/run/port-knock/%i.pid');
+  t.is(defaultStatusFile('%i'), '/run/reconfig-wg/%i.json');
+  t.is(defaultStateFile('%i'), '/var/lib/reconfig-wg/%i.json');
+});

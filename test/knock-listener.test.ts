@@ -151,3 +151,36 @@ test('a daemon whose capture cannot open gives the error back and leaves no pid 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a flood of ignored probes, and a capture that keeps failing, are a bounded number of lines with the rest counted', async (t) => {
+  const captures = new FakeCaptures();
+  const log = memoryLogger();
+  const l = new KnockListener({
+    logger: log.logger,
+    device: 'wan',
+    basePort: 19000,
+    range: 100,
+    detector: new KnockDetector({ basePort: 19000, range: 100, windowMs: 6000 }),
+    openCapture: captures.open,
+    onKnock: () => undefined,
+    retryMs: [1],
+  });
+  l.start();
+  const probe = frames('knock-udp4.pcap')[0]!;
+  for (let i = 0; i < 5000; i++) captures.feed(probe);
+  t.like(l.counters(), { knocks: 1, 'same-traceroute': 4999 });
+  const ignored = log.events('probe.ignored');
+  t.true(ignored.length <= 20, `${ignored.length} probe.ignored lines for 4999 ignored probes`);
+  // a device that fails again at every reopen, every millisecond
+  captures.failOpens = 1_000_000;
+  captures.fail('The interface went down');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  l.stop();
+  const errors = log.events('error');
+  t.true(errors.length <= 20, `${errors.length} error lines`);
+  const summaries = log.events('log.suppressed');
+  t.truthy(summaries.find((s) => s.key === 'probe.ignored.same-traceroute'), 'the ignored probes held back are counted');
+  t.truthy(summaries.find((s) => s.key === 'capture.failed'), 'so are the failures');
+  const told = (key: string): number => [...ignored, ...summaries.filter((s) => s.key === key)].reduce((sum, line) => sum + (typeof line.suppressed === 'number' ? line.suppressed : 0), 0);
+  t.is(ignored.length + told('probe.ignored.same-traceroute'), 4999);
+});

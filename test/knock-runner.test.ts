@@ -214,9 +214,8 @@ test('a command that cannot start is an error line, not a crash, and the next kn
   await r.stop();
 });
 
-/** Plays reconfig-wg: re-arms on SIGUSR1 (printing it), stops on TERM. Titled as the real one is. */
+/** Plays reconfig-wg: re-arms on SIGUSR1 (printing it), stops on TERM. The runner is told it is reconfig-wg's cli file. */
 const FAKE_RECONFIG = `
-process.title = 'reconfig-wg';
 process.on('SIGUSR1', () => console.log('rearmed'));
 process.on('SIGTERM', () => process.exit(0));
 console.log('listening');
@@ -239,7 +238,7 @@ function writePidFile(path: string, pid: number): void {
 test('without -c and no reconfig-wg running, a knock starts reconfig-wg --once, and a knock while it starts adds none', async (t) => {
   await withFakeReconfig(async (_s, fake, pidFile) => {
     const log = memoryLogger();
-    const r = runner(log.logger, {}, { reconfigPidFile: pidFile, reconfigArgv: [process.execPath, fake, '--once', '-i', 'wg0'] });
+    const r = runner(log.logger, {}, { reconfigPidFile: pidFile, reconfigArgv: [process.execPath, fake, '--once', '-i', 'wg0'], reconfigIdentity: { name: 'reconfig-wg', cli: fake } });
     r.knock(knockFrom('192.0.2.10'), Date.now());
     t.true(await waitFor(() => log.events('command.output').some((l) => l.msg === 'listening'), 5000));
     t.like(log.events('knock')[0], { action: 'start', argv: [process.execPath, fake, '--once', '-i', 'wg0'] });
@@ -276,7 +275,7 @@ test('without -c, a running reconfig-wg named by its pid file gets SIGUSR1, and 
       const rearmed = new Promise((resolve) => reconfig.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('rearmed') && resolve(true)));
       writePidFile(pidFile, reconfig.pid);
       const log = memoryLogger();
-      const r = runner(log.logger, {}, { reconfigPidFile: pidFile });
+      const r = runner(log.logger, {}, { reconfigPidFile: pidFile, reconfigIdentity: { name: 'reconfig-wg', cli: fake } });
       r.knock(knockFrom('192.0.2.10'), Date.now());
       t.like(log.events('knock')[0], { action: 'rearm', pid: reconfig.pid });
       t.like(log.events('rearm.sent')[0], { pid: reconfig.pid, interface: 'wg0' });
@@ -294,10 +293,28 @@ test('a pid file naming a process that is not reconfig-wg is not trusted with a 
   await withFakeReconfig(async (_s, fake, pidFile) => {
     writePidFile(pidFile, process.pid);
     const log = memoryLogger();
-    const r = runner(log.logger, {}, { reconfigPidFile: pidFile, reconfigArgv: [process.execPath, fake] });
+    const r = runner(log.logger, {}, { reconfigPidFile: pidFile, reconfigArgv: [process.execPath, fake], reconfigIdentity: { name: 'reconfig-wg', cli: fake } });
     r.knock(knockFrom('192.0.2.10'), Date.now());
     t.like(log.events('knock')[0], { action: 'start' });
     t.true(await waitFor(() => log.events('command.started').length === 1, 5000));
     await r.stop();
   });
+});
+
+test('a knock flood from 10,000 spoofed sources in 24 s is a few dozen lines that count the rest', async (t) => {
+  const clock = new FakeClock();
+  const log = memoryLogger();
+  const r = runner(log.logger, { command: command('notify {src}'), cooldownMs: 10_000, dryRun: true }, { now: clock.now });
+  const floodSize = 10_000;
+  for (let i = 0; i < floodSize; i++) {
+    clock.ms = Math.floor((i * 24_000) / floodSize);
+    r.knock(knockFrom(`2001:db8:66::${(i + 1).toString(16)}`), Date.now());
+  }
+  await r.stop();
+  const knocks = log.events('knock');
+  t.true(knocks.length <= 80, `${knocks.length} knock lines`);
+  t.is(knocks.filter((k) => k.action === 'command').length, 3, 'every action is logged: three, one per cooldown');
+  const suppressed = [...knocks, ...log.events('log.suppressed')].reduce((sum, line) => sum + (typeof line.suppressed === 'number' ? line.suppressed : 0), 0);
+  t.true(suppressed > 0);
+  t.is(knocks.length + suppressed, floodSize, 'every knock is logged or counted in a line that says so');
 });

@@ -3,7 +3,7 @@
  * case; only the right line changes (or one line is added), the result passes `wg-quick strip`,
  * nothing is written when nothing changed, and a kill -9 during writes leaves old or new.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,4 +143,21 @@ test('kill -9 in the middle of writing leaves the old file or the new one, never
   writeFileSync(join(path, '..', '.wg7.conf.999999999.tmp'), 'half a file');
   await wgQuickPersister(path).persist(HOME, '192.0.2.10:3333');
   t.deepEqual(readdirSync(join(path, '..')), ['wg7.conf']);
+});
+
+test('a symbolic link to the config stays a link: the file it points to is replaced beside itself, in place', async (t) => {
+  const target = tempConf(t, FIXTURE, 'server.conf');
+  const linkDir = mkdtempSync(join(tmpdir(), 'rwg-wgquick-link-'));
+  t.teardown(() => rmSync(linkDir, { recursive: true, force: true }));
+  const link = join(linkDir, 'wg7.conf');
+  symlinkSync(target, link);
+  const persister = wgQuickPersister(link);
+  await persister.verify();
+  t.is(await persister.persist(HOME, '192.0.2.10:7844'), 'updated');
+  t.true(lstatSync(link).isSymbolicLink(), 'the link is kept');
+  t.is(readlinkSync(link), target);
+  t.deepEqual(changedLines(FIXTURE, readFileSync(target, 'utf8')).map(([, , after]) => after), ['\tEndpoint\t=\t192.0.2.10:7844\t# old home router']);
+  t.is(statSync(target).mode & 0o777, 0o600, 'the target keeps its mode');
+  t.deepEqual(readdirSync(linkDir), ['wg7.conf'], 'nothing written beside the link');
+  t.deepEqual(readdirSync(join(target, '..')), ['server.conf'], 'no temporary file left beside the target');
 });

@@ -3,14 +3,16 @@
  * many bound source addresses and a file of payloads. Built from source at test time with the
  * machine's cc (scripts/lab/flood.ts) and run inside the lab's attacker namespace only.
  *
- *   flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE SRC [SRC ...]
- *   flood -d DST6 -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE -S PREFIX6 -n NETWORKS
+ *   flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE [-T TTL] SRC [SRC ...]
+ *   flood -d DST6 -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l PAYLOAD_SIZE [-T TTL] -S PREFIX6 -n NETWORKS
  *
  * The second form spoofs IPv6 sources: each datagram from a random address in one of NETWORKS
  * /64s under PREFIX6 (its first 48 bits; the 16 bits after them pick the /64, the last 64 are
  * random), or in PREFIX6's own /64 alone with -n 1. It sends through a raw IPv6 socket with the
  * header included (IPV6_HDRINCL), so the lab's attacker needs no address of each.
  *
+ * -T sets the IPv4 TTL or IPv6 hop limit of every datagram (1: the last hop of a traceroute,
+ * a knock probe, when the attacker and R2 share a link).
  * PAYLOADS holds payloads of PAYLOAD_SIZE bytes back to back. Prints one line of figures at the
  * end: "sent N failed M seconds S".
  */
@@ -50,7 +52,7 @@ static double now_seconds(void) {
 }
 
 static int usage(const char *why) {
-    fprintf(stderr, "flood: %s\nusage: flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l SIZE SRC [SRC ...]\n", why);
+    fprintf(stderr, "flood: %s\nusage: flood -d DST -p PORT -r PER_SECOND -t SECONDS -f PAYLOADS -l SIZE [-T TTL] SRC [SRC ...]\n", why);
     return 2;
 }
 
@@ -90,14 +92,14 @@ static unsigned long sum16(const unsigned char *p, size_t len, unsigned long sum
 
 /* Builds IPv6 + UDP + payload into `out` from `src`; returns its length. */
 static size_t build_ipv6(unsigned char *out, const struct in6_addr *src, const struct in6_addr *dst, int port,
-                         const unsigned char *payload, size_t size, unsigned short sport) {
+                         const unsigned char *payload, size_t size, unsigned short sport, int hop_limit) {
     size_t udp_len = 8 + size;
     memset(out, 0, 48);
     out[0] = 0x60;
     out[4] = (unsigned char)(udp_len >> 8);
     out[5] = (unsigned char)(udp_len & 0xff);
     out[6] = 17;  /* UDP */
-    out[7] = 64;  /* hop limit */
+    out[7] = (unsigned char)hop_limit;
     memcpy(out + 8, src, 16);
     memcpy(out + 24, dst, 16);
     unsigned char *udp = out + 40;
@@ -122,9 +124,9 @@ static size_t build_ipv6(unsigned char *out, const struct in6_addr *src, const s
 
 int main(int argc, char **argv) {
     const char *dst = NULL, *file = NULL, *spoof = NULL;
-    long port = 0, rate = 0, seconds = 0, size = 0, networks = 0;
+    long port = 0, rate = 0, seconds = 0, size = 0, networks = 0, ttl = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "d:p:r:t:f:l:S:n:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:r:t:f:l:S:n:T:")) != -1) {
         switch (opt) {
         case 'd': dst = optarg; break;
         case 'p': port = strtol(optarg, NULL, 10); break;
@@ -134,6 +136,7 @@ int main(int argc, char **argv) {
         case 'l': size = strtol(optarg, NULL, 10); break;
         case 'S': spoof = optarg; break;
         case 'n': networks = strtol(optarg, NULL, 10); break;
+        case 'T': ttl = strtol(optarg, NULL, 10); break;
         default: return usage("unknown option");
         }
     }
@@ -145,6 +148,7 @@ int main(int argc, char **argv) {
     if (size < 1 || size > MAX_PAYLOAD) return usage("-l must be 1-1500");
     if (spoof == NULL && (nsources < 1 || nsources > MAX_SOURCES)) return usage("give 1-1024 source addresses");
     if (spoof != NULL && (networks < 1 || networks > 65536)) return usage("-n must be 1-65536");
+    if (ttl < 0 || ttl > 255) return usage("-T must be 1-255");
 
     static unsigned char payloads[MAX_PAYLOADS * MAX_PAYLOAD];
     FILE *f = fopen(file, "rb");
@@ -191,7 +195,7 @@ int main(int argc, char **argv) {
                 unsigned long long host = next_random();
                 for (int b = 0; b < 8; b++) src.s6_addr[8 + b] = (unsigned char)(host >> (8 * b));
                 const unsigned char *p = payloads + (next % npayloads) * (size_t)size;
-                size_t len = build_ipv6(packet, &src, &dst6, (int)port, p, (size_t)size, (unsigned short)(1024 + (r >> 32) % 60000));
+                size_t len = build_ipv6(packet, &src, &dst6, (int)port, p, (size_t)size, (unsigned short)(1024 + (r >> 32) % 60000), ttl > 0 ? (int)ttl : 64);
                 if (sendto(s, packet, len, 0, (struct sockaddr *)&to, tolen) == (ssize_t)len) sent++;
                 else if (failed++ == 0) fprintf(stderr, "flood: first send failed: %s\n", strerror(errno));
                 next++;
@@ -211,6 +215,12 @@ int main(int argc, char **argv) {
         sockets[i] = socket(to.ss_family, SOCK_DGRAM, 0);
         if (sockets[i] < 0 || bind(sockets[i], (struct sockaddr *)&from, fromlen) != 0) {
             fprintf(stderr, "flood: cannot bind %s: %s\n", argv[optind + i], strerror(errno));
+            return 1;
+        }
+        int hops = (int)ttl;
+        if (ttl > 0 && (to.ss_family == AF_INET ? setsockopt(sockets[i], IPPROTO_IP, IP_TTL, &hops, sizeof(hops))
+                                                : setsockopt(sockets[i], IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof(hops))) != 0) {
+            fprintf(stderr, "flood: cannot set the TTL: %s\n", strerror(errno));
             return 1;
         }
     }

@@ -92,6 +92,8 @@ export interface FloodOptions {
   readonly spoof?: { readonly prefix: string; readonly networks: number };
   /** all the same size */
   readonly payloads: readonly Buffer[];
+  /** IPv4 TTL / IPv6 hop limit of every datagram (1: knock probes); the system's default when absent */
+  readonly ttl?: number;
 }
 
 export interface Flood {
@@ -109,7 +111,7 @@ export async function startFlood(scope: Scope, ns: string, options: FloodOptions
   writeFileSync(file, Buffer.concat([...options.payloads]));
   const proc = scope.start(ns, binary, [
     '-d', options.to, '-p', String(options.port), '-r', String(options.perSecond), '-t', String(options.seconds),
-    '-f', file, '-l', String(size),
+    '-f', file, '-l', String(size), ...(options.ttl === undefined ? [] : ['-T', String(options.ttl)]),
     ...(options.spoof === undefined ? options.sources : ['-S', options.spoof.prefix, '-n', String(options.spoof.networks)]),
   ]);
   return {

@@ -1,18 +1,31 @@
 /**
  * Files the daemons write are written to a temporary name in the same directory, flushed and
  * renamed into place, so a crash or power loss leaves the old file or the new one, never half.
+ * The directory must be private (private-dir.ts), and the temporary file is created new
+ * (O_EXCL) and never opened through a link (O_NOFOLLOW): whatever sits at its name, nothing
+ * but a fresh file of ours is written. The rename replaces a link at the final name, never
+ * what it points to.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import { ensurePrivateDir } from './private-dir.js';
+import { isAlive as exists } from './proc.js';
 
-/** Whether a process with this id exists (EPERM: it does, but is not ours). */
-function exists(pid: number): boolean {
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Creates `temp` new. A name already taken is a temporary file a writer with our pid left when
+ * it was killed (the directory is private, nobody else writes there): its name is removed
+ * (a link itself, never its target) and the file created again, still exclusively.
+ */
+function createNew(temp: string, mode: number): number {
   try {
-    process.kill(pid, 0);
-    return true;
+    return openSync(temp, CREATE_NEW, mode);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
+  rmSync(temp, { force: true });
+  return openSync(temp, CREATE_NEW, mode);
 }
 
 /**
@@ -35,11 +48,12 @@ function removeStaleTemps(dir: string, name: string): void {
   }
 }
 
-export function writeFileAtomic(path: string, data: string, mode = 0o644): void {
+/** Writes `data` to `path` as a new file with `mode` (0600 unless told), renamed into place. */
+export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
+  ensurePrivateDir(dir);
   const temp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(temp, 'w', mode);
+  const fd = createNew(temp, mode);
   try {
     writeSync(fd, data);
     fsyncSync(fd);

@@ -12,6 +12,7 @@ import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from '../ne
 import type { LinkType } from '../net/packet.js';
 import { isReconfigError } from './errors.js';
 import type { Logger } from './log.js';
+import { LogLimiter } from './log-limit.js';
 
 export interface CaptureKeeperOptions {
   readonly logger: Logger;
@@ -54,8 +55,12 @@ export class CaptureKeeper {
   private dropTimer: NodeJS.Timeout | undefined;
   private droppedLogged = 0;
   private dropLoggedAt = Number.NEGATIVE_INFINITY;
+  /** failures and filter updates that fail: a device that flaps, or a flood of updates, is a few lines and a count */
+  private readonly captureLog: LogLimiter;
 
-  constructor(private readonly options: CaptureKeeperOptions) {}
+  constructor(private readonly options: CaptureKeeperOptions) {
+    this.captureLog = new LogLimiter(options.logger);
+  }
 
   /** Packets received and dropped over every capture opened so far. */
   stats(): CaptureStats {
@@ -143,7 +148,9 @@ export class CaptureKeeper {
     try {
       fresh = this.options.openCapture(this.captureOptions(filter));
     } catch (error) {
-      this.options.logger.error(
+      this.captureLog.log(
+        'error',
+        'capture.filter-failed',
         { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE' },
         `capture filter not updated: ${(error as Error).message.replace(/\.$/, '')}`,
       );
@@ -178,7 +185,9 @@ export class CaptureKeeper {
     const retries = this.options.retryMs ?? CAPTURE_RETRY_MS;
     const delay = retries[Math.min(this.failures, retries.length - 1)] ?? 10_000;
     this.failures++;
-    this.options.logger.error(
+    this.captureLog.log(
+      'error',
+      'capture.failed',
       { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE', retryMs: delay },
       `capture on ${this.options.device} failed: ${error.message.replace(/\.$/, '')}; reopening in ${delay} ms`,
     );
@@ -197,5 +206,6 @@ export class CaptureKeeper {
     this.seen.clear();
     this.retire(this.capture);
     this.capture = undefined;
+    this.captureLog.stop();
   }
 }

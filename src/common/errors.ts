@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'E_COMMAND'
   | 'E_PERSIST'
   | 'E_STATUS_FILE'
+  | 'E_UNSAFE_DIR'
   | 'E_INJECT_PERMISSION'
   | 'E_INJECT'
   | 'E_PINHOLE_PERMISSION'

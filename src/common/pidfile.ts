@@ -5,64 +5,28 @@
  * process is gone, or is another program, is stale and is taken over; -k and a re-arm never
  * signal a process that is not ours.
  */
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { ReconfigError } from './errors.js';
+import { ensurePrivateDir, readTrustedFile } from './private-dir.js';
+import { isAlive, isProgram, type ProgramIdentity } from './proc.js';
+import { fail, ok, type Result } from './result.js';
 
-/** How /proc shows one of our daemons. */
-export interface ProgramIdentity {
-  /** the process title the command sets as it starts (`reconfig-wg`) */
-  readonly title: string;
-  /** its entry point under dist/src, as node's argument (`reconfig/cli.js`) */
-  readonly entry: string;
+export { isAlive, isProgram, type ProgramIdentity } from './proc.js';
+
+/** The pid in the file, or why there is none (missing, not ours, a link, not a pid). */
+export function readPidFile(path: string): Result<number> {
+  const text = readTrustedFile(path);
+  if (!text.ok) return text.reason === 'does not exist' ? text : fail(`is not read: ${text.reason}`);
+  const trimmed = text.value.trim();
+  const pid = Number.parseInt(trimmed, 10);
+  return Number.isSafeInteger(pid) && pid > 0 && String(pid) === trimmed ? ok(pid) : fail('holds no pid');
 }
 
 export function readPid(path: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(pid) && pid > 0 && String(pid) === text.trim() ? pid : undefined;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else, which still means it is alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function procMounted(): boolean {
-  try {
-    statSync('/proc/self');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * True if `pid` is alive and its command line is `identity`'s: the title it sets itself, the
- * command's name (a bin link), or node running its entry point. Without /proc there is
- * nothing to check against, and a live process is taken at its word.
- */
-export function isProgram(pid: number, identity: ProgramIdentity): boolean {
-  if (!isAlive(pid)) return false;
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ENOENT' || !procMounted();
-  }
-  const args = cmdline.split('\0').slice(0, 3);
-  const base = (arg: string): string => arg.slice(arg.lastIndexOf('/') + 1);
-  return args.some((arg) => arg === identity.title || base(arg) === identity.title || arg.endsWith(`/${identity.entry}`));
+  const pid = readPidFile(path);
+  return pid.ok ? pid.value : undefined;
 }
 
 /** The pid in the file, if that process is alive and is `identity`'s program. */
@@ -80,8 +44,9 @@ export function acquirePidFile(path: string, what: string, identity: ProgramIden
       `${what} is already running as pid ${holder} (pid file ${path}). Stop it with -k, or pass another --pid-file.`,
     );
   }
+  ensurePrivateDir(dirname(path), { fix: 'The pid file needs a directory that root alone can write: run it as root (the service units give it one), or pass --pid-file with a path in one.' });
   try {
-    writeFileAtomic(path, `${process.pid}\n`);
+    writeFileAtomic(path, `${process.pid}\n`, 0o640);
   } catch (error) {
     throw new ReconfigError(
       'E_PID_FILE',
@@ -95,15 +60,16 @@ export function acquirePidFile(path: string, what: string, identity: ProgramIden
 
 /** Sends `signal` to our instance named in the pid file; throws E_NOT_RUNNING if there is none. */
 export function signalPidFile(path: string, signal: NodeJS.Signals, what: string, identity: ProgramIdentity): number {
-  const named = readPid(path);
+  const named = readPidFile(path);
   const pid = runningInstance(path, identity);
   if (pid === undefined) {
-    const why =
-      named === undefined
+    const why = !named.ok
+      ? named.reason === 'does not exist'
         ? `no pid in ${path}`
-        : isAlive(named)
-          ? `pid file ${path} names pid ${named}, which is another program; the file is stale and was left alone`
-          : `pid file ${path} names pid ${named}, which has exited`;
+        : `pid file ${path} ${named.reason}; it was left alone`
+      : isAlive(named.value)
+          ? `pid file ${path} names pid ${named.value}, which is another program; the file is stale and was left alone`
+          : `pid file ${path} names pid ${named.value}, which has exited`;
     throw new ReconfigError('E_NOT_RUNNING', `${what} is not running (${why}).`, { exitCode: 1 });
   }
   process.kill(pid, signal);

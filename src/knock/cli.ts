@@ -28,7 +28,8 @@ const help = `
         --cooldown S        act at most once per S seconds, whoever knocks (default: ${DEFAULTS.cooldownS})
         --dry-run           log what a knock would do, do nothing
     -k, --kill              stop the instance running for BASE, then exit
-        --pid-file PATH     default: /run/port-knock-BASE.pid (/tmp when /run is not writable)
+        --pid-file PATH     default: /run/port-knock/BASE.pid (/var/run/… without /run); its
+                            directory must be writable by root (or you) alone
         --reconfig-pid-file PATH
                             without -c: the pid file of the reconfig-wg to re-arm, when it
                             runs with its own --pid-file (default: reconfig-wg's default)
@@ -75,9 +76,6 @@ const flags = {
   reconfigPidFile: { type: 'string', value: 'a path' },
   ...LOG_FLAGS,
 } as const;
-
-// ps, top and the pid-file check in /proc see the command's name, not node's arguments
-process.title = PROGRAM;
 
 await runDaemonCli({
   program: PROGRAM,

@@ -1,5 +1,6 @@
-/** The port-knock command's name and how /proc shows it. */
-import type { ProgramIdentity } from '../common/pidfile.js';
+/** The port-knock command's name and how /proc shows it (node running this cli file). */
+import { fileURLToPath } from 'node:url';
+import type { ProgramIdentity } from '../common/proc.js';
 
 export const PROGRAM = 'port-knock';
-export const IDENTITY: ProgramIdentity = { title: PROGRAM, entry: 'knock/cli.js' };
+export const IDENTITY: ProgramIdentity = { name: PROGRAM, cli: fileURLToPath(new URL('./cli.js', import.meta.url)) };

@@ -8,6 +8,7 @@
  */
 import { CaptureKeeper } from '../common/capture-keeper.js';
 import type { Logger } from '../common/log.js';
+import { LogLimiter } from '../common/log-limit.js';
 import type { Capture, CaptureOptions } from '../net/capture.js';
 import { knockFilter } from '../net/filter.js';
 import { decodeFrame } from '../net/packet.js';
@@ -35,8 +36,11 @@ export class KnockListener {
   readonly ignored = new Map<string, number>();
 
   private readonly keeper: CaptureKeeper;
+  /** ignored probes, per reason: a flood of them is a few lines and a count */
+  private readonly ignoredLog: LogLimiter;
 
   constructor(private readonly deps: ListenerDeps) {
+    this.ignoredLog = new LogLimiter(deps.logger);
     const { device, basePort, range } = deps;
     this.keeper = new CaptureKeeper({
       logger: deps.logger,
@@ -68,7 +72,7 @@ export class KnockListener {
   private ignore(reason: string, details: Record<string, unknown> = {}): void {
     const count = (this.ignored.get(reason) ?? 0) + 1;
     this.ignored.set(reason, count);
-    this.deps.logger.debug({ event: 'probe.ignored', reason, count, ...details }, `ignored: ${reason}`);
+    this.ignoredLog.log('debug', `probe.ignored.${reason}`, { event: 'probe.ignored', reason, count, ...details }, `ignored: ${reason}`);
   }
 
   /** Every captured frame comes through here. Never throws. */
@@ -91,5 +95,6 @@ export class KnockListener {
 
   stop(): void {
     this.keeper.stop();
+    this.ignoredLog.stop();
   }
 }

@@ -2,13 +2,13 @@
  * The default knock action: re-arm reconfig-wg for one interface. A running instance is told
  * through its pid file (SIGUSR1); when none runs, `reconfig-wg --once -i IFACE` is started.
  */
-import { fileURLToPath } from 'node:url';
 import { runningInstance } from '../common/pidfile.js';
+import type { ProgramIdentity } from '../common/proc.js';
 import { IDENTITY as RECONFIG_IDENTITY, PROGRAM as RECONFIG } from '../reconfig/identity.js';
 import { defaultPidFile } from '../reconfig/options.js';
 
 /** The reconfig-wg of this installation, whatever PATH says. */
-export const RECONFIG_CLI = fileURLToPath(new URL('../reconfig/cli.js', import.meta.url));
+export const RECONFIG_CLI = RECONFIG_IDENTITY.cli;
 
 export type ReconfigState = { readonly kind: 'running'; readonly pid: number } | { readonly kind: 'absent' };
 
@@ -28,7 +28,7 @@ export function reconfigArgv(iface: string, pidFile?: string): string[] {
  * most programs. reconfig-wg handles SIGUSR1 from the moment its pid file exists, so a
  * running one can always be told.
  */
-export function findReconfig(pidFile: string): ReconfigState {
-  const pid = runningInstance(pidFile, RECONFIG_IDENTITY);
+export function findReconfig(pidFile: string, identity: ProgramIdentity = RECONFIG_IDENTITY): ReconfigState {
+  const pid = runningInstance(pidFile, identity);
   return pid === undefined ? { kind: 'absent' } : { kind: 'running', pid };
 }

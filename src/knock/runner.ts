@@ -1,5 +1,6 @@
 /**
- * Knock → action. Every knock is logged; the cooldown bounds how often any of them acts.
+ * Knock → action. Every knock is logged, a few lines a second per action at most (a flood of
+ * spoofed sources is summarised: log-limit.ts); the cooldown bounds how often any of them acts.
  *
  * With -c, a knock restarts the command: the previous run, if still alive, is stopped by pid
  * before the new one starts, so at most one run exists at a time. Without -c, a knock re-arms
@@ -8,6 +9,8 @@
  * someone else's and is left alone.
  */
 import type { Logger } from '../common/log.js';
+import { LogLimiter } from '../common/log-limit.js';
+import type { ProgramIdentity } from '../common/proc.js';
 import { startCommand, type CommandRun } from '../common/child.js';
 import { substitute } from './command.js';
 import { Cooldown } from './cooldown.js';
@@ -32,6 +35,8 @@ export interface RunnerDeps {
   readonly reconfigPidFile?: string;
   /** argv of the reconfig-wg to start; `reconfig-wg --once -i IFACE` when absent */
   readonly reconfigArgv?: readonly string[];
+  /** how /proc shows the reconfig-wg to re-arm; this installation's when absent (tests play it) */
+  readonly reconfigIdentity?: ProgramIdentity;
 }
 
 type Action =
@@ -48,12 +53,15 @@ export class Runner {
   cooledDown = 0;
 
   private readonly cooldown: Cooldown;
+  /** knock lines, per action: a flood of knocks in cooldown is a few lines and a count */
+  private readonly knockLog: LogLimiter;
   private current: CommandRun | undefined;
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(private readonly deps: RunnerDeps) {
     this.cooldown = new Cooldown(deps.options.cooldownMs, deps.now);
+    this.knockLog = new LogLimiter(deps.logger, deps.now === undefined ? {} : { now: deps.now });
   }
 
   /** `capturedAt`: when the probe reached us (epoch ms), for the latency in the log. */
@@ -61,7 +69,9 @@ export class Runner {
     if (this.stopped) return;
     const action = this.decide(knock);
     const { dryRun } = this.deps.options;
-    this.deps.logger.info(
+    this.knockLog.log(
+      'info',
+      `knock.${action.kind}`,
       { event: 'knock', ...knock, capturedAt, action: action.kind, ...details(action), ...(dryRun ? { dryRun } : {}) },
       `knock from ${knock.src} (${knock.proto}/IPv${knock.family} port ${knock.port}): ${describe(action)}${dryRun ? ' (dry run: nothing done)' : ''}`,
     );
@@ -83,7 +93,7 @@ export class Runner {
       return { kind: 'command', argv: substitute(command, { src: knock.src, port: String(knock.port), proto: knock.proto, family: String(knock.family), ttl: String(knock.ttl) }) };
     }
     const iface = this.deps.options.interface ?? '';
-    const state = findReconfig(this.deps.reconfigPidFile ?? reconfigPidFile(iface));
+    const state = findReconfig(this.deps.reconfigPidFile ?? reconfigPidFile(iface), this.deps.reconfigIdentity);
     if (state.kind === 'running') return { kind: 'rearm', pid: state.pid };
     // ours, started by an earlier knock and not yet far enough to have written its pid file
     // (nor to handle SIGUSR1): it reads the configuration as it starts, so it is armed already
@@ -130,6 +140,7 @@ export class Runner {
   /** Lets a start in progress finish, then stops the run we started, if it is still alive. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.knockLog.stop();
     await this.queue;
     await this.current?.stop(this.deps.options.graceMs);
   }

@@ -9,10 +9,11 @@
  * Exit status: 0 when reconfig-wg can run (warnings allowed), 1 when something blocks it,
  * 2 bad usage.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FlagSpecs } from '../common/args.js';
 import { readCommandArgs, reportFatal, usageError } from '../common/cli.js';
+import { notWritable } from '../common/private-dir.js';
 import { runTool, type ToolResult } from '../common/run-tool.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { openPinholer as realOpenPinholer } from '../net/conntrack.js';
@@ -143,15 +144,6 @@ async function pinhole(context: CheckContext): Promise<CheckResult> {
   return result('pinhole', 'ok', 'conntrack entries can be added (a pinhole before each injection when the firewall needs one)');
 }
 
-function writable(path: string): boolean {
-  try {
-    accessSync(path, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function persistence(context: CheckContext): Promise<CheckResult> {
   const choice = context.persist;
   if (choice.kind === 'none') return result('persist', 'ok', 'none: learnt endpoints are not saved; after a restart each peer is found again by its next handshake');
@@ -166,14 +158,16 @@ async function persistence(context: CheckContext): Promise<CheckResult> {
     } catch (error) {
       return result('persist', 'fail', `cannot read the wg-quick file ${path} (${(error as NodeJS.ErrnoException).code ?? ''})`, `give its path: --persist wg-quick=PATH, or --persist none`);
     }
-    if (!writable(path) || !writable(dirname(path))) return result('persist', 'fail', `${path} or its directory is not writable`, 'run as root, or choose a file reconfig-wg may replace');
+    // a link stays a link: the file it points to is replaced beside itself (persist-wgquick.ts)
+    const file = realpathSync(path);
+    if (notWritable(file) !== undefined || notWritable(dirname(file)) !== undefined) return result('persist', 'fail', `${path} or its directory is not writable`, 'run as root, or choose a file reconfig-wg may replace');
     const missing = keys.filter((key) => !setPeerEndpoint(text, key, '192.0.2.1:1').ok);
     if (missing.length > 0) return result('persist', 'warn', `${path} has no [Peer] for ${missing.length} of ${keys.length} peers (${missing.join(', ')}): their endpoints will not be saved`, 'add a [Peer] with their PublicKey');
     return result('persist', 'ok', `wg-quick file ${path}: writable, a [Peer] for every peer`);
   }
   const sections = await uciPeerSections({ iface: found.iface, confDir: choice.confDir });
   const confDir = choice.confDir ?? '/etc/config';
-  if (!writable(confDir)) return result('persist', 'fail', `the UCI config directory ${confDir} is not writable`, 'run as root');
+  if (notWritable(confDir) !== undefined) return result('persist', 'fail', `the UCI config directory ${confDir} is not writable`, 'run as root');
   const have = new Set(sections.map((s) => s.options.get('public_key')?.[0]));
   const missing = keys.filter((key) => !have.has(key));
   if (missing.length > 0) {

@@ -36,7 +36,8 @@ const help = `
                             over, so a firewall that drops new packets on lo lets it in
                             (default: auto, decided by a self-test at start)
     -k, --kill              stop the instance running for IFACE, then exit
-        --pid-file PATH     default: /run/reconfig-wg-IFACE.pid (/tmp when /run is not writable)
+        --pid-file PATH     default: /run/reconfig-wg/IFACE.pid (/var/run/… without /run);
+                            its directory must be writable by root (or you) alone, as for all three
         --state-file PATH   replay watermarks; default: /var/lib/reconfig-wg/IFACE.json
         --status-file PATH  JSON status, replaced at start and on every change;
                             default: /run/reconfig-wg/IFACE.json
@@ -106,9 +107,6 @@ function knockOptions(values: { knockPort?: string; knockRange?: string; knockCo
     throw new ReconfigError(error.code, error.message.replace(/(^|[ (])-p /g, '$1--knock-port ').replace(/--(range|cooldown)\b/g, '--knock-$1').replace(/lower -p\b/, 'lower --knock-port'));
   }
 }
-
-// ps, top and the pid-file check in /proc see the command's name, not node's arguments
-process.title = PROGRAM;
 
 await runDaemonCli({
   program: PROGRAM,

@@ -14,7 +14,7 @@ import { openInjector } from '../net/inject.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
-import { defaultPidFile, defaultStateFile, defaultStatusFile, sessionsFileFor, type ReconfigOptions } from './options.js';
+import { instanceFiles, prepareInstanceFiles, type ReconfigOptions } from './options.js';
 import { IDENTITY, PROGRAM } from './identity.js';
 import { Watermarks } from './replay.js';
 import { Teller } from './tell/index.js';
@@ -46,8 +46,9 @@ export interface RunningDaemon {
 
 export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps): Promise<RunningDaemon> {
   const iface = await resolveInterface(options.interface, deps.run);
-  const pidFile = options.pidFile ?? defaultPidFile(PROGRAM, iface);
-  const stateFile = options.stateFile ?? defaultStateFile(iface);
+  const files = instanceFiles(options, PROGRAM, iface);
+  prepareInstanceFiles(files, options);
+  const { pidFile, stateFile } = files;
   const watermarks = Watermarks.load(stateFile, iface);
   watermarks.checkWritable();
   // A persistence target that cannot work is a configuration error, said before anything runs.
@@ -69,12 +70,12 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     openCapture: deps.openCapture ?? realOpenCapture,
     run: deps.run,
     delivery,
-    sessionsFile: sessionsFileFor(pidFile),
+    sessionsFile: files.sessionsFile,
   });
   const teller = new Teller({
     logger,
     iface,
-    statusFile: options.statusFile ?? defaultStatusFile(iface),
+    statusFile: files.statusFile,
     persistLabel: describePersist(options.persist),
     persister,
     hook: options.hook,

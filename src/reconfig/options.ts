@@ -1,12 +1,13 @@
 /**
  * Options of the reconfig-wg daemon, with every default applied in one place.
  */
-import { accessSync, constants } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseCommand } from '../common/command.js';
 import { ReconfigError, usageError } from '../common/errors.js';
+import { ensurePrivateDir } from '../common/private-dir.js';
+import { runtimeDir, STATE_DIR } from '../common/runtime-dir.js';
 import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
 import { defaultPersist, parsePersist, type PersistChoice } from './tell/persist.js';
-import { defaultStatusFile as statusFileFor } from './tell/status.js';
 
 export interface ReconfigOptions {
   /** WireGuard interface; undefined means "the only one there is" */
@@ -112,34 +113,56 @@ export function normalizeOptions(input: ReconfigInput): ReconfigOptions {
   };
 }
 
-function writableDir(dir: string): boolean {
-  try {
-    accessSync(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/** RUNTIME/PROGRAM/NAME.pid: /run/reconfig-wg/wg0.pid, /run/port-knock/19000.pid. */
+export function defaultPidFile(program: string, name: string): string {
+  return join(runtimeDir(program), `${name}.pid`);
 }
 
-/** /run when we may write there (root), else the temp directory. */
-export function defaultPidFile(program: string, iface: string): string {
-  return writableDir('/run') ? `/run/${program}-${iface}.pid` : `/tmp/${program}-${iface}.pid`;
-}
-
-/** /var/lib/reconfig-wg when we may write there (root), else the temp directory. */
+/** /var/lib/reconfig-wg/IFACE.json (StateDirectory=reconfig-wg under the systemd unit). */
 export function defaultStateFile(iface: string): string {
-  // under a systemd unit with StateDirectory=reconfig-wg only that directory is writable
-  const writable = writableDir('/var/lib/reconfig-wg') || writableDir('/var/lib');
-  return writable ? `/var/lib/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg-${iface}.json`;
+  return join(STATE_DIR, `${iface}.json`);
 }
 
-/** /run/reconfig-wg/IFACE.json (under /tmp when /run is not writable). */
+/** /run/reconfig-wg/IFACE.json (/var/run/… where there is no /run). */
 export function defaultStatusFile(iface: string): string {
-  return statusFileFor(iface, writableDir('/run'));
+  return join(runtimeDir('reconfig-wg'), `${iface}.json`);
 }
 
 /** Where an instance leaves its live session indices for its successor: beside its pid file,
- *  in a runtime directory (/run), so nothing is written to flash. */
+ *  in the runtime directory, so nothing is written to flash. */
 export function sessionsFileFor(pidFile: string): string {
   return `${pidFile.replace(/\.pid$/, '')}.sessions.json`;
+}
+
+/** The files one instance writes, each in a directory only root can write. */
+export interface InstanceFiles {
+  readonly pidFile: string;
+  readonly stateFile: string;
+  readonly statusFile: string;
+  readonly sessionsFile: string;
+}
+
+export function instanceFiles(options: Pick<ReconfigOptions, 'pidFile' | 'stateFile' | 'statusFile'>, program: string, iface: string): InstanceFiles {
+  const pidFile = options.pidFile ?? defaultPidFile(program, iface);
+  return {
+    pidFile,
+    stateFile: options.stateFile ?? defaultStateFile(iface),
+    statusFile: options.statusFile ?? defaultStatusFile(iface),
+    sessionsFile: sessionsFileFor(pidFile),
+  };
+}
+
+const SERVICE_FIX = 'run it as root (the systemd unit gives it RuntimeDirectory= and StateDirectory=reconfig-wg; elsewhere it makes /run/reconfig-wg, or /var/run/reconfig-wg, itself)';
+
+/**
+ * Checks, before anything runs, that every file of the instance goes to a private directory
+ * (creating a default one that is missing): exit 2 and the fix otherwise, never a fallback to a
+ * shared directory.
+ */
+export function prepareInstanceFiles(files: InstanceFiles, given: Pick<ReconfigOptions, 'pidFile' | 'stateFile' | 'statusFile'>): void {
+  const fix = (what: string, flag: string, path: string, isGiven: boolean): string =>
+    `The ${what} (${path}) needs a directory that root alone can write: ${isGiven ? '' : `${SERVICE_FIX}, or `}pass ${flag} with a path in one.`;
+  ensurePrivateDir(dirname(files.pidFile), { fix: fix('pid file', '--pid-file', files.pidFile, given.pidFile !== undefined) });
+  ensurePrivateDir(dirname(files.statusFile), { fix: fix('status file', '--status-file', files.statusFile, given.statusFile !== undefined) });
+  ensurePrivateDir(dirname(files.stateFile), { mode: 0o700, fix: fix('state file', '--state-file', files.stateFile, given.stateFile !== undefined) });
 }

@@ -5,12 +5,16 @@
  * Exit status: 0 the daemon runs, 1 it does not (or left no status), 2 bad usage.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FlagSpecs } from '../common/args.js';
 import { readCommandArgs, reportFatal, usageError } from '../common/cli.js';
 import { ReconfigError } from '../common/errors.js';
-import { validateInterfaceName } from './options.js';
-import { defaultStatusFile, readStatus, type Status } from './tell/status.js';
+import { unusableDir } from '../common/private-dir.js';
+import { isProgram } from '../common/proc.js';
+import { runtimeDir } from '../common/runtime-dir.js';
+import { IDENTITY } from './identity.js';
+import { defaultStatusFile, validateInterfaceName } from './options.js';
+import { readStatus, type Status } from './tell/status.js';
 
 const PROGRAM = 'reconfig-wg status';
 
@@ -31,40 +35,34 @@ const help = `
     0 the daemon runs, 1 it does not (or left no status file), 2 bad usage
 `;
 
-/** Where daemons write by default: /run as root, the temp directory otherwise. */
-const STATUS_DIRS = ['/run/reconfig-wg', '/tmp/reconfig-wg'];
-
+/**
+ * The status file to read: the interface's in the runtime directory, or the only one there is.
+ * Nothing outside that directory is looked at (a shared /tmp could hold anyone's file).
+ */
 function findStatusFile(iface: string | undefined): string {
-  if (iface !== undefined) {
-    const candidates = [defaultStatusFile(iface, true), defaultStatusFile(iface, false)];
-    return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
+  if (iface !== undefined) return defaultStatusFile(iface);
+  const dir = runtimeDir('reconfig-wg');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    names = [];
   }
-  const found = STATUS_DIRS.flatMap((dir) => {
-    try {
-      return readdirSync(dir)
-        .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
-        .map((name) => join(dir, name));
-    } catch {
-      return [];
-    }
-  });
   // other files live there too (the pid file, the session indices): only status files count
-  const statuses = found.filter((path) => readStatus(path).ok);
+  const statuses = names
+    .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
+    .map((name) => join(dir, name))
+    .filter((path) => readStatus(path).ok);
   if (statuses.length === 1) return statuses[0]!;
   if (statuses.length === 0) {
-    throw new ReconfigError('E_NOT_RUNNING', `No status file in ${STATUS_DIRS.join(' or ')}: is reconfig-wg running? Pass -i IFACE, or --status-file if it runs with its own.`, { exitCode: 1 });
+    throw new ReconfigError('E_NOT_RUNNING', `No status file in ${dir}: is reconfig-wg running? Pass -i IFACE, or --status-file if it runs with its own.`, { exitCode: 1 });
   }
   throw usageError(`Several status files (${statuses.join(', ')}); choose one with -i IFACE.`);
 }
 
-/** Whether the process that wrote the status is still there (EPERM: it is, but not ours). */
+/** Whether the daemon that wrote the status still runs: its pid is alive and is reconfig-wg. */
 export function isRunning(status: Status): boolean {
-  try {
-    process.kill(status.pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return isProgram(status.pid, IDENTITY);
 }
 
 function ago(iso: string, now: number): string {
@@ -125,9 +123,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (input.length > 0) throw usageError(`unexpected argument '${input[0] ?? ''}'.`);
     const iface = flags.interface === undefined ? undefined : validateInterfaceName(flags.interface);
     const path = flags.statusFile ?? findStatusFile(iface);
+    const unsafe = existsSync(dirname(path)) ? unusableDir(dirname(path), { write: false }) : undefined;
+    if (unsafe !== undefined) throw new ReconfigError('E_STATUS_FILE', `The status file ${path} is not read: ${unsafe}. reconfig-wg writes it only to a directory only root can write.`, { exitCode: 1 });
     const status = readStatus(path);
     if (!status.ok) {
-      const hint = status.reason === 'does not exist' ? ' Is reconfig-wg running for this interface? (It writes the file when it starts.)' : ' It is rewritten when reconfig-wg starts.';
+      const hint =
+        status.reason === 'does not exist'
+          ? ' Is reconfig-wg running for this interface? (It writes the file when it starts.)'
+          : status.reason.startsWith('is not read:')
+            ? ' reconfig-wg did not write it (it writes a regular file of its own user, in a directory only root can write): remove it.'
+            : ' It is rewritten when reconfig-wg starts.';
       throw new ReconfigError('E_STATUS_FILE', `The status file ${path} ${status.reason}.${hint}`, { exitCode: 1 });
     }
     const running = isRunning(status.value);

@@ -7,10 +7,11 @@
  * Lines are read the way wg's config.c reads them: a `#` starts a comment, white space does not
  * count, keys and section names are case-insensitive; the last Endpoint of a section wins.
  */
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic.js';
 import { ReconfigError } from '../../common/errors.js';
+import { notWritable } from '../../common/private-dir.js';
 import { fail, ok, type Result } from '../../common/result.js';
 import { sameEndpoint } from '../endpoint.js';
 import type { PersistOutcome, Persister } from './persist.js';
@@ -144,23 +145,26 @@ export function wgQuickPersister(path: string): Persister {
       } catch (error) {
         throw new ReconfigError('E_PERSIST', `Cannot read the wg-quick file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Give its path with --persist wg-quick=PATH, or --persist none.`, { exitCode: 2 });
       }
-      // replaced by rename: the directory must take a new file, and the file itself be ours to replace
-      for (const target of [dirname(path), path]) {
-        try {
-          accessSync(target, constants.W_OK);
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code ?? '';
-          const systemd = code === 'EROFS' ? ` Under the systemd unit (ProtectSystem=strict) allow it: systemctl edit reconfig-wg@IFACE, [Service] ReadWritePaths=${dirname(path)}.` : '';
-          throw new ReconfigError('E_PERSIST', `${target} is not writable (${code}), so the wg-quick file ${path} cannot be updated.${systemd} Or use --persist none.`, { exitCode: 2 });
-        }
+      // replaced by rename: the directory of the file (of a link's target: the link stays) must
+      // take a new file, and the file itself be ours to replace
+      const file = realpathSync(path);
+      for (const target of [dirname(file), file]) {
+        const code = notWritable(target);
+        if (code === undefined) continue;
+        const systemd = code === 'EROFS' ? ` Under the systemd unit (ProtectSystem=strict) allow it: systemctl edit reconfig-wg@IFACE, [Service] ReadWritePaths=${dirname(file)}.` : '';
+        throw new ReconfigError('E_PERSIST', `${target} is not writable (${code}), so the wg-quick file ${path} cannot be updated.${systemd} Or use --persist none.`, { exitCode: 2 });
       }
     },
     async persist(publicKey: string, endpoint: string): Promise<PersistOutcome> {
       let text: string;
       let mode: number;
+      // a symbolic link (/etc/wireguard/wg0.conf → a file kept elsewhere) stays a link: the file
+      // it points to is what is replaced, beside itself
+      let file: string;
       try {
-        text = readFileSync(path, 'utf8');
-        mode = statSync(path).mode & 0o7777;
+        file = realpathSync(path);
+        text = readFileSync(file, 'utf8');
+        mode = statSync(file).mode & 0o7777;
       } catch (error) {
         throw new ReconfigError('E_PERSIST', `Cannot read the wg-quick file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Give its path with --persist wg-quick=PATH, or --persist none.`);
       }
@@ -168,7 +172,7 @@ export function wgQuickPersister(path: string): Persister {
       if (!edit.ok) throw new ReconfigError('E_PERSIST', `The wg-quick file ${path} ${edit.reason}; add the peer there, or use --persist none.`);
       if (!edit.value.changed) return 'unchanged';
       try {
-        writeFileAtomic(path, edit.value.text, mode);
+        writeFileAtomic(file, edit.value.text, mode);
       } catch (error) {
         throw new ReconfigError('E_PERSIST', `Cannot write the wg-quick file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Check the directory is writable, or use --persist none.`);
       }

@@ -3,9 +3,9 @@
  * scripts. Replaced atomically at start, on every endpoint change and when its counters moved
  * (checked on the daemon's periodic re-read); removed by a clean stop.
  */
-import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../common/atomic.js';
 import { ReconfigError } from '../../common/errors.js';
+import { readTrustedFile } from '../../common/private-dir.js';
 import { fail, ok, type Result } from '../../common/result.js';
 import type { ChangeHow } from '../listener.js';
 
@@ -48,59 +48,128 @@ export interface Status {
   readonly peers: readonly StatusPeer[];
 }
 
-/** /run/reconfig-wg/IFACE.json, or under the temp directory when /run is not writable. */
-export function defaultStatusFile(iface: string, runWritable: boolean): string {
-  return runWritable ? `/run/reconfig-wg/${iface}.json` : `/tmp/reconfig-wg/${iface}.json`;
-}
-
 export function writeStatus(path: string, status: Status): void {
   try {
-    writeFileAtomic(path, `${JSON.stringify(status, null, 2)}\n`);
+    writeFileAtomic(path, `${JSON.stringify(status, null, 2)}\n`, 0o640);
   } catch (error) {
     throw new ReconfigError('E_STATUS_FILE', `Cannot write the status file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Choose another with --status-file.`);
   }
 }
 
-function isRecordOfNumbers(value: unknown): value is Record<string, number> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'number');
+/*
+ * A status file is printed on someone's terminal, so it is read as untrusted: every field is
+ * checked for its own shape and only checked fields are kept. Text that could carry a terminal
+ * escape (control or format characters) is refused, never printed.
+ */
+
+class Invalid extends Error {}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isPeer(value: unknown): value is StatusPeer {
-  const peer = value as StatusPeer;
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof peer.publicKey === 'string' &&
-    (peer.endpoint === null || typeof peer.endpoint === 'string') &&
-    (peer.lastChange === null || (typeof peer.lastChange === 'object' && typeof peer.lastChange.to === 'string' && typeof peer.lastChange.at === 'string')) &&
-    isRecordOfNumbers(peer.counts)
-  );
+/** printable text: no control, format, private-use or unassigned characters */
+const PRINTABLE = /^[^\p{C}]*$/u;
+const INTERFACE_NAME = /^[A-Za-z0-9_.=+:-]{1,15}$/;
+const PUBLIC_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+const ENDPOINT = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.-]{1,15})?\]):\d{1,5}$/;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
+const REASON = /^[A-Za-z0-9_.-]{1,64}$/;
+const HOWS: readonly ChangeHow[] = ['injected', 'set', 'roamed'];
+
+function text(value: unknown, field: string, max = 4096): string {
+  if (typeof value !== 'string' || value.length > max || !PRINTABLE.test(value)) throw new Invalid(`has a ${field} that is not printable text`);
+  return value;
 }
 
-/** Parses a status file's text. Pure; says what is wrong instead of throwing. */
-export function parseStatus(text: string): Result<Status> {
+function matching(value: unknown, pattern: RegExp, field: string): string {
+  if (typeof value !== 'string' || !pattern.test(value)) throw new Invalid(`has a bad ${field}`);
+  return value;
+}
+
+function count(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new Invalid(`has a bad ${field}`);
+  return value;
+}
+
+function time(value: unknown, field: string): string {
+  const iso = matching(value, ISO_TIME, field);
+  if (Number.isNaN(Date.parse(iso))) throw new Invalid(`has a bad ${field}`);
+  return iso;
+}
+
+function counts(value: unknown, field: string): Record<string, number> {
+  if (!isObject(value)) throw new Invalid(`has ${field} in a shape this version does not read`);
+  const out: Record<string, number> = {};
+  for (const [reason, n] of Object.entries(value)) out[matching(reason, REASON, `${field} reason`)] = count(n, `${field} count`);
+  return out;
+}
+
+function endpoint(value: unknown, field: string): string | null {
+  return value === null ? null : matching(value, ENDPOINT, field);
+}
+
+function change(value: unknown): StatusChange | null {
+  if (value === null) return null;
+  if (!isObject(value)) throw new Invalid('has peers or counters in a shape this version does not read');
+  const how = value.how;
+  if (!HOWS.includes(how as ChangeHow)) throw new Invalid('has a bad change kind');
+  return { at: time(value.at, 'change time'), how: how as ChangeHow, from: endpoint(value.from, 'endpoint'), to: matching(value.to, ENDPOINT, 'endpoint') };
+}
+
+function peer(value: unknown): StatusPeer {
+  if (!isObject(value)) throw new Invalid('has peers or counters in a shape this version does not read');
+  return {
+    publicKey: matching(value.publicKey, PUBLIC_KEY, 'peer key'),
+    endpoint: endpoint(value.endpoint, 'endpoint'),
+    lastChange: change(value.lastChange),
+    counts: counts(value.counts, 'peer counts'),
+  };
+}
+
+function capture(value: unknown): Status['capture'] {
+  if (value === null) return null;
+  if (!isObject(value)) throw new Invalid('has capture counters in a shape this version does not read');
+  return { received: count(value.received, 'capture count'), dropped: count(value.dropped, 'capture count') };
+}
+
+/** Parses a status file's text, keeping only fields of the right shape. Pure; says what is wrong instead of throwing. */
+export function parseStatus(input: string): Result<Status> {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(input);
   } catch {
     return fail('is not valid JSON');
   }
-  const status = value as Status;
-  if (typeof value !== 'object' || value === null) return fail('is not a JSON object');
-  if (status.version !== STATUS_VERSION) return fail(`has version ${String(status.version)}, this reconfig-wg reads version ${STATUS_VERSION}`);
-  if (typeof status.interface !== 'string' || typeof status.pid !== 'number' || typeof status.listenPort !== 'number') {
-    return fail('lacks interface, pid or listen port');
+  if (!isObject(value)) return fail('is not a JSON object');
+  if (value.version !== STATUS_VERSION) return fail(`has version ${typeof value.version === 'number' ? value.version : 'none'}, this reconfig-wg reads version ${STATUS_VERSION}`);
+  if (value.interface === undefined || value.pid === undefined || value.listenPort === undefined) return fail('lacks interface, pid or listen port');
+  try {
+    if (typeof value.pid !== 'number' || !Number.isSafeInteger(value.pid) || value.pid <= 0) throw new Invalid('has a pid that is not a positive whole number');
+    const listenPort = count(value.listenPort, 'listen port');
+    if (listenPort > 65535) throw new Invalid('has a bad listen port');
+    if (!Array.isArray(value.peers)) throw new Invalid('has peers or counters in a shape this version does not read');
+    return ok({
+      version: STATUS_VERSION,
+      interface: matching(value.interface, INTERFACE_NAME, 'interface name'),
+      pid: value.pid,
+      listenPort,
+      startedAt: time(value.startedAt, 'start time'),
+      updatedAt: time(value.updatedAt, 'update time'),
+      persist: text(value.persist, 'persist target'),
+      capture: capture(value.capture),
+      ignored: counts(value.ignored, 'ignored counters'),
+      peers: value.peers.map(peer),
+    });
+  } catch (error) {
+    if (error instanceof Invalid) return fail(error.message);
+    throw error;
   }
-  if (!Array.isArray(status.peers) || !status.peers.every(isPeer) || !isRecordOfNumbers(status.ignored)) return fail('has peers or counters in a shape this version does not read');
-  return ok(status);
 }
 
+/** Reads a status file that root (or we) wrote: never through a link, never someone else's. */
 export function readStatus(path: string): Result<Status> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    return fail((error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(error as NodeJS.ErrnoException).code ?? ''})`);
-  }
-  return parseStatus(text);
+  const content = readTrustedFile(path);
+  if (!content.ok) return content.reason === 'does not exist' ? content : fail(`is not read: ${content.reason}`);
+  return parseStatus(content.value);
 }
