@@ -57,7 +57,7 @@ test.serial('npm pack builds the commands into the tarball, and it installs into
     const path = join(prefix, 'bin', command);
     const version = await execa(path, ['--version'], { reject: false });
     t.is(version.exitCode, 0, `${command} --version: ${version.stderr}`);
-    t.is(version.stdout.trim(), pkg.version);
+    t.is(version.stdout.trim(), `${command} v${pkg.version}`);
     const help = await execa(path, ['--help'], { reject: false });
     t.is(help.exitCode, 0, `${command} --help: ${help.stderr}`);
     t.regex(help.stdout, new RegExp(`\\$ ${command} `), `${command} --help shows its usage`);

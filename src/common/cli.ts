@@ -13,7 +13,7 @@ export const LOG_FLAGS = {
   logFormat: { type: 'string', choices: ['pretty', 'json'] },
   logLevel: { type: 'string', choices: LOG_LEVELS },
   help: { type: 'boolean', shortFlag: 'h' },
-  version: { type: 'boolean' },
+  version: { type: 'boolean', shortFlag: 'V' },
 } as const satisfies FlagSpecs;
 
 export function logFormatOf(flags: { logFormat?: string }): LogFormat {
@@ -62,6 +62,11 @@ export function packageVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** What `--version` prints, as `wg --version` does: `reconfig-wg v0.1.0`. */
+export function versionLine(program: string): string {
+  return `${program} v${packageVersion()}`;
 }
 
 /**
@@ -122,7 +127,7 @@ async function runDaemon<S extends DaemonFlags, Options>(command: DaemonCli<S, O
   if ('exit' in parsed) return parsed.exit;
   const flags = parsed.flags as FlagValues<DaemonFlags> & FlagValues<S>;
   if (flags.version) {
-    process.stdout.write(`${packageVersion()}\n`);
+    process.stdout.write(`${versionLine(program)}\n`);
     return 0;
   }
   const [stray] = parsed.input;

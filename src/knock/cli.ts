@@ -35,7 +35,7 @@ const help = `
         --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
-        --version           print the version
+    -V, --version           print the name and version
 
   COMMAND
     Split into words like sh does (quotes and backslashes), then run without a shell: no

@@ -52,7 +52,7 @@ const help = `
         --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
-        --version           print the version
+    -V, --version           print the name and version
 
   Signals
     SIGTERM, SIGINT   stop (the pid file is removed)
