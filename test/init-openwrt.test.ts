@@ -97,13 +97,13 @@ test('the uci stand-in reads quoting, lists, unnamed sections and comments as UC
 test('the shipped example config starts one reconfig-wg for wg0 and, as shipped, no port-knock', async (t) => {
   const example = readFileSync(join(root, 'init.d', 'openwrt', 'reconfig-wg.config'), 'utf8');
   const reconfig = await runInit(t, 'reconfig-wg', example);
-  t.deepEqual(reconfig.instances.map((i) => [i.name, i.params.command]), [['wg0', ['/usr/bin/reconfig-wg', '--log-format', 'json', '-i', 'wg0', '-d', 'any', '--log-level', 'info', '--knock-port', '19000']]]);
+  t.deepEqual(reconfig.instances.map((i) => [i.name, i.params.command]), [['wg0', ['/usr/bin/reconfig-wg', '--log-format', 'procd', '-i', 'wg0', '-d', 'any', '--log-level', 'info', '--knock-port', '19000']]]);
   t.deepEqual(reconfig.instances[0]!.params.env, ['NODE_OPTIONS=--max-semi-space-size=1 --max-old-space-size=32 --v8-pool-size=1']);
   t.is((await acceptedByCommand(reconfig.instances[0]!.params.command!)).exitCode, 0);
   const knock = await runInit(t, 'port-knock', example);
   t.deepEqual(knock.instances, [], 'enabled 0 starts nothing');
   const enabled = await runInit(t, 'port-knock', example.replace(/(config port-knock 'knock'\n\toption enabled )'0'/, "$1'1'"));
-  t.deepEqual(enabled.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'json', '-p', '19000', '--range', '100', '-i', 'wg0', '--cooldown', '10']);
+  t.deepEqual(enabled.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'procd', '-p', '19000', '--range', '100', '-i', 'wg0', '--cooldown', '10']);
   t.is((await acceptedByCommand(enabled.instances[0]!.params.command!)).exitCode, 0);
 });
 
@@ -128,7 +128,7 @@ test('every reconfig-wg flag has a UCI option, and each reaches the command line
   const { instances } = await runInit(t, 'reconfig-wg', config);
   t.is(instances.length, 1);
   t.deepEqual(instances[0]!.params.command, [
-    '/usr/bin/reconfig-wg', '--log-format', 'json',
+    '/usr/bin/reconfig-wg', '--log-format', 'procd',
     '-i', 'wg1', '-d', 'eth0', '--once', '--dry-run', '--log-level', 'debug',
     '--pid-file', '/var/run/rwg-wg1.pid', '--state-file', '/etc/reconfig-wg/wg1.json',
     '--knock-port', '33434', '--knock-range', '20', '--knock-cooldown', '5',
@@ -155,11 +155,11 @@ test('every port-knock flag has a UCI option; a command with quotes stays one ar
 `;
   const { instances } = await runInit(t, 'port-knock', config);
   const command = instances[0]?.params.command;
-  t.deepEqual(command, ['/usr/bin/port-knock', '--log-format', 'json', '-p', '33434', '--range', '50', '-c', "logger -t knock 'traceroute from {src}'", '-d', 'eth1', '--cooldown', '30', '--dry-run', '--log-level', 'warn', '--pid-file', '/var/run/pk.pid']);
+  t.deepEqual(command, ['/usr/bin/port-knock', '--log-format', 'procd', '-p', '33434', '--range', '50', '-c', "logger -t knock 'traceroute from {src}'", '-d', 'eth1', '--cooldown', '30', '--dry-run', '--log-level', 'warn', '--pid-file', '/var/run/pk.pid']);
   const parsed = await acceptedByCommand(command!);
   t.is(parsed.exitCode, 0, parsed.stderr);
   const rearm = await runInit(t, 'port-knock', `config port-knock\n\toption interface 'wg0'\n\toption reconfig_pid_file '/var/run/rwg.pid'\n`);
-  t.deepEqual(rearm.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'json', '-i', 'wg0', '--reconfig-pid-file', '/var/run/rwg.pid']);
+  t.deepEqual(rearm.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'procd', '-i', 'wg0', '--reconfig-pid-file', '/var/run/rwg.pid']);
 });
 
 test('one instance per enabled section, unnamed ones included; sections of the other type are not started', async (t) => {

@@ -62,8 +62,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['--cooldown without its value', ['--cooldown'], /--cooldown needs a value: seconds/],
   ['a value given to a switch', ['--dry-run=yes'], /--dry-run takes no value; write --dry-run alone/],
   ['an unknown log level', ['--log-level', 'nonsense'], /^port-knock: --log-level nonsense is not one of trace, debug, info, warn, error, fatal or silent\. See --help\.$/],
-  ['an unknown log format', ['--log-format', 'xml'], /--log-format xml is not one of pretty or json/],
-  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty or json/],
+  ['an unknown log format', ['--log-format', 'xml'], /--log-format xml is not one of pretty, json, journal or procd/],
+  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty, json, journal or procd/],
   ['a stray argument', ['wg0'], /unexpected argument 'wg0'/],
 ];
 

@@ -48,8 +48,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['-k given a value', ['-kx'], /-k takes no value/],
   ['an unknown log level', ['--log-level', 'nonsense'], /^reconfig-wg: --log-level nonsense is not one of trace, debug, info, warn, error, fatal or silent\. See --help\.$/],
   ['--log-level without its value', ['--log-level'], /--log-level needs a value: trace, debug/],
-  ['an unknown log format', ['--log-format', 'xml'], /^reconfig-wg: --log-format xml is not one of pretty or json\. See --help\.$/],
-  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty or json/],
+  ['an unknown log format', ['--log-format', 'xml'], /^reconfig-wg: --log-format xml is not one of pretty, json, journal or procd\. See --help\.$/],
+  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty, json, journal or procd/],
   ['--state-file without its value', ['--state-file'], /--state-file needs a value: a path/],
   ['a stray argument', ['wg0'], /unexpected argument 'wg0'.*given with -i/],
 ];

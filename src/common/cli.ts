@@ -6,11 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type FlagSpecs, type FlagValues, type ParsedArgs } from './args.js';
 import { ReconfigError, isReconfigError } from './errors.js';
-import { createLogger, defaultLogFormat, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js';
+import { createLogger, defaultLogFormat, isJournalStream, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js';
 import { signalPidFile, waitForExit, type ProgramIdentity } from './pidfile.js';
 
 export const LOG_FLAGS = {
-  logFormat: { type: 'string', choices: ['pretty', 'json'] },
+  logFormat: { type: 'string', choices: LOG_FORMATS },
   logLevel: { type: 'string', choices: LOG_LEVELS },
   help: { type: 'boolean', shortFlag: 'h' },
   version: { type: 'boolean', shortFlag: 'V' },
@@ -31,14 +31,16 @@ export function loggerFromFlags(name: string, flags: { logFormat?: string; logLe
  */
 export function reportFatal(program: string, error: unknown, logger?: Logger, format: LogFormat = 'json'): number {
   const log = format === 'json' ? logger : undefined;
+  // on systemd's journal the line carries its priority, err, as the log's lines do
+  const prefix = isJournalStream(2) ? '<3>' : '';
   if (isReconfigError(error)) {
     log?.error({ event: 'error', code: error.code }, error.message);
-    process.stderr.write(`${program}: ${error.message}\n`);
+    process.stderr.write(`${prefix}${program}: ${error.message}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
   log?.error({ event: 'error', code: 'E_INTERNAL' }, message);
-  process.stderr.write(`${program}: unexpected failure: ${message}\n`);
+  process.stderr.write(`${prefix}${program}: unexpected failure: ${message}\n`);
   if (process.env.DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
   return 1;
 }

@@ -32,7 +32,10 @@ const help = `
         --reconfig-pid-file PATH
                             without -c: the pid file of the reconfig-wg to re-arm, when it
                             runs with its own --pid-file (default: reconfig-wg's default)
-        --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
+        --log-format F      pretty, json, journal (lines with their syslog priority, for
+                            systemd) or procd (warnings on stderr, for OpenWrt's logd)
+                            (default: journal when stdout is systemd's journal, pretty on
+                            a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
     -V, --version           print the name and version

@@ -49,7 +49,10 @@ const help = `
                             ports BASE.. re-arm it (one node instead of two; not with --once)
         --knock-range N     ports in the knock range (default: 100)
         --knock-cooldown S  act on a knock at most once per S seconds (default: 10)
-        --log-format F      pretty or json (default: pretty on a terminal, json otherwise)
+        --log-format F      pretty, json, journal (lines with their syslog priority, for
+                            systemd) or procd (warnings on stderr, for OpenWrt's logd)
+                            (default: journal when stdout is systemd's journal, pretty on
+                            a terminal, json otherwise)
         --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
     -h, --help              show this help
     -V, --version           print the name and version
