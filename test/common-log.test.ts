@@ -3,8 +3,6 @@
  * `timestamp` too), say the event once, and show epoch times as ISO time; a command's JSON
  * log lines keep their level and fields when port-knock passes them on.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { createLogger } from '../src/common/log.js';
 import { childRecord, startCommand } from '../src/common/child.js';
+import { runBesideJournal } from './helpers/journal.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 
 function prettyLines(): { lines: string[]; logger: ReturnType<typeof createLogger> } {
@@ -131,32 +130,6 @@ test('an initiation timestamp is said once on a readable line, and a message nev
 
 const isRoot = process.getuid?.() === 0;
 
-/**
- * Runs a command with stdout and stderr to two files, JOURNAL_STREAM naming one of them (as
- * systemd names the journal's socket), until it has written `until` or exited.
- */
-async function runBesideJournal(argv: readonly string[], journal: 'stdout' | 'stderr', until?: RegExp): Promise<{ out: string; err: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'rwg-journal-'));
-  try {
-    const outPath = join(dir, 'out');
-    const errPath = join(dir, 'err');
-    const out = openSync(outPath, 'w');
-    const err = openSync(errPath, 'w');
-    const stat = fstatSync(journal === 'stdout' ? out : err, { bigint: true });
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', out, err], env: { ...process.env, JOURNAL_STREAM: `${stat.dev}:${stat.ino}` } });
-    closeSync(out);
-    closeSync(err);
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    const done = () => child.exitCode !== null || (until !== undefined && until.test(readFileSync(outPath, 'utf8')));
-    for (let i = 0; i < 100 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    if (child.exitCode === null) child.kill('SIGTERM');
-    await exited;
-    return { out: readFileSync(outPath, 'utf8'), err: readFileSync(errPath, 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 const KNOCK = fileURLToPath(new URL('../src/knock/cli.js', import.meta.url));
 const RECONFIG = fileURLToPath(new URL('../src/reconfig/cli.js', import.meta.url));
 
@@ -164,17 +137,17 @@ const RECONFIG = fileURLToPath(new URL('../src/reconfig/cli.js', import.meta.url
   const pid = join(tmpdir(), `rwg-journal-${process.pid}.pid`);
   // port-knock on lo, for a port range nothing sends to: it starts, says so, and is stopped
   const argv = [KNOCK, '-p', '39990', '--range', '5', '-d', 'lo', '-c', 'true', '--pid-file', pid];
-  const journal = await runBesideJournal(argv, 'stdout', /listening/);
+  const journal = await runBesideJournal(process.execPath, argv, 'stdout', /listening/);
   t.regex(journal.out, /^<6>listening /m, journal.out + journal.err);
   t.notRegex(journal.out, /^\{/m, 'no JSON line');
-  const file = await runBesideJournal(argv, 'stderr', /listening/);
+  const file = await runBesideJournal(process.execPath, argv, 'stderr', /listening/);
   t.regex(file.out, /^\{"level":30,.*"event":"listening"/m, file.out + file.err);
 });
 
 test('a usage or start-up error on a stderr that is the journal carries priority 3 (err); elsewhere it is the plain line', async (t) => {
   const argv = [RECONFIG, '-i', 'nosuch0', '--persist', 'none', '--pid-file', join(tmpdir(), `rwg-j-${process.pid}.pid`), '--state-file', join(tmpdir(), `rwg-j-${process.pid}.json`)];
-  const journal = await runBesideJournal(argv, 'stderr');
+  const journal = await runBesideJournal(process.execPath, argv, 'stderr');
   t.regex(journal.err, /^<3>reconfig-wg: .*nosuch0/m);
-  const plain = await runBesideJournal(argv, 'stdout');
+  const plain = await runBesideJournal(process.execPath, argv, 'stdout');
   t.regex(plain.err, /^reconfig-wg: .*nosuch0/m);
 });
