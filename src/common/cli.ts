@@ -77,14 +77,14 @@ export function versionLine(program: string): string {
  * way the caller returns `exit`; otherwise it gets the flags and the other words.
  */
 export function readCommandArgs<S extends FlagSpecs>(program: string, help: string, specs: S, argv: readonly string[]): ParsedArgs<S> | { readonly exit: number } {
-  const parsed = parseArgs(specs, argv);
+  const parsed = parseArgs(specs, argv, help);
   if (!parsed.ok) {
     const reason = parsed.reason;
     process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
     return { exit: 2 };
   }
   if ((parsed.value.flags as { help?: boolean }).help === true) {
-    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    process.stdout.write(parsed.value.help.replace(/^\n/, ''));
     return { exit: 0 };
   }
   return parsed.value;
