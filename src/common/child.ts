@@ -7,7 +7,7 @@
  * foreground; the group is signalled only while its leader is our unreaped child, so the id
  * cannot have been reused by then.
  */
-import { execa } from 'execa';
+import { loadExeca } from './run-tool.js';
 import type { Logger } from './log.js';
 
 export interface CommandRun {
@@ -43,6 +43,7 @@ export async function startCommand(argv: readonly string[], logger: Logger, opti
   const { fields = {}, capturedAt, env, what = '-c' } = options;
   const [file, ...args] = argv;
   if (file === undefined) return undefined;
+  const execa = await loadExeca();
   const startedAt = performance.now();
   // each line of output becomes a log line as it comes (execa splits the stream into lines;
   // the generator yields nothing, so nothing is kept); no exit hooks (see run-tool.ts)

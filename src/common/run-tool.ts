@@ -12,7 +12,6 @@
  * (SIGHUP re-reads, SIGUSR1 re-arms), a tool run ends by its timeout, and a hook or a knock
  * command is stopped by the daemon on its way out; nothing is left for such a hook to do.
  */
-import { execa } from 'execa';
 
 export interface ToolResult {
   /** the exit status; undefined when it did not run, or ended by a signal (timeout) */
@@ -29,7 +28,13 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
 /** How long a tool that outlived its timeout gets between TERM and KILL. */
 const KILL_AFTER_MS = 2000;
 
+/** execa, loaded on the first run: `--help`, a usage error, `status` and port-knock waiting for its first knock never load it. */
+export async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
+}
+
 export async function runTool(file: string, args: readonly string[], timeoutMs = 10_000): Promise<ToolResult> {
+  const execa = await loadExeca();
   const result = await execa(file, args, {
     reject: false,
     timeout: timeoutMs,

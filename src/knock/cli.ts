@@ -2,6 +2,8 @@
 /**
  * port-knock: flags → options → daemon. Nothing else lives here.
  */
+// first, before any other module loads: V8's memory-saving mode (see memory.ts)
+import '../common/memory.js';
 import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
 import { IDENTITY, PROGRAM } from './identity.js';
 import { DEFAULTS, knockPidFile, normalizeOptions } from './options.js';

@@ -2,6 +2,8 @@
 /**
  * reconfig-wg: flags → options → daemon. Nothing else lives here.
  */
+// first, before any other module loads: V8's memory-saving mode (see memory.ts)
+import '../common/memory.js';
 import { killRunning, LOG_FLAGS, runDaemonCli, usageError } from '../common/cli.js';
 import { ReconfigError } from '../common/errors.js';
 import { normalizeOptions as normalizeKnockOptions, type KnockOptions } from '../knock/options.js';
