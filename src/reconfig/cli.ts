@@ -119,7 +119,10 @@ await runDaemonCli({
   program: PROGRAM,
   help,
   flags,
-  // commands of their own, with their own flags; loaded only when asked for
+  // commands of their own, each a module with a main(argv) that parses its own flags with
+  // readCommandArgs (meow under the strict check); loaded only when asked for. The mesh client
+  // (src/mesh/, DESIGN.md) will be one more entry here, `mesh`, with its man page section and
+  // completion beside status and check.
   subcommands: {
     status: async (argv) => (await import('./status-command.js')).main(argv),
     check: async (argv) => (await import('./check.js')).main(argv),
