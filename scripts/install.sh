@@ -68,6 +68,18 @@ fi
 live=0
 if [ "$root" = / ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then live=1; fi
 
+# installed shipped why-kept: removes an installed file that is still the one this package ships
+remove_unchanged() {
+	if [ ! -f "$1" ]; then
+		echo "$1: not there"
+	elif cmp -s "$1" "$2"; then
+		rm -f "$1"
+		echo "removed $1"
+	else
+		echo "kept $1: $3"
+	fi
+}
+
 if [ "$uninstall" -eq 1 ]; then
 	for name in port-knock reconfig-wg; do
 		unit="$unit_dir/$name@.service"
@@ -90,27 +102,12 @@ if [ "$uninstall" -eq 1 ]; then
 		else
 			echo "kept $unit: it was not installed by this script"
 		fi
-		default="$default_dir/$name"
-		if [ ! -f "$default" ]; then
-			echo "$default: not there"
-		elif cmp -s "$default" "$units/default/$name"; then
-			rm -f "$default"
-			echo "removed $default"
-		else
-			echo "kept $default: it holds your changes"
-		fi
+		remove_unchanged "$default_dir/$name" "$units/default/$name" "it holds your changes"
 	done
-	for file in "$man_dir/reconfig-wg.8:$here/man/reconfig-wg.8" "$man_dir/port-knock.8:$here/man/port-knock.8" \
-		"$completion_dir/reconfig-wg:$here/completions/reconfig-wg" "$completion_dir/port-knock:$here/completions/reconfig-wg"; do
-		installed=${file%%:*}
-		if [ ! -f "$installed" ]; then
-			echo "$installed: not there"
-		elif cmp -s "$installed" "${file#*:}"; then
-			rm -f "$installed"
-			echo "removed $installed"
-		else
-			echo "kept $installed: it is not this package's"
-		fi
+	remove_unchanged "$man_dir/reconfig-wg.8" "$here/man/reconfig-wg.8" "it is not this package's"
+	remove_unchanged "$man_dir/port-knock.8" "$here/man/port-knock.8" "it is not this package's"
+	for command in reconfig-wg port-knock; do
+		remove_unchanged "$completion_dir/$command" "$here/completions/reconfig-wg" "it is not this package's"
 	done
 	if [ "$live" -eq 1 ]; then
 		systemctl daemon-reload
