@@ -25,6 +25,8 @@ export interface Memory {
   readonly pssKiB: number;
   readonly privateKiB: number;
   readonly sharedKiB: number;
+  /** private pages not backed by a file (the V8 heap, malloc, the capture rings): what the code itself costs, whatever else runs node */
+  readonly anonKiB: number;
 }
 
 /** Rss, Pss, Private_* and Shared_* of a process, in KiB, from /proc/PID/smaps_rollup. */
@@ -35,7 +37,20 @@ export function readMemory(pid: number): Memory {
     if (match) fields.set(match[1]!, Number(match[2]));
   }
   const get = (name: string): number => fields.get(name) ?? 0;
+  let anonKiB = 0;
+  let fileBacked = true;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      const name = mapping[1] ?? '';
+      fileBacked = name.startsWith('/');
+      continue;
+    }
+    const page = /^Private_(?:Clean|Dirty):\s+(\d+) kB$/.exec(line);
+    if (page && !fileBacked) anonKiB += Number(page[1]);
+  }
   return {
+    anonKiB,
     rssKiB: get('Rss'),
     pssKiB: get('Pss'),
     privateKiB: get('Private_Clean') + get('Private_Dirty'),
@@ -63,7 +78,7 @@ interface Measured {
   readonly worked: { readonly a: Memory; readonly b: Memory };
 }
 
-const NONE: Memory = { rssKiB: 0, pssKiB: 0, privateKiB: 0, sharedKiB: 0 };
+const NONE: Memory = { rssKiB: 0, pssKiB: 0, privateKiB: 0, sharedKiB: 0, anonKiB: 0 };
 
 /** Private pages of both, shared pages once: the figure for a router where nothing else runs node. */
 const alone = (a: Memory, b: Memory): number => a.privateKiB + b.privateKiB + Math.max(a.sharedKiB, b.sharedKiB);
@@ -143,7 +158,7 @@ export async function footprint(ref: string): Promise<void> {
   const flags = FLAG_SETS.find((set) => set.name === SERVICE_FLAGS)!.flags;
   const baseline = await buildBaseline(ref);
   process.stdout.write(`\n── footprint: both jobs in the lab with the service files' node flags (${flags.join(' ')}), memory from /proc/PID/smaps_rollup ──\n`);
-  process.stdout.write(`${'code'.padEnd(26)} ${'both jobs as'.padEnd(14)} ${'alone'.padStart(9)} ${'alone after work'.padStart(16)} ${'reconfig-wg private'.padStart(19)} ${'port-knock private'.padStart(18)} ${'PSS here'.padStart(9)} ${'RSS'.padStart(9)}\n`);
+  process.stdout.write(`${'code'.padEnd(26)} ${'both jobs as'.padEnd(14)} ${'alone'.padStart(9)} ${'alone after work'.padStart(16)} ${'heap+malloc'.padStart(11)} ${'reconfig-wg private'.padStart(19)} ${'port-knock private'.padStart(18)} ${'PSS here'.padStart(9)} ${'RSS'.padStart(9)}\n`);
   const lab = await createLab({ roamers: 1, connect: false });
   const files = `/tmp/rwg-footprint-${lab.id}`;
   try {
@@ -156,11 +171,11 @@ export async function footprint(ref: string): Promise<void> {
         const { settled, worked } = await measure(lab, files, flags, oneProcess, code.clis);
         const { a, b } = settled;
         process.stdout.write(
-          `${code.name.padEnd(26)} ${(oneProcess ? 'one process' : 'two processes').padEnd(14)} ${`${mib(alone(a, b))} MiB`.padStart(9)} ${`${mib(alone(worked.a, worked.b))} MiB`.padStart(16)} ${`${mib(a.privateKiB)} MiB`.padStart(19)} ${(oneProcess ? '(same process)' : `${mib(b.privateKiB)} MiB`).padStart(18)} ${`${mib(a.pssKiB + b.pssKiB)} MiB`.padStart(9)} ${`${mib(a.rssKiB + b.rssKiB)} MiB`.padStart(9)}\n`,
+          `${code.name.padEnd(26)} ${(oneProcess ? 'one process' : 'two processes').padEnd(14)} ${`${mib(alone(a, b))} MiB`.padStart(9)} ${`${mib(alone(worked.a, worked.b))} MiB`.padStart(16)} ${`${mib(a.anonKiB + b.anonKiB)} MiB`.padStart(11)} ${`${mib(a.privateKiB)} MiB`.padStart(19)} ${(oneProcess ? '(same process)' : `${mib(b.privateKiB)} MiB`).padStart(18)} ${`${mib(a.pssKiB + b.pssKiB)} MiB`.padStart(9)} ${`${mib(a.rssKiB + b.rssKiB)} MiB`.padStart(9)}\n`,
         );
       }
     }
-    process.stdout.write('alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: after a handshake was verified and an endpoint set; PSS here is lower where other node processes share node\'s pages\n');
+    process.stdout.write('alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: after a handshake was verified and an endpoint set; heap+malloc: private pages not backed by a file, in both (what the code costs, whatever else runs here); PSS here is lower where other node processes share node\'s pages\n');
   } finally {
     await lab.close();
     baseline.remove();
