@@ -19,7 +19,7 @@
  *
  * With --footprint (root), both jobs' memory (from /proc/PID/smaps_rollup) with the service
  * files' node flags, as two processes and as one, before and after: the code of --baseline REF
- * (default main) and this tree, in one run. With --footprint-flags (root; also part of --lab),
+ * (default: `git merge-base HEAD main`) and this tree, in one run. With --footprint-flags (root; also part of --lab),
  * this tree under each set of node flags tried for the service files, with the verification
  * rate under the same flags (scripts/footprint.ts).
  * --verify-only prints the first line of the verify figures and nothing else (the footprint
@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { setPeerEndpoint, wgQuickPersister } from '../src/reconfig/tell/persist-wgquick.js';
 import { STATUS_VERSION, writeStatus } from '../src/reconfig/tell/status.js';
 import { decodeFrame } from '../src/net/packet.js';
@@ -187,9 +188,10 @@ if (lab || footprintWanted || flagsWanted) {
     }
     if (lab || flagsWanted) await footprintFlags(fileURLToPath(import.meta.url));
     if (footprintWanted) {
-      // before and after: the code of --baseline REF (default main) and this tree
+      // before and after: the code of --baseline REF (default: where this branch left main) and this tree
       const at = process.argv.indexOf('--baseline');
-      await footprint(at > 0 ? (process.argv[at + 1] ?? 'main') : 'main');
+      const ref = at > 0 ? process.argv[at + 1] : undefined;
+      await footprint(ref ?? (await execa('git', ['merge-base', 'HEAD', 'main'], { cwd: fileURLToPath(new URL('../..', import.meta.url)) })).stdout.trim());
     }
   }
 }

@@ -2,8 +2,9 @@
  * The daemons' memory footprint (root): both daemons run for real in a lab namespace and their
  * memory is read from /proc/PID/smaps_rollup after they have settled and after a round of work.
  * - `npm run bench -- --footprint [--baseline REF]`: with the service files' node flags, both
- *   jobs as two processes and as one (`--knock-port`), for the code of git REF (default main,
- *   exported and built aside) and for this tree, in one run: before and after.
+ *   jobs as two processes and as one (`--knock-port`), for the code of git REF (default: where
+ *   this branch left main, `git merge-base HEAD main`; exported and built aside) and for this
+ *   tree, in one run: before and after.
  * - `npm run bench -- --footprint-flags` (and `--lab`): this tree once per set of node flags,
  *   with the verification rate of genuine initiations under the same flags.
  *
@@ -12,8 +13,9 @@
  * ones, so "alone" is also shown: both processes' private pages plus the larger one's
  * shared pages, counted once.
  */
-import { readFileSync } from 'node:fs';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { buildBaseline } from './bench-flood.js';
 import { KNOCK_CLI, RECONFIG_CLI, waitForEvent } from './lab/daemons.js';
@@ -126,7 +128,9 @@ export async function footprintFlags(benchScript: string): Promise<void> {
   process.stdout.write('\n── footprint: both jobs running in the lab, memory from /proc/PID/smaps_rollup ──\n');
   process.stdout.write(`${'node flags'.padEnd(44)} ${'reconfig-wg PSS'.padStart(15)} ${'port-knock PSS'.padStart(14)} ${'both PSS'.padStart(9)} ${'both alone'.padStart(10)} ${'both RSS'.padStart(9)} ${'after work: PSS, alone'.padStart(24)} ${'verify/s'.padStart(9)}\n`);
   const lab = await createLab({ roamers: 1, connect: false });
-  const files = `/tmp/rwg-footprint-${lab.id}`;
+  // a directory of our own (0700): a daemon may refuse a pid file in a directory others can write
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-footprint-'));
+  const files = join(dir, 'rwg');
   try {
     const rates = new Map<string, number>();
     const rows = [
@@ -146,7 +150,7 @@ export async function footprintFlags(benchScript: string): Promise<void> {
     process.stdout.write('PSS: as measured here (other node processes share node\'s pages); alone: private pages of both + shared pages once, as on a router where nothing else runs node; after work: the same after a handshake was verified and an endpoint set\n');
   } finally {
     await lab.close();
-    for (const suffix of ['.pid', '.json', '-knock.pid', '.sessions.json']) rmSync(`${files}${suffix}`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -160,7 +164,9 @@ export async function footprint(ref: string): Promise<void> {
   process.stdout.write(`\n── footprint: both jobs in the lab with the service files' node flags (${flags.join(' ')}), memory from /proc/PID/smaps_rollup ──\n`);
   process.stdout.write(`${'code'.padEnd(26)} ${'both jobs as'.padEnd(14)} ${'alone'.padStart(9)} ${'alone after work'.padStart(16)} ${'heap+malloc'.padStart(11)} ${'reconfig-wg private'.padStart(19)} ${'port-knock private'.padStart(18)} ${'PSS here'.padStart(9)} ${'RSS'.padStart(9)}\n`);
   const lab = await createLab({ roamers: 1, connect: false });
-  const files = `/tmp/rwg-footprint-${lab.id}`;
+  // a directory of our own (0700): a daemon may refuse a pid file in a directory others can write
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-footprint-'));
+  const files = join(dir, 'rwg');
   try {
     const codes = [
       { name: `before: ${ref} (${baseline.commit})`, clis: { reconfig: baseline.cli, knock: baseline.knockCli } },
@@ -179,6 +185,6 @@ export async function footprint(ref: string): Promise<void> {
   } finally {
     await lab.close();
     baseline.remove();
-    for (const suffix of ['.pid', '.json', '-knock.pid', '.sessions.json']) rmSync(`${files}${suffix}`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@
  * `timestamp` too), say the event once, and show epoch times as ISO time; a command's JSON
  * log lines keep their level and fields when port-knock passes them on.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -134,7 +135,9 @@ const KNOCK = fileURLToPath(new URL('../src/knock/cli.js', import.meta.url));
 const RECONFIG = fileURLToPath(new URL('../src/reconfig/cli.js', import.meta.url));
 
 (isRoot ? test : test.skip)('a daemon whose stdout is the journal writes lines with their priority; on another file, JSON', async (t) => {
-  const pid = join(tmpdir(), `rwg-journal-${process.pid}.pid`);
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pid = join(dir, 'pk.pid');
   // port-knock on lo, for a port range nothing sends to: it starts, says so, and is stopped
   const argv = [KNOCK, '-p', '39990', '--range', '5', '-d', 'lo', '-c', 'true', '--pid-file', pid];
   const journal = await runBesideJournal(process.execPath, argv, 'stdout', /listening/);
@@ -145,7 +148,9 @@ const RECONFIG = fileURLToPath(new URL('../src/reconfig/cli.js', import.meta.url
 });
 
 test('a usage or start-up error on a stderr that is the journal carries priority 3 (err); elsewhere it is the plain line', async (t) => {
-  const argv = [RECONFIG, '-i', 'nosuch0', '--persist', 'none', '--pid-file', join(tmpdir(), `rwg-j-${process.pid}.pid`), '--state-file', join(tmpdir(), `rwg-j-${process.pid}.json`)];
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const argv = [RECONFIG, '-i', 'nosuch0', '--persist', 'none', '--pid-file', join(dir, 'rwg.pid'), '--state-file', join(dir, 'rwg.json')];
   const journal = await runBesideJournal(process.execPath, argv, 'stderr');
   t.regex(journal.err, /^<3>reconfig-wg: .*nosuch0/m);
   const plain = await runBesideJournal(process.execPath, argv, 'stdout');
