@@ -169,7 +169,7 @@ export async function footprint(ref: string): Promise<void> {
   const files = join(dir, 'rwg');
   try {
     const codes = [
-      { name: `before: ${ref} (${baseline.commit})`, clis: { reconfig: baseline.cli, knock: baseline.knockCli } },
+      { name: `before: ${/^[0-9a-f]{40}$/.test(ref) ? baseline.commit : `${ref} (${baseline.commit})`}`, clis: { reconfig: baseline.cli, knock: baseline.knockCli } },
       { name: 'after: this tree', clis: { reconfig: RECONFIG_CLI, knock: KNOCK_CLI } },
     ];
     for (const code of codes) {
