@@ -155,4 +155,6 @@ test('a usage or start-up error on a stderr that is the journal carries priority
   t.regex(journal.err, /^<3>reconfig-wg: .*nosuch0/m);
   const plain = await runBesideJournal(process.execPath, argv, 'stdout');
   t.regex(plain.err, /^reconfig-wg: .*nosuch0/m);
+  const usage = await runBesideJournal(process.execPath, [RECONFIG, '--frobnicate'], 'stderr');
+  t.is(usage.err, '<3>reconfig-wg: unknown flag --frobnicate. See --help.\n', 'a usage error too');
 });

@@ -24,6 +24,11 @@ export function loggerFromFlags(name: string, flags: { logFormat?: string; logLe
   return createLogger({ name, format: logFormatOf(flags), level: (flags.logLevel as LogLevel | undefined) ?? 'info' });
 }
 
+/** One line on stderr; on systemd's journal it carries its priority, err, as the log's lines do. */
+function errorLine(text: string): void {
+  process.stderr.write(`${isJournalStream(2) ? '<3>' : ''}${text}\n`);
+}
+
 /**
  * Prints one line for the user and picks the exit status. A JSON log gets the same as an
  * `error` line with its code, for whatever reads the log; a pretty log (a person at a
@@ -31,16 +36,14 @@ export function loggerFromFlags(name: string, flags: { logFormat?: string; logLe
  */
 export function reportFatal(program: string, error: unknown, logger?: Logger, format: LogFormat = 'json'): number {
   const log = format === 'json' ? logger : undefined;
-  // on systemd's journal the line carries its priority, err, as the log's lines do
-  const prefix = isJournalStream(2) ? '<3>' : '';
   if (isReconfigError(error)) {
     log?.error({ event: 'error', code: error.code }, error.message);
-    process.stderr.write(`${prefix}${program}: ${error.message}\n`);
+    errorLine(`${program}: ${error.message}`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
   log?.error({ event: 'error', code: 'E_INTERNAL' }, message);
-  process.stderr.write(`${prefix}${program}: unexpected failure: ${message}\n`);
+  errorLine(`${program}: unexpected failure: ${message}`);
   if (process.env.DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
   return 1;
 }
@@ -80,7 +83,7 @@ export function readCommandArgs<S extends FlagSpecs>(program: string, help: stri
   const parsed = parseArgs(specs, argv, help);
   if (!parsed.ok) {
     const reason = parsed.reason;
-    process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
+    errorLine(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.`);
     return { exit: 2 };
   }
   if ((parsed.value.flags as { help?: boolean }).help === true) {
@@ -134,7 +137,7 @@ async function runDaemon<S extends DaemonFlags, Options>(command: DaemonCli<S, O
   }
   const [stray] = parsed.input;
   if (stray !== undefined) {
-    process.stderr.write(`${program}: unexpected argument '${stray}'; ${program} takes flags only (an interface is given with -i). See --help.\n`);
+    errorLine(`${program}: unexpected argument '${stray}'; ${program} takes flags only (an interface is given with -i). See --help.`);
     return 2;
   }
   const format = logFormatOf(flags);
