@@ -16,6 +16,15 @@ export const LOG_FLAGS = {
   version: { type: 'boolean', shortFlag: 'V' },
 } as const satisfies FlagSpecs;
 
+/** LOG_FLAGS in both commands' --help, in its Options block. */
+export const LOG_FLAGS_HELP = `        --log-format F      pretty, json, journal (lines with their syslog priority, for
+                            systemd) or procd (warnings on stderr, for OpenWrt's logd)
+                            (default: journal when stdout is systemd's journal, pretty on
+                            a terminal, json otherwise)
+        --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
+    -h, --help              show this help
+    -V, --version           print the name and version`;
+
 export function logFormatOf(flags: { logFormat?: string }): LogFormat {
   return (flags.logFormat as LogFormat | undefined) ?? defaultLogFormat();
 }

@@ -2,7 +2,7 @@
  * port-knock: flags (meow, under the strict check) → options → daemon. Nothing else lives here;
  * cli.ts loads it.
  */
-import { killRunning, LOG_FLAGS, runDaemonCli } from '../common/cli.js';
+import { killRunning, LOG_FLAGS, LOG_FLAGS_HELP, runDaemonCli } from '../common/cli.js';
 import { IDENTITY, PROGRAM } from './identity.js';
 import { DEFAULTS, knockPidFile, normalizeOptions } from './options.js';
 
@@ -32,13 +32,7 @@ const help = `
         --reconfig-pid-file PATH
                             without -c: the pid file of the reconfig-wg to re-arm, when it
                             runs with its own --pid-file (default: reconfig-wg's default)
-        --log-format F      pretty, json, journal (lines with their syslog priority, for
-                            systemd) or procd (warnings on stderr, for OpenWrt's logd)
-                            (default: journal when stdout is systemd's journal, pretty on
-                            a terminal, json otherwise)
-        --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
-    -h, --help              show this help
-    -V, --version           print the name and version
+${LOG_FLAGS_HELP}
 
   COMMAND
     Split into words like sh does (quotes and backslashes), then run without a shell: no

@@ -2,7 +2,7 @@
  * reconfig-wg: flags (meow, under the strict check) → options → daemon. Nothing else lives here;
  * cli.ts loads it.
  */
-import { killRunning, LOG_FLAGS, runDaemonCli, usageError } from '../common/cli.js';
+import { killRunning, LOG_FLAGS, LOG_FLAGS_HELP, runDaemonCli, usageError } from '../common/cli.js';
 import { ReconfigError } from '../common/errors.js';
 import { normalizeOptions as normalizeKnockOptions, type KnockOptions } from '../knock/options.js';
 import type { PinholeMode } from './deliver.js';
@@ -49,13 +49,7 @@ const help = `
                             ports BASE.. re-arm it (one node instead of two; not with --once)
         --knock-range N     ports in the knock range (default: 100)
         --knock-cooldown S  act on a knock at most once per S seconds (default: 10)
-        --log-format F      pretty, json, journal (lines with their syslog priority, for
-                            systemd) or procd (warnings on stderr, for OpenWrt's logd)
-                            (default: journal when stdout is systemd's journal, pretty on
-                            a terminal, json otherwise)
-        --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
-    -h, --help              show this help
-    -V, --version           print the name and version
+${LOG_FLAGS_HELP}
 
   Signals
     SIGTERM, SIGINT   stop (the pid file is removed)
