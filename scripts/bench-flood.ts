@@ -5,7 +5,7 @@
  * a NAT remap, starting its handshake in the middle of the flood) took to be accepted, and
  * the capture's drop counter. Figures are printed, never asserted.
  */
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,15 +156,18 @@ export async function floodRounds(rates: readonly number[], extraArgs: readonly 
  * The project at git `ref`, exported (not checked out: no worktree is touched) into a temporary
  * directory, with this checkout's node_modules linked in and built; its reconfig-wg entry point.
  */
-export async function buildBaseline(ref: string): Promise<{ cli: string; remove(): void }> {
+export async function buildBaseline(ref: string): Promise<{ cli: string; knockCli: string; commit: string; remove(): void }> {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'rwg-baseline-'));
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   try {
     await execa('sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', root, ref, dir]);
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    // this checkout's socket addon too, so the baseline injects as it did (same C source)
+    if (existsSync(join(root, 'build'))) symlinkSync(join(root, 'build'), join(dir, 'build'));
     await execa(join(root, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')]);
-    return { cli: join(dir, 'dist/src/reconfig/cli.js'), remove };
+    const commit = (await execa('git', ['-C', root, 'rev-parse', '--short', ref])).stdout.trim();
+    return { cli: join(dir, 'dist/src/reconfig/cli.js'), knockCli: join(dir, 'dist/src/knock/cli.js'), commit, remove };
   } catch (error) {
     remove();
     throw new Error(`bench: cannot build baseline ${ref}: ${(error as Error).message}`);

@@ -20,9 +20,11 @@
  * long each roaming event takes to recover with WireGuard alone and its port open, with
  * reconfig-wg --no-inject and with reconfig-wg by default, BENCH_ROUNDS rounds each (10).
  *
- * With --footprint (root; also part of --lab), a separate section: both daemons' memory
- * (PSS from /proc/PID/smaps_rollup) under each set of node flags tried for the service files,
- * with the verification rate under the same flags (scripts/footprint.ts).
+ * With --footprint (root), both jobs' memory (from /proc/PID/smaps_rollup) with the service
+ * files' node flags, as two processes and as one, before and after: the code of --baseline REF
+ * (default: `git merge-base HEAD main`) and this tree, in one run. With --footprint-flags (root; also part of --lab),
+ * this tree under each set of node flags tried for the service files, with the verification
+ * rate under the same flags (scripts/footprint.ts).
  * --verify-only prints the first line of the verify figures and nothing else (the footprint
  * section runs it under each flag set).
  */
@@ -31,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { setPeerEndpoint, wgQuickPersister } from '../src/reconfig/tell/persist-wgquick.js';
 import { STATUS_VERSION, writeStatus } from '../src/reconfig/tell/status.js';
 import { decodeFrame } from '../src/net/packet.js';
@@ -40,7 +43,7 @@ import { createResponder } from '../src/wireguard/responder.js';
 import { benchInjection } from './bench-inject.js';
 import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
-import { footprint } from './footprint.js';
+import { footprint, footprintFlags } from './footprint.js';
 
 function rate(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(1000, iterations); i++) fn(i);
@@ -199,15 +202,23 @@ if (process.argv.includes('--profile')) {
 }
 
 const lab = process.argv.includes('--lab');
-if (lab || process.argv.includes('--footprint')) {
+const footprintWanted = process.argv.includes('--footprint');
+const flagsWanted = process.argv.includes('--footprint-flags');
+if (lab || footprintWanted || flagsWanted) {
   if (process.getuid?.() !== 0) {
-    process.stderr.write(`bench: ${lab ? '--lab' : '--footprint'} needs root (network namespaces)\n`);
+    process.stderr.write(`bench: ${lab ? '--lab' : footprintWanted ? '--footprint' : '--footprint-flags'} needs root (network namespaces)\n`);
     process.exitCode = 2;
   } else {
     if (lab) {
       const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
       await roamingTable(rounds, (text) => process.stdout.write(text));
     }
-    await footprint(fileURLToPath(import.meta.url));
+    if (lab || flagsWanted) await footprintFlags(fileURLToPath(import.meta.url));
+    if (footprintWanted) {
+      // before and after: the code of --baseline REF (default: where this branch left main) and this tree
+      const at = process.argv.indexOf('--baseline');
+      const ref = at > 0 ? process.argv[at + 1] : undefined;
+      await footprint(ref ?? (await execa('git', ['merge-base', 'HEAD', 'main'], { cwd: fileURLToPath(new URL('../..', import.meta.url)) })).stdout.trim());
+    }
   }
 }

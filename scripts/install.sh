@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the systemd units of reconfig-wg and port-knock for the commands as they are
-# installed here, and the /etc/default files for their options; --uninstall takes them away.
+# installed here, the /etc/default files for their options, the man pages reconfig-wg(8) and
+# port-knock(8) and the bash completion; --uninstall takes them away.
 # Says what it does, line by line. Run it from the installed package:
 #   sudo "$(npm root -g)/reconfig-wg/scripts/install.sh"
 #   sudo "$(npm root -g)/reconfig-wg/scripts/install.sh" --uninstall
@@ -12,8 +13,10 @@ usage() {
 Usage: $0 [--uninstall] [--bin-dir DIR] [--root DIR]
 
 Installs reconfig-wg@.service and port-knock@.service into /etc/systemd/system, with
-ExecStart pointing at the installed commands, and /etc/default/reconfig-wg and
-/etc/default/port-knock (options; an existing file is kept). Then:
+ExecStart pointing at the installed commands, /etc/default/reconfig-wg and
+/etc/default/port-knock (options; an existing file is kept), the man pages into
+/usr/local/share/man/man8 and the bash completion into
+/usr/local/share/bash-completion/completions. Then:
   systemctl enable --now reconfig-wg@wg0
   systemctl enable --now port-knock@wg0     # optional
 
@@ -54,6 +57,8 @@ units="$here/init.d/systemd"
 target=${root%/}
 unit_dir=$target/etc/systemd/system
 default_dir=$target/etc/default
+man_dir=$target/usr/local/share/man/man8
+completion_dir=$target/usr/local/share/bash-completion/completions
 marker='# installed by reconfig-wg scripts/install.sh'
 
 if [ "$root" = / ] && [ "$(id -u)" -ne 0 ]; then
@@ -62,6 +67,18 @@ fi
 # systemctl only for the running system, and only where systemd runs it
 live=0
 if [ "$root" = / ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then live=1; fi
+
+# installed shipped why-kept: removes an installed file that is still the one this package ships
+remove_unchanged() {
+	if [ ! -f "$1" ]; then
+		echo "$1: not there"
+	elif cmp -s "$1" "$2"; then
+		rm -f "$1"
+		echo "removed $1"
+	else
+		echo "kept $1: $3"
+	fi
+}
 
 if [ "$uninstall" -eq 1 ]; then
 	for name in port-knock reconfig-wg; do
@@ -85,15 +102,12 @@ if [ "$uninstall" -eq 1 ]; then
 		else
 			echo "kept $unit: it was not installed by this script"
 		fi
-		default="$default_dir/$name"
-		if [ ! -f "$default" ]; then
-			echo "$default: not there"
-		elif cmp -s "$default" "$units/default/$name"; then
-			rm -f "$default"
-			echo "removed $default"
-		else
-			echo "kept $default: it holds your changes"
-		fi
+		remove_unchanged "$default_dir/$name" "$units/default/$name" "it holds your changes"
+	done
+	remove_unchanged "$man_dir/reconfig-wg.8" "$here/man/reconfig-wg.8" "it is not this package's"
+	remove_unchanged "$man_dir/port-knock.8" "$here/man/port-knock.8" "it is not this package's"
+	for command in reconfig-wg port-knock; do
+		remove_unchanged "$completion_dir/$command" "$here/completions/reconfig-wg" "it is not this package's"
 	done
 	if [ "$live" -eq 1 ]; then
 		systemctl daemon-reload
@@ -152,6 +166,19 @@ for name in reconfig-wg port-knock; do
 		echo "installed $default (options: edit it, then restart the service)"
 	fi
 done
+# source → where, written to a temporary name and renamed into place
+install_file() {
+	mkdir -p "$(dirname "$2")"
+	cp "$1" "$2.tmp.$$"
+	chmod 0644 "$2.tmp.$$"
+	mv -f "$2.tmp.$$" "$2"
+	echo "installed $2"
+}
+install_file "$here/man/reconfig-wg.8" "$man_dir/reconfig-wg.8"
+install_file "$here/man/port-knock.8" "$man_dir/port-knock.8"
+# bash-completion loads a command's completion from a file named after it: one script, both names
+install_file "$here/completions/reconfig-wg" "$completion_dir/reconfig-wg"
+install_file "$here/completions/reconfig-wg" "$completion_dir/port-knock"
 if [ "$live" -eq 1 ]; then
 	systemctl daemon-reload
 	echo "systemctl daemon-reload"

@@ -16,6 +16,11 @@ packages=(
   iputils-ping      # tunnel checks
   tcpdump           # Linux cooked v2 captures in tests
   systemd           # systemd-analyze verify and security for the unit tests
+  man-db            # man: the man pages render (test/man.test.ts, the package test)
+  groff-base        # nroff, which man renders with
+  bash-completion   # the completion scripts load as bash loads them
+  curl              # the notification example hook
+  bind9-dnsutils    # nsupdate, for the DNS example hook
 )
 
 missing=()

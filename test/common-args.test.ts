@@ -1,8 +1,9 @@
 /**
- * The flag parser both commands share: strict, pure, and every refusal one sentence that
- * names the flag and the fix.
+ * The flag parser both commands share: meow under a strict check, every refusal one sentence
+ * that names the flag and the fix, and what meow parses exactly what the check let through.
  */
 import test from 'ava';
+import fc from 'fast-check';
 import { parseArgs } from '../src/common/args.js';
 
 const SPECS = {
@@ -10,6 +11,7 @@ const SPECS = {
   logLevel: { type: 'string', choices: ['info', 'debug'] },
   once: { type: 'boolean' },
   kill: { type: 'boolean', shortFlag: 'k' },
+  noInject: { type: 'boolean' },
 } as const;
 
 const parse = (...argv: string[]) => parseArgs(SPECS, argv);
@@ -57,3 +59,42 @@ for (const [argv, reason] of refusals) {
     t.deepEqual(parse(...argv), { ok: false, reason });
   });
 }
+
+test('--no-inject is its own switch (yargs-parser would read it as inject=false); a later string flag wins', (t) => {
+  const result = parse('--no-inject', '-i', 'wg0', '--interface', 'wg1');
+  t.deepEqual(result.ok ? result.value.flags : undefined, { noInject: true, interface: 'wg1' });
+  const none = parse();
+  t.deepEqual(none.ok ? none.value.flags : undefined, {}, 'a flag not given is absent, not false');
+});
+
+test('the help meow renders is the text, indented by two', (t) => {
+  const result = parseArgs(SPECS, ['--once'], '\n    Usage\n      $ x [--once]\n');
+  t.is(result.ok ? result.value.help : undefined, '\n  Usage\n    $ x [--once]\n');
+});
+
+// Any mix of the accepted forms: meow's values are the model's (the last of a string flag wins;
+// a switch given is true), however the words are written.
+const word = fc.oneof(
+  fc.constantFrom('wg0', 'eth-1', '-x', 'a b', '19000', '').map((value) => ({ key: 'interface' as const, value, forms: value.startsWith('-') || value === '' ? [[`--interface=${value}`]] : [['-i', value], [`--interface=${value}`], [`-i${value}`], ['--interface', value], [`-i=${value}`]] })),
+  fc.constantFrom('info', 'debug').map((value) => ({ key: 'logLevel' as const, value, forms: [['--log-level', value], [`--log-level=${value}`]] })),
+  fc.constantFrom('once', 'kill', 'noInject').map((key) => ({ key, value: true, forms: key === 'kill' ? [['-k'], ['--kill']] : key === 'once' ? [['--once']] : [['--no-inject']] })),
+);
+
+test('whatever the check lets through, meow parses into the values it saw', (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(word, fc.nat()), { maxLength: 8 }), fc.array(fc.constantFrom('status', 'x', 'wg0'), { maxLength: 2 }), (words, rest) => {
+      const argv: string[] = [];
+      const expected: Record<string, string | boolean> = {};
+      for (const [{ key, value, forms }, pick] of words) {
+        if (key === 'interface' && value === '') continue; // an empty value is refused
+        argv.push(...forms[pick % forms.length]!);
+        expected[key] = value;
+      }
+      const result = parse(...argv, ...(rest.length > 0 ? ['--', ...rest] : []));
+      if (!result.ok) return false;
+      return JSON.stringify(Object.entries(result.value.flags).sort()) === JSON.stringify(Object.entries(expected).sort()) && JSON.stringify(result.value.input) === JSON.stringify(rest);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});

@@ -17,6 +17,7 @@ import { exportPackage, parseUci } from './helpers/procd-standin/uci.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const STANDIN = join(root, 'test', 'helpers', 'procd-standin');
 const UCI_STANDIN = fileURLToPath(new URL('./helpers/procd-standin/uci.js', import.meta.url));
+const VALIDATE_STANDIN = fileURLToPath(new URL('./helpers/procd-standin/validate-data.js', import.meta.url));
 const SCRIPTS = { 'reconfig-wg': join(root, 'init.d', 'openwrt', 'reconfig-wg'), 'port-knock': join(root, 'init.d', 'openwrt', 'port-knock') } as const;
 const CLIS = { '/usr/bin/reconfig-wg': RECONFIG_CLI, '/usr/bin/port-knock': KNOCK_CLI } as const;
 
@@ -29,10 +30,13 @@ interface Recorded {
   readonly calls: string[][];
   readonly instances: Instance[];
   readonly triggers: string[][];
+  /** what the script sent to the system log (`logger` is a stand-in that records) */
+  readonly logged: string[];
+  readonly stderr: string;
 }
 
 /** procd's view of the recorded calls: set_param replaces a parameter, append_param extends it. */
-function replay(calls: string[][]): Recorded {
+function replay(calls: string[][]): Omit<Recorded, 'logged' | 'stderr'> {
   const instances: Instance[] = [];
   const triggers: string[][] = [];
   let current: { name: string; params: Record<string, string[]> } | undefined;
@@ -57,7 +61,10 @@ async function runInit(t: { teardown(fn: () => void): void }, script: keyof type
   mkdirSync(bin);
   if (config !== undefined) writeFileSync(join(configDir, 'reconfig-wg'), config);
   writeFileSync(join(bin, 'uci'), `#!/bin/sh\nexec '${process.execPath}' '${UCI_STANDIN}' "$@"\n`);
-  chmodSync(join(bin, 'uci'), 0o755);
+  writeFileSync(join(bin, 'validate_data'), `#!/bin/sh\nexec '${process.execPath}' '${VALIDATE_STANDIN}' "$@"\n`);
+  const logFile = join(dir, 'syslog');
+  writeFileSync(join(bin, 'logger'), `#!/bin/sh\nprintf '%s\\n' "$*" >>'${logFile}'\n`);
+  for (const tool of ['uci', 'validate_data', 'logger']) chmodSync(join(bin, tool), 0o755);
   const record = join(dir, 'record');
   const result = await execa('sh', [join(STANDIN, 'rc.common'), SCRIPTS[script], action], {
     reject: false,
@@ -67,7 +74,8 @@ async function runInit(t: { teardown(fn: () => void): void }, script: keyof type
   if (result.exitCode !== 0) throw new Error(`${script} ${action} failed (${result.exitCode}): ${result.stderr}`);
   const text = existsSync(record) ? readFileSync(record, 'utf8') : '';
   const calls = text.split('\x1e').filter((r) => r.length > 0).map((r) => r.split('\x1f').slice(0, -1));
-  return replay(calls);
+  const logged = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((line) => line.length > 0) : [];
+  return { ...replay(calls), logged, stderr: String(result.stderr) };
 }
 
 /** Runs a produced command line's flags through the real command's parser (--help after them). */
@@ -97,13 +105,13 @@ test('the uci stand-in reads quoting, lists, unnamed sections and comments as UC
 test('the shipped example config starts one reconfig-wg for wg0 and, as shipped, no port-knock', async (t) => {
   const example = readFileSync(join(root, 'init.d', 'openwrt', 'reconfig-wg.config'), 'utf8');
   const reconfig = await runInit(t, 'reconfig-wg', example);
-  t.deepEqual(reconfig.instances.map((i) => [i.name, i.params.command]), [['wg0', ['/usr/bin/reconfig-wg', '--log-format', 'json', '-i', 'wg0', '-d', 'any', '--log-level', 'info', '--knock-port', '19000']]]);
+  t.deepEqual(reconfig.instances.map((i) => [i.name, i.params.command]), [['wg0', ['/usr/bin/reconfig-wg', '--log-format', 'procd', '-i', 'wg0', '-d', 'any', '--log-level', 'info', '--knock-port', '19000']]]);
   t.deepEqual(reconfig.instances[0]!.params.env, ['NODE_OPTIONS=--max-semi-space-size=1 --max-old-space-size=32 --v8-pool-size=1']);
   t.is((await acceptedByCommand(reconfig.instances[0]!.params.command!)).exitCode, 0);
   const knock = await runInit(t, 'port-knock', example);
   t.deepEqual(knock.instances, [], 'enabled 0 starts nothing');
   const enabled = await runInit(t, 'port-knock', example.replace(/(config port-knock 'knock'\n\toption enabled )'0'/, "$1'1'"));
-  t.deepEqual(enabled.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'json', '-p', '19000', '--range', '100', '-i', 'wg0', '--cooldown', '10']);
+  t.deepEqual(enabled.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'procd', '-p', '19000', '--range', '100', '-i', 'wg0', '--cooldown', '10']);
   t.is((await acceptedByCommand(enabled.instances[0]!.params.command!)).exitCode, 0);
 });
 
@@ -128,7 +136,7 @@ test('every reconfig-wg flag has a UCI option, and each reaches the command line
   const { instances } = await runInit(t, 'reconfig-wg', config);
   t.is(instances.length, 1);
   t.deepEqual(instances[0]!.params.command, [
-    '/usr/bin/reconfig-wg', '--log-format', 'json',
+    '/usr/bin/reconfig-wg', '--log-format', 'procd',
     '-i', 'wg1', '-d', 'eth0', '--once', '--dry-run', '--log-level', 'debug',
     '--pid-file', '/var/run/rwg-wg1.pid', '--state-file', '/etc/reconfig-wg/wg1.json',
     '--knock-port', '33434', '--knock-range', '20', '--knock-cooldown', '5',
@@ -155,11 +163,11 @@ test('every port-knock flag has a UCI option; a command with quotes stays one ar
 `;
   const { instances } = await runInit(t, 'port-knock', config);
   const command = instances[0]?.params.command;
-  t.deepEqual(command, ['/usr/bin/port-knock', '--log-format', 'json', '-p', '33434', '--range', '50', '-c', "logger -t knock 'traceroute from {src}'", '-d', 'eth1', '--cooldown', '30', '--dry-run', '--log-level', 'warn', '--pid-file', '/var/run/pk.pid']);
+  t.deepEqual(command, ['/usr/bin/port-knock', '--log-format', 'procd', '-p', '33434', '--range', '50', '-c', "logger -t knock 'traceroute from {src}'", '-d', 'eth1', '--cooldown', '30', '--dry-run', '--log-level', 'warn', '--pid-file', '/var/run/pk.pid']);
   const parsed = await acceptedByCommand(command!);
   t.is(parsed.exitCode, 0, parsed.stderr);
   const rearm = await runInit(t, 'port-knock', `config port-knock\n\toption interface 'wg0'\n\toption reconfig_pid_file '/var/run/rwg.pid'\n`);
-  t.deepEqual(rearm.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'json', '-i', 'wg0', '--reconfig-pid-file', '/var/run/rwg.pid']);
+  t.deepEqual(rearm.instances[0]?.params.command, ['/usr/bin/port-knock', '--log-format', 'procd', '-i', 'wg0', '--reconfig-pid-file', '/var/run/rwg.pid']);
 });
 
 test('one instance per enabled section, unnamed ones included; sections of the other type are not started', async (t) => {
@@ -210,10 +218,10 @@ async function helpFlags(cli: string): Promise<Map<string, string | undefined>> 
   return flags;
 }
 
-test('no flag of either --help lacks a UCI option (only help, version, -k and the log format, which is always json)', async (t) => {
+test('no flag of either --help lacks a UCI option (only help, version and -k)', async (t) => {
   const everything = {
-    'reconfig-wg': `config reconfig-wg 'x'\n${['interface wg0', 'device any', 'once 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'state_file /s', 'knock_port 19000', 'knock_range 10', 'knock_cooldown 1', 'pinhole auto', 'inject 0', 'persist none', 'hook true', 'hook_timeout 5', 'status_file /st'].map((o) => `\toption ${o}`).join('\n')}\n`,
-    'port-knock': `config port-knock 'x'\n${['port 19000', 'range 10', 'command true', 'interface wg0', 'device any', 'cooldown 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'reconfig_pid_file /r'].map((o) => `\toption ${o}`).join('\n')}\n`,
+    'reconfig-wg': `config reconfig-wg 'x'\n${['log_format json', 'interface wg0', 'device any', 'once 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'state_file /s', 'knock_port 19000', 'knock_range 10', 'knock_cooldown 1', 'pinhole auto', 'inject 0', 'persist none', 'hook true', 'hook_timeout 5', 'status_file /st'].map((o) => `\toption ${o}`).join('\n')}\n`,
+    'port-knock': `config port-knock 'x'\n${['log_format json', 'port 19000', 'range 10', 'command true', 'interface wg0', 'device any', 'cooldown 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'reconfig_pid_file /r'].map((o) => `\toption ${o}`).join('\n')}\n`,
   } as const;
   for (const [script, cli] of [['reconfig-wg', RECONFIG_CLI], ['port-knock', KNOCK_CLI]] as const) {
     const { instances } = await runInit(t, script, everything[script]);
@@ -221,8 +229,49 @@ test('no flag of either --help lacks a UCI option (only help, version, -k and th
     const flags = await helpFlags(cli);
     t.true(flags.size >= 9, `${script} --help lists its flags`);
     for (const [long, short] of flags) {
-      if (['--help', '--version', '--kill', '--log-format'].includes(long)) continue;
+      if (['--help', '--version', '--kill'].includes(long)) continue;
       t.true(command.includes(long) || (short !== undefined && command.includes(short)), `${script} ${long} has a UCI option`);
     }
   }
+});
+
+test('a bad option value is one line in the system log naming it, and only that section is not started', async (t) => {
+  const config = `config reconfig-wg 'wg0'
+	option interface 'wg0'
+	option knock_port '70000'
+	option pinhole 'sometimes'
+config reconfig-wg 'wg1'
+	option interface 'wg1'
+	option hook_timeout '5.5'
+config port-knock 'knock'
+	option port 'high'
+	option log_level 'loud'
+`;
+  const reconfig = await runInit(t, 'reconfig-wg', config);
+  t.deepEqual(reconfig.instances.map((i) => i.name), ['wg1'], 'the good section starts; the bad one does not');
+  t.deepEqual(reconfig.logged.sort(), [
+    "-t reconfig-wg -p daemon.err section 'wg0' not started: reconfig-wg.wg0.knock_port=70000 validates as port with false",
+    `-t reconfig-wg -p daemon.err section 'wg0' not started: reconfig-wg.wg0.pinhole=sometimes validates as or("auto","always","never") with false`,
+  ]);
+  t.regex(reconfig.stderr, /^reconfig-wg: section 'wg0' not started: reconfig-wg\.wg0\.knock_port=70000/m, 'and on stderr, for whoever ran the script');
+  const knock = await runInit(t, 'port-knock', config);
+  t.deepEqual(knock.instances, []);
+  t.is(knock.logged.length, 2);
+  t.true(knock.logged.every((line) => line.startsWith("-t port-knock -p daemon.err section 'knock' not started: reconfig-wg.knock.")), knock.logged.join('\n'));
+});
+
+test('both scripts hand procd the type of every option (procd_add_validation), and what validates is what the command accepts', async (t) => {
+  for (const script of ['reconfig-wg', 'port-knock'] as const) {
+    const { calls } = await runInit(t, script, `config ${script} 'x'\n\toption interface 'wg0'\n`);
+    const validation = calls.find(([call]) => call === 'procd_validate');
+    t.truthy(validation, `${script}: procd_add_validation`);
+    t.deepEqual(validation!.slice(1, 3), ['reconfig-wg', script]);
+    const names = validation!.slice(3).map((spec) => spec.split(':')[0]);
+    t.true(names.includes('enabled') && names.includes('interface') && names.includes('log_format'), names.join(' '));
+  }
+  // the edge values validate and the command takes them
+  const edge = await runInit(t, 'reconfig-wg', `config reconfig-wg 'x'\n\toption knock_port '65500'\n\toption knock_range '36'\n\toption knock_cooldown '0.5'\n\toption hook_timeout '0.1'\n\toption pinhole 'never'\n\toption enabled 'yes'\n`);
+  t.is(edge.instances.length, 1);
+  const parsed = await acceptedByCommand(edge.instances[0]!.params.command!);
+  t.is(parsed.exitCode, 0, parsed.stderr);
 });

@@ -57,6 +57,15 @@ test('install.sh installs both units with ExecStart at the installed commands, a
     t.regex(text, /^RestartPreventExitStatus=2$/m);
     t.regex(text, new RegExp(`^EnvironmentFile=-/etc/default/${command}$`, 'm'));
   }
+  // the man pages and the bash completion, where man and bash-completion look under /usr/local
+  for (const page of ['reconfig-wg.8', 'port-knock.8']) {
+    t.is(readFileSync(join(stage, 'usr', 'local', 'share', 'man', 'man8', page), 'utf8'), readFileSync(join(root, 'man', page), 'utf8'), page);
+  }
+  for (const command of ['reconfig-wg', 'port-knock']) {
+    t.is(readFileSync(join(stage, 'usr', 'local', 'share', 'bash-completion', 'completions', command), 'utf8'), readFileSync(join(root, 'completions', 'reconfig-wg'), 'utf8'), `completion for ${command}`);
+  }
+  const rendered = await execa('man', ['reconfig-wg'], { env: { MANPATH: join(stage, 'usr', 'local', 'share', 'man'), MANWIDTH: '80', MANPAGER: 'cat' }, reject: false });
+  t.regex(rendered.stdout, /^RECONFIG-WG\(8\)/m, `man reconfig-wg finds the installed page: ${rendered.stderr}`);
   const knock = readFileSync(unit('port-knock@.service'), 'utf8');
   t.regex(knock, /^After=.*reconfig-wg@%i\.service/m);
   t.regex(knock, /^Wants=.*reconfig-wg@%i\.service/m);
@@ -86,6 +95,8 @@ test('install.sh --uninstall removes what it installed and keeps a changed /etc/
   const result = await execa(INSTALL, ['--root', stage, '--uninstall'], { reject: false });
   t.is(result.exitCode, 0, result.stderr);
   for (const name of UNITS) t.false(existsSync(unit(name)), `${name} removed`);
+  t.false(existsSync(join(stage, 'usr', 'local', 'share', 'man', 'man8', 'reconfig-wg.8')), 'the man page removed');
+  t.false(existsSync(join(stage, 'usr', 'local', 'share', 'bash-completion', 'completions', 'port-knock')), 'the completion removed');
   t.false(existsSync(join(stage, 'etc', 'default', 'port-knock')), 'the unchanged default file is removed');
   t.true(existsSync(changed), 'the changed default file is kept');
   t.regex(result.stdout, /kept .*reconfig-wg: it holds your changes/);
@@ -95,9 +106,15 @@ test('install.sh --uninstall removes what it installed and keeps a changed /etc/
 withAnalyze('systemd-analyze verify accepts both installed units, and refuses one whose command is missing', async (t) => {
   const { bin, stage, unit } = staged(t);
   await execa(INSTALL, ['--root', stage, '--bin-dir', bin]);
-  const verify = await execa('systemd-analyze', ['verify', ...UNITS.map(unit)], { reject: false });
+  // verify runs man for each Documentation=man:… line: the pages install.sh put in place
+  const verify = await execa('systemd-analyze', ['verify', ...UNITS.map(unit)], { reject: false, env: { MANPATH: join(stage, 'usr', 'local', 'share', 'man') } });
   t.is(verify.exitCode, 0, verify.stderr);
   t.is(verify.stderr.trim(), '', 'no warnings');
+  for (const name of UNITS) t.regex(readFileSync(unit(name), 'utf8'), new RegExp(`^Documentation=man:${name.replace('@.service', '')}\\(8\\) `, 'm'));
+  // without the pages, verify says so: the Documentation= lines are checked
+  const unfound = await execa('systemd-analyze', ['verify', unit(UNITS[0])], { reject: false, env: { MANPATH: join(stage, 'nowhere') } });
+  t.not(unfound.exitCode, 0);
+  t.regex(unfound.stderr, /Command 'man reconfig-wg\(8\)' failed/, 'a missing man page is reported');
 
   // the check has teeth: the same unit with its command gone does not verify
   const broken = unit('reconfig-wg@.service');

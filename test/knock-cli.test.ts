@@ -3,7 +3,7 @@
  * port range, -k. Cases that need a capture device run in the lab (root).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -27,10 +27,13 @@ test('--help teaches every flag, the placeholders and the exit codes, and exits 
   t.is((await run(['-h'])).exitCode, 0);
 });
 
-test('--version prints the package version', async (t) => {
-  const result = await run(['--version']);
-  t.is(result.exitCode, 0);
-  t.regex(result.stdout, /^\d+\.\d+\.\d+/);
+test('--version and -V print the name and the package version, as wg --version does', async (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const result = await run([flag]);
+    t.is(result.exitCode, 0, flag);
+    t.is(result.stdout, `port-knock v${version}`, flag);
+  }
 });
 
 const usageErrors: [string, string[], RegExp][] = [
@@ -59,8 +62,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['--cooldown without its value', ['--cooldown'], /--cooldown needs a value: seconds/],
   ['a value given to a switch', ['--dry-run=yes'], /--dry-run takes no value; write --dry-run alone/],
   ['an unknown log level', ['--log-level', 'nonsense'], /^port-knock: --log-level nonsense is not one of trace, debug, info, warn, error, fatal or silent\. See --help\.$/],
-  ['an unknown log format', ['--log-format', 'xml'], /--log-format xml is not one of pretty or json/],
-  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty or json/],
+  ['an unknown log format', ['--log-format', 'xml'], /--log-format xml is not one of pretty, json, journal or procd/],
+  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty, json, journal or procd/],
   ['a stray argument', ['wg0'], /unexpected argument 'wg0'/],
 ];
 

@@ -3,7 +3,7 @@
  * interface, -k. Cases that need a WireGuard interface run in the lab (root).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -28,10 +28,13 @@ test('--help teaches the flags and exits 0', async (t) => {
   t.is((await run(['-h'])).exitCode, 0);
 });
 
-test('--version prints the package version', async (t) => {
-  const result = await run(['--version']);
-  t.is(result.exitCode, 0);
-  t.regex(result.stdout, /^\d+\.\d+\.\d+/);
+test('--version and -V print the name and the package version, as wg --version does', async (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const result = await run([flag]);
+    t.is(result.exitCode, 0, flag);
+    t.is(result.stdout, `reconfig-wg v${version}`, flag);
+  }
 });
 
 const usageErrors: [string, string[], RegExp][] = [
@@ -45,8 +48,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['-k given a value', ['-kx'], /-k takes no value/],
   ['an unknown log level', ['--log-level', 'nonsense'], /^reconfig-wg: --log-level nonsense is not one of trace, debug, info, warn, error, fatal or silent\. See --help\.$/],
   ['--log-level without its value', ['--log-level'], /--log-level needs a value: trace, debug/],
-  ['an unknown log format', ['--log-format', 'xml'], /^reconfig-wg: --log-format xml is not one of pretty or json\. See --help\.$/],
-  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty or json/],
+  ['an unknown log format', ['--log-format', 'xml'], /^reconfig-wg: --log-format xml is not one of pretty, json, journal or procd\. See --help\.$/],
+  ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty, json, journal or procd/],
   ['--state-file without its value', ['--state-file'], /--state-file needs a value: a path/],
   ['a stray argument', ['wg0'], /unexpected argument 'wg0'.*given with -i/],
 ];

@@ -1,7 +1,12 @@
 /**
- * Command-line flags → values, strictly: an unknown flag, a flag missing its value, a value
- * given to a switch (`--once=yes`) or a value outside a flag's choices is refused with one
- * sentence that names the flag and the fix. Pure: returns a Result and never throws.
+ * Command-line flags → values: meow parses them, and renders the help, on top of a strict
+ * check of our own. meow (yargs-parser) takes what it does not know as a value or a new flag
+ * (`-i --once` gives an empty interface, `-iwg0` the flags -i, -w, -g and -0, `--once=yes`
+ * a string), so every word is checked first: an unknown flag, a flag missing its value, a
+ * value given to a switch or a value outside a flag's choices is refused with one sentence
+ * that names the flag and the fix. What passes is handed to meow in one unambiguous form
+ * (`--interface=wg0`, `--once`, then `--` and the other words), so meow's values are the
+ * ones the check saw. Returns a Result and never throws.
  *
  * Long flags are the kebab-case of the spec's keys (`dryRun` → `--dry-run`). A value follows
  * its flag as the next word or after `=` (`-p 19000`, `--port=19000`, `-p19000`); a word that
@@ -10,6 +15,7 @@
  * ends the flags. Words that are not flags are returned in `input`, in order, so a caller can
  * dispatch a leading subcommand word.
  */
+import meow, { type AnyFlags } from 'meow';
 import { fail, ok, type Result } from './result.js';
 
 export interface FlagSpec {
@@ -30,6 +36,8 @@ export type FlagValues<S extends FlagSpecs> = {
 export interface ParsedArgs<S extends FlagSpecs> {
   readonly flags: FlagValues<S>;
   readonly input: readonly string[];
+  /** the help text as meow renders it (indented by two, one empty line before) */
+  readonly help: string;
 }
 
 export function kebab(key: string): string {
@@ -40,14 +48,15 @@ function listChoices(choices: readonly string[]): string {
   return choices.length <= 1 ? choices.join('') : `${choices.slice(0, -1).join(', ')} or ${choices.at(-1) ?? ''}`;
 }
 
-export function parseArgs<S extends FlagSpecs>(specs: S, argv: readonly string[]): Result<ParsedArgs<S>> {
+/** The flags after the strict check, each in one form meow cannot misread. */
+export function strictArgv(specs: FlagSpecs, argv: readonly string[]): Result<string[]> {
   const byLong = new Map<string, [string, FlagSpec]>();
   const byShort = new Map<string, [string, FlagSpec]>();
   for (const [key, spec] of Object.entries(specs)) {
     byLong.set(kebab(key), [key, spec]);
     if (spec.shortFlag !== undefined) byShort.set(spec.shortFlag, [key, spec]);
   }
-  const flags: Record<string, string | boolean> = {};
+  const canonical: string[] = [];
   const input: string[] = [];
 
   for (let i = 0; i < argv.length; i++) {
@@ -86,7 +95,7 @@ export function parseArgs<S extends FlagSpecs>(specs: S, argv: readonly string[]
       if (attached !== undefined) {
         return fail(word.startsWith('--') ? `${long} takes no value; write ${long} alone` : `${name} takes no value and does not combine with other letters; write ${name} alone`);
       }
-      flags[key] = true;
+      canonical.push(long);
       continue;
     }
     let value = attached;
@@ -103,9 +112,68 @@ export function parseArgs<S extends FlagSpecs>(specs: S, argv: readonly string[]
     if (spec.choices !== undefined && !spec.choices.includes(value)) {
       return fail(`${shown} ${value} is not one of ${listChoices(spec.choices)}`);
     }
-    flags[key] = value;
+    canonical.push(`${long}=${value}`);
   }
-  return ok({ flags: flags as FlagValues<S>, input });
+  return ok([...canonical, '--', ...input]);
+}
+
+/** `noInject` → meow's `inject`: yargs-parser reads `--no-inject` as `inject` set to false. */
+const negated = (key: string): string | undefined => (/^no[A-Z]/.test(key) ? `${key[2]!.toLowerCase()}${key.slice(3)}` : undefined);
+
+function meowFlags(specs: FlagSpecs): AnyFlags {
+  const flags: AnyFlags = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    // a string flag may come twice (a unit's own flags, then the administrator's): the last wins
+    flags[negated(key) ?? key] = spec.type === 'string' ? { type: 'string', isMultiple: true } : { type: 'boolean' };
+  }
+  return flags;
+}
+
+/** Runs `fn` with process.title's setter held off (the getter keeps working). */
+function withoutTitleChanges<T>(fn: () => T): T {
+  const descriptor = Object.getOwnPropertyDescriptor(process, 'title');
+  if (descriptor?.configurable !== true) return fn();
+  Object.defineProperty(process, 'title', { ...descriptor, set: () => undefined });
+  try {
+    return fn();
+  } finally {
+    Object.defineProperty(process, 'title', descriptor);
+  }
+}
+
+/**
+ * Strictly checked, then parsed by meow, which also renders `help`. meow sets process.title,
+ * and setting it at all (even to what it was) overwrites the command line in /proc, which the
+ * pid-file identity check reads (node running our cli file): the setter is held off meanwhile.
+ */
+export function parseArgs<S extends FlagSpecs>(specs: S, argv: readonly string[], help = ''): Result<ParsedArgs<S>> {
+  const checked = strictArgv(specs, argv);
+  if (!checked.ok) return checked;
+  const cli = withoutTitleChanges(() => meow(help, {
+    importMeta: import.meta,
+    argv: checked.value,
+    // no package.json lookup: the commands print their own name and version
+    pkg: {},
+    description: false,
+    autoHelp: false,
+    autoVersion: false,
+    booleanDefault: undefined,
+    // the strict check above has refused unknown flags already, in our words
+    allowUnknownFlags: true,
+    flags: meowFlags(specs),
+  }));
+  const parsed = cli.flags as Record<string, unknown>;
+  const flags: Record<string, string | boolean> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    const inner = negated(key);
+    const value = parsed[inner ?? key];
+    if (spec.type === 'string' && Array.isArray(value) && value.length > 0) flags[key] = String(value.at(-1));
+    else if (spec.type === 'boolean' && typeof value === 'boolean') {
+      if (inner === undefined) flags[key] = value;
+      else if (!value) flags[key] = true;
+    }
+  }
+  return ok({ flags: flags as FlagValues<S>, input: cli.input.map(String), help: cli.help });
 }
 
 /** The flag within two edits of `name`, if exactly one is that close (a typo, not a guess). */

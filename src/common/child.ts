@@ -1,16 +1,13 @@
 /**
- * One run of a user's command (port-knock's -c, reconfig-wg's --hook): started without a
- * shell, its output turned into log lines, its exit logged, and stopped by process id (TERM,
- * then KILL after a grace period).
+ * One run of a user's command (port-knock's -c, reconfig-wg's --hook): started through execa
+ * without a shell, its output turned into log lines as execa splits them, its exit logged, and
+ * stopped by process id (TERM, then KILL after a grace period).
  *
  * The run gets its own process group, so stopping it also stops what a script started in the
  * foreground; the group is signalled only while its leader is our unreaped child, so the id
  * cannot have been reused by then.
  */
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { loadExeca } from './run-tool.js';
 import type { Logger } from './log.js';
 
 export interface CommandRun {
@@ -46,21 +43,35 @@ export async function startCommand(argv: readonly string[], logger: Logger, opti
   const { fields = {}, capturedAt, env, what = '-c' } = options;
   const [file, ...args] = argv;
   if (file === undefined) return undefined;
+  const execa = await loadExeca();
   const startedAt = performance.now();
-  // node's own spawn, not a wrapper library: the daemon stays small (see README, footprint)
-  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
+  // each line of output becomes a log line as it comes (execa splits the stream into lines;
+  // the generator yields nothing, so nothing is kept); no exit hooks (see run-tool.ts)
+  const child = execa(file, args, {
+    detached: true,
+    cleanup: false,
+    reject: false,
+    buffer: false,
+    stdin: 'ignore',
+    stdout: function* (line: unknown) {
+      forwardLine(String(line), 'stdout', child.pid ?? 0, logger);
+    },
+    stderr: function* (line: unknown) {
+      forwardLine(String(line), 'stderr', child.pid ?? 0, logger);
+    },
+    ...(env === undefined ? {} : { env }),
+  });
   const pid = child.pid;
   if (pid === undefined) {
-    const [error] = (await once(child, 'error')) as [Error];
-    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${error.message}. Check the program in ${what} (a full path is safest).`);
+    // execa's originalMessage is node's spawn error (`spawn /x ENOENT`), not the program's output
+    const failed = await child;
+    logger.error({ event: 'error', code: 'E_COMMAND', argv }, `cannot start ${file}: ${failed.originalMessage ?? 'it could not be run'}. Check the program in ${what} (a full path is safest).`);
     return undefined;
   }
   // the exit listener below reports how the run ended; a later error (a failed kill) is not news
   child.on('error', () => undefined);
   const latencyMs = capturedAt === undefined ? undefined : Number((Date.now() - capturedAt).toFixed(3));
   logger.info({ event: 'command.started', pid, argv, ...fields, latencyMs }, `started ${file} (pid ${pid})`);
-  forwardLines(child.stdout, 'stdout', pid, logger);
-  forwardLines(child.stderr, 'stderr', pid, logger);
 
   let running = true;
   let stopping = false;
@@ -106,18 +117,15 @@ export async function startCommand(argv: readonly string[], logger: Logger, opti
   };
 }
 
-function forwardLines(stream: Readable, name: 'stdout' | 'stderr', pid: number, logger: Logger): void {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  lines.on('line', (line) => {
-    const record = line.length <= MAX_LINE ? childRecord(line) : undefined;
-    if (record === undefined) {
-      logger.info({ event: 'command.output', pid, stream: name }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
-      return;
-    }
-    // a JSON log line (reconfig-wg started by a knock writes them): its level stays its
-    // level, its fields stay fields, under `child`, so an error in it is an error here
-    logger[record.level]({ event: 'command.output', pid, stream: name, child: record.fields }, record.msg);
-  });
+function forwardLine(line: string, name: 'stdout' | 'stderr', pid: number, logger: Logger): void {
+  const record = line.length <= MAX_LINE ? childRecord(line) : undefined;
+  if (record === undefined) {
+    logger.info({ event: 'command.output', pid, stream: name }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+    return;
+  }
+  // a JSON log line (reconfig-wg started by a knock writes them): its level stays its
+  // level, its fields stay fields, under `child`, so an error in it is an error here
+  logger[record.level]({ event: 'command.output', pid, stream: name, child: record.fields }, record.msg);
 }
 
 const PINO_LEVELS: Readonly<Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'>> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };

@@ -6,15 +6,24 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type FlagSpecs, type FlagValues, type ParsedArgs } from './args.js';
 import { ReconfigError, isReconfigError } from './errors.js';
-import { createLogger, defaultLogFormat, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js';
+import { createLogger, defaultLogFormat, isJournalStream, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js';
 import { signalPidFile, waitForExit, type ProgramIdentity } from './pidfile.js';
 
 export const LOG_FLAGS = {
-  logFormat: { type: 'string', choices: ['pretty', 'json'] },
+  logFormat: { type: 'string', choices: LOG_FORMATS },
   logLevel: { type: 'string', choices: LOG_LEVELS },
   help: { type: 'boolean', shortFlag: 'h' },
-  version: { type: 'boolean' },
+  version: { type: 'boolean', shortFlag: 'V' },
 } as const satisfies FlagSpecs;
+
+/** LOG_FLAGS in both commands' --help, in its Options block. */
+export const LOG_FLAGS_HELP = `        --log-format F      pretty, json, journal (lines with their syslog priority, for
+                            systemd) or procd (warnings on stderr, for OpenWrt's logd)
+                            (default: journal when stdout is systemd's journal, pretty on
+                            a terminal, json otherwise)
+        --log-level L       trace, debug, info, warn, error, fatal or silent (default: info)
+    -h, --help              show this help
+    -V, --version           print the name and version`;
 
 export function logFormatOf(flags: { logFormat?: string }): LogFormat {
   return (flags.logFormat as LogFormat | undefined) ?? defaultLogFormat();
@@ -22,6 +31,11 @@ export function logFormatOf(flags: { logFormat?: string }): LogFormat {
 
 export function loggerFromFlags(name: string, flags: { logFormat?: string; logLevel?: string }): Logger {
   return createLogger({ name, format: logFormatOf(flags), level: (flags.logLevel as LogLevel | undefined) ?? 'info' });
+}
+
+/** One line on stderr; on systemd's journal it carries its priority, err, as the log's lines do. */
+function errorLine(text: string): void {
+  process.stderr.write(`${isJournalStream(2) ? '<3>' : ''}${text}\n`);
 }
 
 /**
@@ -33,12 +47,12 @@ export function reportFatal(program: string, error: unknown, logger?: Logger, fo
   const log = format === 'json' ? logger : undefined;
   if (isReconfigError(error)) {
     log?.error({ event: 'error', code: error.code }, error.message);
-    process.stderr.write(`${program}: ${error.message}\n`);
+    errorLine(`${program}: ${error.message}`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
   log?.error({ event: 'error', code: 'E_INTERNAL' }, message);
-  process.stderr.write(`${program}: unexpected failure: ${message}\n`);
+  errorLine(`${program}: unexpected failure: ${message}`);
   if (process.env.DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
   return 1;
 }
@@ -64,20 +78,25 @@ export function packageVersion(): string {
   }
 }
 
+/** What `--version` prints, as `wg --version` does: `reconfig-wg v0.1.0`. */
+export function versionLine(program: string): string {
+  return `${program} v${packageVersion()}`;
+}
+
 /**
  * The first step of every command and subcommand: its flags parsed strictly. A usage error is
  * one line on stderr ending in "See --help." (exit 2); `--help` prints `help` (exit 0). Either
  * way the caller returns `exit`; otherwise it gets the flags and the other words.
  */
 export function readCommandArgs<S extends FlagSpecs>(program: string, help: string, specs: S, argv: readonly string[]): ParsedArgs<S> | { readonly exit: number } {
-  const parsed = parseArgs(specs, argv);
+  const parsed = parseArgs(specs, argv, help);
   if (!parsed.ok) {
     const reason = parsed.reason;
-    process.stderr.write(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.\n`);
+    errorLine(`${program}: ${reason}${reason.endsWith('?') ? '' : '.'} See --help.`);
     return { exit: 2 };
   }
   if ((parsed.value.flags as { help?: boolean }).help === true) {
-    process.stdout.write(`${help.replace(/^\n/, '')}\n`);
+    process.stdout.write(parsed.value.help.replace(/^\n/, ''));
     return { exit: 0 };
   }
   return parsed.value;
@@ -122,12 +141,12 @@ async function runDaemon<S extends DaemonFlags, Options>(command: DaemonCli<S, O
   if ('exit' in parsed) return parsed.exit;
   const flags = parsed.flags as FlagValues<DaemonFlags> & FlagValues<S>;
   if (flags.version) {
-    process.stdout.write(`${packageVersion()}\n`);
+    process.stdout.write(`${versionLine(program)}\n`);
     return 0;
   }
   const [stray] = parsed.input;
   if (stray !== undefined) {
-    process.stderr.write(`${program}: unexpected argument '${stray}'; ${program} takes flags only (an interface is given with -i). See --help.\n`);
+    errorLine(`${program}: unexpected argument '${stray}'; ${program} takes flags only (an interface is given with -i). See --help.`);
     return 2;
   }
   const format = logFormatOf(flags);

@@ -19,6 +19,7 @@ import { openCapture as realOpenCapture, type Capture, type CaptureOptions } fro
 import { openPinholer as realOpenPinholer } from '../net/conntrack.js';
 import { openInjector as realOpenInjector } from '../net/inject.js';
 import { wireguardFilter } from '../net/filter.js';
+import { HASH_BACKEND, type HashBackendName } from '../wireguard/blake2.js';
 import { readInterface, resolveInterface, runWg, type InterfaceConfig, type WgRunner } from '../wireguard/wg.js';
 import { firewallVerdict } from './check-firewall.js';
 import { selfTestLoopback, type PacketInjector, type PacketPinholer } from './deliver.js';
@@ -47,6 +48,8 @@ export interface CheckContext {
   readonly nft: (args: readonly string[]) => Promise<ToolResult>;
   readonly openInjector: () => PacketInjector;
   readonly openPinholer: () => PacketPinholer;
+  /** where BLAKE2s runs in this process; this process's own choice unless a test says otherwise */
+  readonly hashBackend?: HashBackendName;
   /** what the interface item found: later items use it (never the private key) */
   found?: { readonly iface: string; readonly config: InterfaceConfig };
   /** what the inject item's self-test found: does a re-sent packet get in on lo? */
@@ -64,6 +67,11 @@ async function wgTool(context: CheckContext): Promise<CheckResult> {
   const version = await context.run(['--version']);
   if (version.exitCode !== 0) return result('wg', 'fail', `wg --version failed: ${version.stderr.trim()}`, 'reinstall wireguard-tools');
   return result('wg', 'ok', version.stdout.trim().split('\n')[0] ?? 'present');
+}
+
+async function hashBackend(context: CheckContext): Promise<CheckResult> {
+  if ((context.hashBackend ?? HASH_BACKEND) === 'openssl') return result('hash', 'ok', "BLAKE2s in this Node's OpenSSL (node:crypto)");
+  return result('hash', 'ok', "BLAKE2s in JavaScript (@noble/hashes): this Node's OpenSSL is built without BLAKE2 (as on OpenWrt); each verified initiation costs a little more CPU");
 }
 
 async function wgInterface(context: CheckContext): Promise<CheckResult> {
@@ -179,6 +187,7 @@ async function persistence(context: CheckContext): Promise<CheckResult> {
 /** In order; later items may use what earlier ones found. */
 export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'wg', run: wgTool },
+  { name: 'hash', run: hashBackend },
   { name: 'interface', run: wgInterface },
   { name: 'capture', run: capture },
   { name: 'firewall', run: firewall },

@@ -2,8 +2,8 @@
  * The one module that runs the `wg` tool. Its output can hold the interface's private key, so
  * no error built here ever quotes stdout: messages use wg's stderr and our own words only.
  */
-import { execFile } from 'node:child_process';
 import { ReconfigError } from '../common/errors.js';
+import { runTool } from '../common/run-tool.js';
 
 export interface PeerConfig {
   /** base64, as wg prints it */
@@ -29,29 +29,16 @@ export interface WgRunner {
 
 const WG_TIMEOUT_MS = 10_000;
 
-/** Enough for the dump of thousands of peers. */
-const WG_MAX_OUTPUT = 16 * 1024 * 1024;
-
 /**
- * Runs `wg` with node's own execFile, not a wrapper library: the daemon stays small (see
- * README, footprint). A wg call that does not end within the timeout is killed.
+ * Runs `wg` through runTool (execa): a call that does not end within the timeout is stopped.
+ * Only wg's exit status and stderr, and our words, ever make an error message.
  */
-export const runWg: WgRunner = (args) =>
-  new Promise((resolve, reject) => {
-    const child = execFile('wg', [...args], { timeout: WG_TIMEOUT_MS, maxBuffer: WG_MAX_OUTPUT, encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error === null) return resolve({ exitCode: 0, stdout, stderr });
-      // execFile's error: `code` is the exit status when wg ran and failed, an errno name when it could not run
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === 'number') return resolve({ exitCode: code, stdout, stderr });
-      if (code === 'ENOENT') return reject(noWg());
-      const signal = (error as { signal?: unknown }).signal;
-      if (typeof signal === 'string') {
-        return reject(new ReconfigError('E_WG', `wg ${args[0] ?? ''} did not complete: ${error.killed ? `no answer within ${WG_TIMEOUT_MS / 1000} s` : `ended by ${signal}`}`));
-      }
-      reject(new ReconfigError('E_WG', `wg could not be run: ${error.message.split('\n')[0] ?? ''}`));
-    });
-    child.stdin?.end();
-  });
+export const runWg: WgRunner = async (args) => {
+  const result = await runTool('wg', args, WG_TIMEOUT_MS);
+  if (result.exitCode !== undefined) return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+  if (result.missing) throw noWg();
+  throw new ReconfigError('E_WG', `wg ${args[0] ?? ''} did not complete: ${result.failure ?? 'it could not be run'}`);
+};
 
 function noWg(): ReconfigError {
   return new ReconfigError(

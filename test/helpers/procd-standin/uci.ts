@@ -83,7 +83,7 @@ function quote(value: string): string {
 }
 
 /** Names unnamed sections the way `uci -n` does: cfg, then a number. */
-function sectionName(section: UciSection, index: number): string {
+export function sectionName(section: UciSection, index: number): string {
   return section.name ?? `cfg${(index + 1).toString(16).padStart(6, '0')}`;
 }
 
