@@ -2,6 +2,7 @@
  * The flag parser both commands share: meow under a strict check, every refusal one sentence
  * that names the flag and the fix, and what meow parses exactly what the check let through.
  */
+import { readFileSync } from 'node:fs';
 import test from 'ava';
 import fc from 'fast-check';
 import { parseArgs } from '../src/common/args.js';
@@ -97,4 +98,13 @@ test('whatever the check lets through, meow parses into the values it saw', (t) 
     { numRuns: 300 },
   );
   t.pass();
+});
+
+test('parsing leaves the process title and the command line in /proc as they were (the pid-file identity reads them)', (t) => {
+  const cmdline = (): string => readFileSync('/proc/self/cmdline', 'utf8');
+  const before = cmdline();
+  const title = process.title;
+  t.true(parse('--once').ok);
+  t.is(cmdline(), before);
+  t.is(process.title, title);
 });

@@ -129,11 +129,12 @@ function meowFlags(specs: FlagSpecs): AnyFlags {
   return flags;
 }
 
-/** Runs `fn` with process.title's setter held off (the getter keeps working). */
+/** Runs `fn` with process.title held as it is: read as before, set to no effect. */
 function withoutTitleChanges<T>(fn: () => T): T {
   const descriptor = Object.getOwnPropertyDescriptor(process, 'title');
   if (descriptor?.configurable !== true) return fn();
-  Object.defineProperty(process, 'title', { ...descriptor, set: () => undefined });
+  const title = process.title;
+  Object.defineProperty(process, 'title', { configurable: true, enumerable: descriptor.enumerable ?? true, get: () => title, set: () => undefined });
   try {
     return fn();
   } finally {
