@@ -27,6 +27,7 @@ import {
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
   REJECT_AFTER_TIME_MS,
+  REKEY_TIMEOUT_MS,
   TRANSPORT_MIN_SIZE,
   TRANSPORT_RECEIVER_OFFSET,
 } from '../wireguard/constants.js';
@@ -134,8 +135,11 @@ interface Injected {
  * each of these waits until the endpoint is the new one (about 0.5 s in all).
  */
 export const CONFIRM_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256] as const;
-/** How long an initiator's index is kept to match R2's response to it. */
-const INITIATOR_HINT_MS = 10_000;
+/**
+ * How long an initiator's index is kept to match R2's response to it: R2 answers within
+ * milliseconds; two REKEY_TIMEOUTs outlast the initiator's own retry with a new index.
+ */
+const INITIATOR_HINT_MS = 2 * REKEY_TIMEOUT_MS;
 /**
  * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
  * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
@@ -148,10 +152,10 @@ const MAX_INITIATOR_HINTS = 1024;
 /**
  * A source whose data packet WireGuard did not take up is not handed over again for this long:
  * a stranger replaying a live index costs one injection per address per SPENT_SOURCE_MS. A
- * genuine peer whose data was refused (a stale index) still gets in with its next handshake,
- * which this does not touch.
+ * genuine peer whose data was refused (a stale index) still gets in with its next handshake
+ * (which this does not touch), due one REKEY_TIMEOUT after its last.
  */
-const SPENT_SOURCE_MS = 5000;
+const SPENT_SOURCE_MS = REKEY_TIMEOUT_MS;
 const MAX_SPENT_SOURCES = 4096;
 /**
  * After a confirmation that data alone started came to nothing, the next one for the same peer
@@ -276,11 +280,6 @@ export class Listener {
 
   onChange(listener: (change: EndpointChange) => void): void {
     this.changeListeners.push(listener);
-  }
-
-  /** Each peer's endpoint as last confirmed with `wg show`. */
-  endpoints(): ReadonlyMap<string, string | undefined> {
-    return new Map([...(this.keys?.config.peers.values() ?? [])].map((peer) => [peer.publicKey, peer.endpoint]));
   }
 
   private async loadKeys(): Promise<Keys> {
