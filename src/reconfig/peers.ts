@@ -135,16 +135,19 @@ export class Peers {
     const before = this.shown;
     const keyChanged = before !== undefined && !fresh.responder.publicKey.equals(before.responder.publicKey);
     this.shown = keyChanged || before === undefined ? fresh : { ...fresh, responder: before.responder };
+    // Under a new key (the interface was recreated) nothing is compared: what wg shows is believed.
     const noticing = before !== undefined && !keyChanged;
     const moved: { peer: Peer; to: string }[] = [];
-    for (const peer of this.peers.values()) peer.configured = fresh.config.peers.has(peer.publicKey) && noticing && peer.configured;
     for (const shown of fresh.config.peers.values()) {
       const peer = this.worker(shown.publicKey);
-      if (peer.configured && shown.endpoint !== undefined && !sameEndpoint(peer.endpoint, shown.endpoint)) moved.push({ peer, to: shown.endpoint });
+      const known = noticing && peer.configured; // as of the read before this one
+      if (known && shown.endpoint !== undefined && !sameEndpoint(peer.endpoint, shown.endpoint)) moved.push({ peer, to: shown.endpoint });
       else peer.endpoint = shown.endpoint;
-      peer.configured = true;
     }
-    for (const peer of this.peers.values()) this.release(peer);
+    for (const peer of this.peers.values()) {
+      peer.configured = fresh.config.peers.has(peer.publicKey);
+      this.release(peer);
+    }
     return { keyChanged, moved };
   }
 }

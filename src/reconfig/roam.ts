@@ -14,10 +14,9 @@ import { applyEndpointChange } from './apply.js';
 import { wallClock, type ChangeHow, type ChangeListeners } from './change.js';
 import type { Counters, IgnoreReason } from './counters.js';
 import type { Delivery } from './deliver.js';
-import { formatEndpoint, sameEndpoint } from './endpoint.js';
+import { endpointKeyOf, endpointKeyOfParts, formatEndpoint, sameEndpoint } from './endpoint.js';
 import type { HandedOver, Peer, Peers } from './peers.js';
 import type { HeldPacket } from './ratelimit.js';
-import { endpointKeyOf, endpointKeyOfParts } from './sniffer.js';
 
 /**
  * WireGuard takes an injected packet up within a millisecond or two; `wg show` is read after

@@ -9,9 +9,8 @@ import type { Logger } from '../common/log.js';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import type { LinkType } from '../net/link.js';
-import { canonicalAddress } from '../net/local.js';
 import type { Counters } from './counters.js';
-import { parseEndpoint } from './endpoint.js';
+import { endpointKeyOfParsed, endpointKeyOfParts, parseEndpoint } from './endpoint.js';
 import type { Peers } from './peers.js';
 import { screenFrame } from './screen.js';
 
@@ -34,15 +33,6 @@ const SCREEN_MAC1_CHECKED: ScreenVerdict = 2;
 /** What the screen vouched for: an initiation's mac1, or nothing (the full path checks all). */
 export type Screened = 'mac1-ok' | 'unchecked';
 export const screenedOf = (verdict: ScreenVerdict): Screened => (verdict === SCREEN_MAC1_CHECKED ? 'mac1-ok' : 'unchecked');
-
-/** An address as the decoders write it, and a port, as one key (wg's text goes through canonicalAddress first). */
-export const endpointKeyOfParts = (address: string, port: number): string => `${address}|${port}`;
-
-/** The endpoint key of wg's `addr:port` text, or undefined if it is none. */
-export function endpointKeyOf(endpoint: string | undefined): string | undefined {
-  const parsed = endpoint === undefined ? undefined : parseEndpoint(endpoint);
-  return parsed === undefined ? undefined : endpointKeyOfParts(canonicalAddress(parsed.address) ?? parsed.address, parsed.port);
-}
 
 export interface SnifferDeps {
   readonly logger: Logger;
@@ -137,7 +127,7 @@ export class Sniffer {
       const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
       if (endpoint === undefined) continue;
       exclude.push(endpoint);
-      keys.add(endpointKeyOfParts(canonicalAddress(endpoint.address) ?? endpoint.address, endpoint.port));
+      keys.add(endpointKeyOfParsed(endpoint));
     }
     this.endpointKeys = keys;
     return wireguardFilter(this.deps.peers.listenPort ?? 0, exclude);
