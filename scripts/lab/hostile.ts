@@ -7,12 +7,13 @@ import { readFileSync } from 'node:fs';
 import { events, type LogEvent } from './daemons.js';
 import { connectRoamer, natRemap, pingOnce, type Lab } from './lab.js';
 import { nsRun, waitFor, type LabProcess } from './netns.js';
+import { REKEY_TIMEOUT_MS } from '../../src/wireguard/constants.js';
 
 /** The node flags the shipped systemd unit and procd script run the daemon with. */
 export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--max-old-space-size=32', '--v8-pool-size=1'];
 
-/** One WireGuard retry: REKEY_TIMEOUT (5 s) after the first initiation, with a margin for the lab. */
-export const ONE_RETRY_MS = 6000;
+/** One WireGuard retry: REKEY_TIMEOUT after the first initiation, with a 1 s margin for the lab. */
+export const ONE_RETRY_MS = REKEY_TIMEOUT_MS + 1000;
 
 /** Resident memory of a running process, KiB (NaN once it is gone). */
 export function rssKiB(proc: LabProcess): number {

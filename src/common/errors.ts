@@ -3,6 +3,8 @@
  * exit status the CLI ends with: 2 for bad usage or configuration, 1 for a runtime failure.
  * The message says what is wrong and what to do about it.
  */
+import type { Logger } from './log.js';
+
 export type ErrorCode =
   | 'E_USAGE'
   | 'E_NOT_ROOT'
@@ -50,4 +52,10 @@ export function usageError(message: string): ReconfigError {
 
 export function isReconfigError(error: unknown): error is ReconfigError {
   return error instanceof ReconfigError;
+}
+
+/** Logs an error a daemon carries on after: its stable code (E_INTERNAL if it has none) and message. */
+export function logError(logger: Logger, error: unknown): void {
+  const code = isReconfigError(error) ? error.code : 'E_INTERNAL';
+  logger.error({ event: 'error', code }, (error as Error).message);
 }

@@ -31,6 +31,7 @@
  * such a sender shares that one address's turns with the peer.
  */
 import { endpointKeyOf, networkOf } from '../net/prefix.js';
+import { REKEY_TIMEOUT_MS } from '../wireguard/constants.js';
 
 export interface AdmissionOptions {
   /** admissions per second, both shares together, and how many may accumulate */
@@ -53,8 +54,9 @@ export interface AdmissionOptions {
 /**
  * Handshake initiations: a genuine peer sends one every REKEY_TIMEOUT (5 s) while it retries,
  * so 200 a second is room for hundreds of peers; at ~0.25 ms each it is at most 5 % of a core.
- * What can be admitted within maxWaitMs is perSecond × 5 s = 1,000 packets: holding more than
- * about that buys nothing, so 1,024 wait at most (~1 KiB of heap each).
+ * A packet that waited one REKEY_TIMEOUT is stale (its sender has retried). What can be admitted
+ * within maxWaitMs is perSecond × 5 s = 1,000 packets: holding more than about that buys
+ * nothing, so 1,024 wait at most (~1 KiB of heap each).
  */
 export const INITIATION_ADMISSION: AdmissionOptions = {
   perSecond: 200,
@@ -65,7 +67,7 @@ export const INITIATION_ADMISSION: AdmissionOptions = {
   maxHeld: 1024,
   maxHeldBytes: 1024 * 1024,
   maxPerNetwork: 256,
-  maxWaitMs: 5000,
+  maxWaitMs: REKEY_TIMEOUT_MS,
 };
 
 /**

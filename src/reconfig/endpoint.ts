@@ -2,6 +2,7 @@
  * Endpoints as wg prints and takes them: `192.0.2.7:51820` or `[2001:db8::7]:51820`.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { canonicalAddress } from '../net/local.js';
 
 export function formatEndpoint(address: string, port: number): string {
   return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
@@ -50,4 +51,19 @@ export function endpointAddress(endpoint: string): string {
   if (match !== null) return match[1] ?? '';
   const colon = endpoint.lastIndexOf(':');
   return colon < 0 ? endpoint : endpoint.slice(0, colon);
+}
+
+/**
+ * An address as the decoders write it, and a port, as one key: how a captured packet's source
+ * is matched with wg's endpoints (endpointKeyOf puts wg's text through canonicalAddress first).
+ */
+export const endpointKeyOfParts = (address: string, port: number): string => `${address}|${port}`;
+
+/** The key of a parsed endpoint, its address in the decoders' canonical form. */
+export const endpointKeyOfParsed = (endpoint: ParsedEndpoint): string => endpointKeyOfParts(canonicalAddress(endpoint.address) ?? endpoint.address, endpoint.port);
+
+/** The key of wg's `addr:port` text; undefined if it is no endpoint. */
+export function endpointKeyOf(endpoint: string | undefined): string | undefined {
+  const parsed = endpoint === undefined ? undefined : parseEndpoint(endpoint);
+  return parsed === undefined ? undefined : endpointKeyOfParsed(parsed);
 }

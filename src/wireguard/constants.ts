@@ -9,17 +9,16 @@ export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
 export const IDENTIFIER = 'WireGuard v1 zx2c4 Jason@zx2c4.com';
 /** mac1 key = HASH(LABEL_MAC1 || responder static public key) (paper §5.4.4). */
 export const LABEL_MAC1 = 'mac1----';
-/** Cookie key label; mac2 is not verified here but the label belongs to the protocol. */
-export const LABEL_COOKIE = 'cookie--';
 
-/** Message type byte; the three bytes after it are reserved and must be zero (paper §5.4.2). */
+/**
+ * Message type byte; the three bytes after it are reserved and must be zero (paper §5.4.2).
+ * Type 3, the cookie reply, is never looked at here (R2 sends it, and only under load).
+ */
 export const MESSAGE_INITIATION = 1;
 export const MESSAGE_RESPONSE = 2;
-export const MESSAGE_COOKIE_REPLY = 3;
 export const MESSAGE_TRANSPORT = 4;
 
 export const KEY_SIZE = 32;
-export const HASH_SIZE = 32;
 export const MAC_SIZE = 16;
 export const AEAD_TAG_SIZE = 16;
 export const TIMESTAMP_SIZE = 12;
@@ -59,8 +58,13 @@ export const TRANSPORT_RECEIVER_OFFSET = 4;
 export const TRANSPORT_HEADER_SIZE = 16;
 export const TRANSPORT_MIN_SIZE = TRANSPORT_HEADER_SIZE + AEAD_TAG_SIZE;
 
-/** Timers (paper §6.1, wireguard-go device/constants.go), in milliseconds. */
+/**
+ * Timers (paper §6.1, wireguard-go device/constants.go), in milliseconds; every wait derived
+ * from them says so where it is defined.
+ */
+/** An initiator that got no response retries after this (with a new sender index). */
 export const REKEY_TIMEOUT_MS = 5_000;
+/** A peer that sent data and heard nothing back for this long starts a new handshake (after REKEY_TIMEOUT more). */
 export const KEEPALIVE_TIMEOUT_MS = 10_000;
 /** No session key is used for longer than this after its handshake: its index dies with it. */
 export const REJECT_AFTER_TIME_MS = 180_000;

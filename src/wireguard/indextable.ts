@@ -73,10 +73,6 @@ export class IndexTable {
     return [...this.entries].map(([index, entry]) => ({ index, peer: entry.peer, learnedAt: entry.learnedAt })).sort((a, b) => a.learnedAt - b.learnedAt);
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   private drop(index: number, peer: string): void {
     this.entries.delete(index);
     const indices = this.byPeer.get(peer);

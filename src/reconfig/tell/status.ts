@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../common/atomic.js';
 import { ReconfigError } from '../../common/errors.js';
 import { readTrustedFile } from '../../common/private-dir.js';
 import { fail, ok, type Result } from '../../common/result.js';
-import type { ChangeHow } from '../listener.js';
+import type { ChangeHow } from '../change.js';
 
 export const STATUS_VERSION = 1;
 

@@ -1,0 +1,172 @@
+/**
+ * The listener's capture: kept open by the capture keeper (reopened when its device comes
+ * back or the listen port changes, its filter replaced in place when only the endpoints do),
+ * and the screen's first look at each frame in the capture's own buffer (screen.ts). The
+ * screen's verdict travels with the frame as a value; nothing downstream reads it back.
+ */
+import { CaptureKeeper } from '../common/capture-keeper.js';
+import type { Logger } from '../common/log.js';
+import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
+import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
+import type { LinkType } from '../net/link.js';
+import type { Counters } from './counters.js';
+import { endpointKeyOfParsed, endpointKeyOfParts, parseEndpoint } from './endpoint.js';
+import type { Peers } from './peers.js';
+import { screenFrame } from './screen.js';
+
+/**
+ * The kernel hands captured packets over in blocks at most this many ms late: under a flood
+ * one wake-up reads hundreds, and a genuine packet waits at most this long.
+ */
+export const CAPTURE_BUFFER_TIMEOUT_MS = 10;
+/**
+ * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
+ * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
+ * libpcap's kernel ring has one fixed-size slot per packet, sized by this: at 64 KiB a 1 MiB
+ * ring holds 16 packets, and a busy moment drops R2's own handshake messages; at 2 KiB it holds
+ * about 490. A larger data packet (jumbo frames) is cut short, so it is only counted.
+ */
+export const SNAP_LENGTH = 2048;
+/** The screen checked this initiation's mac1 in place (screen.ts): the full path need not again. */
+const SCREEN_MAC1_CHECKED: ScreenVerdict = 2;
+
+/** What the screen vouched for: an initiation's mac1, or nothing (the full path checks all). */
+export type Screened = 'mac1-ok' | 'unchecked';
+export const screenedOf = (verdict: ScreenVerdict): Screened => (verdict === SCREEN_MAC1_CHECKED ? 'mac1-ok' : 'unchecked');
+
+export interface SnifferDeps {
+  readonly logger: Logger;
+  readonly iface: string;
+  readonly device: string;
+  readonly openCapture: (options: CaptureOptions) => Capture;
+  readonly peers: Peers;
+  readonly counters: Counters;
+  /** what the `listening` line says of the listener, as it is when the capture opens */
+  readonly listening: () => Readonly<Record<string, unknown>>;
+  readonly onFrame: (link: LinkType, frame: Buffer, timestampMs: number, screened: Screened) => void;
+}
+
+export class Sniffer {
+  private readonly keeper: CaptureKeeper;
+  private capturePort = 0;
+  private captureFilter = '';
+  private filterUpdate: NodeJS.Immediate | undefined;
+  /** every peer's endpoint in the current filter, as endpointKeyOfParts keys */
+  private endpointKeys = new Set<string>();
+  private stopped = false;
+
+  constructor(private readonly deps: SnifferDeps) {
+    this.keeper = new CaptureKeeper({
+      logger: deps.logger,
+      device: deps.device,
+      openCapture: deps.openCapture,
+      bufferTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+      screen: (frame, length) => this.screen(frame, length),
+      snapLength: SNAP_LENGTH,
+      onFrame: (frame, timestampMs, verdict) => {
+        const link = this.keeper.link;
+        if (link !== undefined) deps.onFrame(link, frame, timestampMs, screenedOf(verdict));
+      },
+      onOpen: (capture, reopened) => this.opened(capture, reopened),
+    });
+  }
+
+  get link(): LinkType | undefined {
+    return this.keeper.link;
+  }
+
+  /** Opens the capture for the peers as read; errors are thrown to the caller. */
+  open(): void {
+    this.captureFilter = this.filterFor();
+    this.capturePort = this.deps.peers.listenPort ?? 0;
+    this.keeper.open(this.captureFilter);
+  }
+
+  /** Packets received and lost by the capture, over every capture opened (for the status output). */
+  stats(): CaptureStats {
+    return this.keeper.stats();
+  }
+
+  /** Is this a peer's endpoint the filter leaves out? (one may slip in while the filter is replaced) */
+  excludes(address: string, port: number): boolean {
+    return this.endpointKeys.has(endpointKeyOfParts(address, port));
+  }
+
+  /** Rebuilds the capture filter from the current endpoints, once per turn of the event loop. */
+  scheduleFilterUpdate(): void {
+    if (this.filterUpdate !== undefined || this.stopped) return;
+    this.filterUpdate = setImmediate(() => {
+      this.filterUpdate = undefined;
+      this.updateFilter();
+    });
+  }
+
+  updateFilter(): void {
+    const port = this.deps.peers.listenPort;
+    if (port === undefined || this.stopped) return;
+    const filter = this.filterFor();
+    if (filter === this.captureFilter) return;
+    const portChanged = port !== this.capturePort;
+    this.captureFilter = filter;
+    this.capturePort = port;
+    if (portChanged) this.keeper.reopen(filter);
+    else this.keeper.replace(filter);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
+    this.keeper.stop();
+  }
+
+  /** The capture filter for the believed endpoints; also notes them (endpointKeys). */
+  private filterFor(): string {
+    const exclude: ExcludedSource[] = [];
+    const keys = new Set<string>();
+    for (const peer of this.deps.peers.configured()) {
+      const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
+      if (endpoint === undefined) continue;
+      exclude.push(endpoint);
+      keys.add(endpointKeyOfParsed(endpoint));
+    }
+    this.endpointKeys = keys;
+    return wireguardFilter(this.deps.peers.listenPort ?? 0, exclude);
+  }
+
+  private opened(capture: Capture, reopened: boolean | 'filter'): void {
+    const { logger, iface, peers } = this.deps;
+    if (reopened === 'filter') {
+      const excluded = peers.configured().filter((peer) => peer.endpoint !== undefined).length;
+      logger.debug({ event: 'filter.updated', interface: iface, excluded }, 'capture filter updated');
+      return;
+    }
+    logger.info(
+      {
+        event: 'listening',
+        interface: iface,
+        device: capture.device,
+        link: capture.link,
+        port: this.capturePort,
+        peers: peers.configured().length,
+        ...this.deps.listening(),
+        ...(reopened ? { reopened } : {}),
+      },
+      `watching ${capture.device} for WireGuard packets to port ${this.capturePort}`,
+    );
+  }
+
+  /**
+   * The capture's first look, in its reused buffer, before any copy (screen.ts): MAC1_CHECKED
+   * only for an initiation whose mac1 it did check, PASS for what it left to the full path.
+   */
+  private screen(frame: Buffer, length: number): ScreenVerdict {
+    const { responder, listenPort } = this.deps.peers;
+    const link = this.keeper.link;
+    if (responder === undefined || listenPort === undefined || link === undefined) return SCREEN_DROP;
+    const screened = screenFrame(link, frame, length, listenPort, responder);
+    if (screened === 'mac1-ok') return SCREEN_MAC1_CHECKED;
+    if (screened === 'unchecked') return SCREEN_PASS;
+    this.deps.counters.ignore(screened, {}, screened === 'wrong-port' ? 'packet.ignored' : 'initiation.ignored');
+    return SCREEN_DROP;
+  }
+}
