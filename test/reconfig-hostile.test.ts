@@ -191,3 +191,16 @@ test('row 5: an SLL2 frame (tags never inserted there) and a frame the screen ca
   await r.feed(sll2(rawUdpFrame({ src: ATTACKER, dst: R2, srcPort: 1000, dstPort: PORT, payload: junk })));
   t.is(r.listener.ignored.get('bad-mac1'), 1);
 });
+
+test('row 8: a flood of ignored packets at debug level is a bounded number of log lines that say how many more there were', async (t) => {
+  const r = await rig({ inject: true, link: 'sll' });
+  t.teardown(r.close);
+  for (let i = 0; i < 2000; i++) r.listener.onFrame(sll(rawUdpFrame({ src: '127.0.0.1', dst: R2, srcPort: 1000 + i, dstPort: PORT, payload: dataTo(1) })), Date.now());
+  const lines = r.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.reason === 'source-loopback');
+  t.is(r.listener.ignored.get('source-loopback'), 2000, 'every one is counted');
+  t.true(lines.length <= 20, `${lines.length} lines`);
+  await r.listener.stop();
+  const told = r.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'log.suppressed' || typeof e.suppressed === 'number');
+  const suppressed = told.reduce((sum, e) => sum + Number(e.suppressed ?? 0), 0);
+  t.is(suppressed + lines.length, 2000, 'what was held back is said at stop');
+});

@@ -23,6 +23,7 @@ import { fail, ok, type Result } from '../common/result.js';
 import type { UdpTuple } from '../net/inject.js';
 import type { Datagram } from '../net/packet.js';
 import { LocalAddresses } from '../net/local.js';
+import { LogLimiter } from '../common/log-limit.js';
 import { isOwnUnicast } from '../net/martian.js';
 
 export type PinholeMode = 'auto' | 'always' | 'never';
@@ -82,7 +83,8 @@ export class Delivery {
   private pinhole: boolean;
   /** hand-overs whose conntrack entry is to be looked at again, by flow; Map order is due order */
   private readonly outstanding = new Map<string, { readonly tuple: UdpTuple; readonly dueAt: number; readonly ours: boolean }>();
-  private pinholeFailures = 0;
+  /** pinhole failures can come as fast as packets are handed over */
+  private readonly limiter: LogLimiter;
   private listenPort: number | undefined;
   private readonly local: LocalAddresses;
   /** entries removed because WireGuard did not take the packet up, and kept because it did */
@@ -93,6 +95,7 @@ export class Delivery {
     const { mode, pinholer, loopbackAccepted } = options;
     this.pinhole = pinholer !== undefined && (mode === 'always' || (mode === 'auto' && loopbackAccepted === false));
     this.local = options.localAddresses ?? new LocalAddresses();
+    this.limiter = new LogLimiter(options.logger, { summaryAfterMs: 0 });
   }
 
   /**
@@ -156,9 +159,7 @@ export class Delivery {
     if (this.pinhole && pinholer !== undefined) {
       const opened = pinholer.open(tuple, PINHOLE_TIMEOUT_SECONDS);
       // Without its pinhole the packet may still get in (a firewall that accepts lo): send anyway.
-      if (!opened.ok && this.pinholeFailures++ % 1000 === 0) {
-        this.options.logger.warn({ event: 'pinhole.failed', reason: opened.reason, failures: this.pinholeFailures }, `conntrack pinhole failed: ${opened.reason}`);
-      }
+      if (!opened.ok) this.limiter.log('warn', 'pinhole.failed', { event: 'pinhole.failed', reason: opened.reason }, `conntrack pinhole failed: ${opened.reason}`);
       pinholed = opened.ok && opened.value === 'opened';
     }
     const sent = injector.inject(tuple, datagram.payload);
@@ -211,6 +212,7 @@ export class Delivery {
   }
 
   close(): void {
+    this.limiter.stop();
     this.options.injector?.close();
     this.options.pinholer?.close();
   }

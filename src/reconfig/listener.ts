@@ -268,5 +268,6 @@ export class Listener {
     this.sniffer.stop();
     await this.settled();
     this.sessions.leave();
+    this.counts.stop();
   }
 }

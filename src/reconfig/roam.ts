@@ -110,7 +110,7 @@ export class Roam {
     }
     this.deps.counters.injected++;
     this.scheduleSettle();
-    this.deps.logger.debug({ event: `${kind}.injected`, interface: this.deps.iface, src, pinholed: delivered.value.pinholed }, `handed a ${kind} packet from ${src} to WireGuard`);
+    this.deps.counters.limited('debug', `${kind}.injected`, { event: `${kind}.injected`, interface: this.deps.iface, src, pinholed: delivered.value.pinholed }, `handed a ${kind} packet from ${src} to WireGuard`);
     return true;
   }
 
@@ -153,7 +153,7 @@ export class Roam {
         const pending = [...(peer.handedOver?.values() ?? [])];
         const initiation = pending.filter((p) => p.kind === 'initiation').at(-1);
         if (initiation === undefined) {
-          this.deps.logger.debug({ event: 'data.not-taken-up', interface: this.deps.iface, peer: peer.publicKey, sources: pending.map((p) => p.src) }, 'WireGuard did not move the endpoint');
+          this.deps.counters.limited('debug', 'data.not-taken-up', { event: 'data.not-taken-up', interface: this.deps.iface, peer: peer.publicKey, sources: pending.map((p) => p.src) }, 'WireGuard did not move the endpoint');
           this.dataNotTakenUp(peer, pending);
           return;
         }
