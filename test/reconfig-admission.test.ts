@@ -276,3 +276,16 @@ for (const rate of [10_000, 20_000]) {
     }
   });
 }
+
+test('when the pool is full, the network that fills it loses its own: a lone sender elsewhere keeps its place', (t) => {
+  // one /64 sends from ever new addresses, as many as may wait from one network
+  const sim = simulate({ maxHeld: 64, maxPerNetwork: 64, perSecond: 1, burst: 1, reservedShare: 0 });
+  sim.send('192.0.2.200', 'spent the token');
+  let n = 0;
+  const flood = (): string[] => Array.from({ length: 10 }, () => `2001:db8:66::${(n++).toString(16)}`);
+  sim.run(100, flood);
+  sim.send('198.51.100.7', 'lone');
+  sim.run(900, flood);
+  sim.run(1200, () => []); // the next two tokens: the /64's turn, then the lone sender's
+  t.true(sim.admittedAt.has('lone'), 'the lone sender was still waiting when its turn came');
+});

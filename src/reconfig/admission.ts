@@ -22,8 +22,9 @@
  *   its network's turns.
  * * Memory is bounded by a fixed total, whatever the spread of sources: at most `maxHeld`
  *   packets and `maxHeldBytes` bytes wait in the network and open tiers together, at most
- *   `maxPerNetwork` from one network; when full, a random waiting packet is dropped (an
- *   attacker cannot know which to push out, and the networks that hold most lose most). The
+ *   `maxPerNetwork` from one network; when full, a waiting packet of the network that holds most
+ *   among a few sampled at random is dropped (an attacker cannot know which; the networks that
+ *   hold most lose theirs, a lone sender keeps its place unless all are lone). The
  *   exact tier holds at most one packet per remembered endpoint (`maxEndpoints`). A packet
  *   that waited `maxWaitMs` is dropped as stale.
  *
@@ -54,9 +55,10 @@ export interface AdmissionOptions {
 /**
  * Handshake initiations: a genuine peer sends one every REKEY_TIMEOUT (5 s) while it retries,
  * so 200 a second is room for hundreds of peers; at ~0.25 ms each it is at most 5 % of a core.
- * A packet that waited one REKEY_TIMEOUT is stale (its sender has retried). What can be admitted
- * within maxWaitMs is perSecond × 5 s = 1,000 packets: holding more than about that buys
- * nothing, so 1,024 wait at most (~1 KiB of heap each).
+ * A packet that waited one REKEY_TIMEOUT is stale (its sender has retried). At most 256 wait in
+ * the network and open tiers (~1 KiB of heap each): a flood spread over many networks displaces
+ * a waiting packet within milliseconds however many are held, and a peer's own endpoint and its
+ * /64 have tiers of their own, so holding more would cost memory and buy nobody a turn.
  */
 export const INITIATION_ADMISSION: AdmissionOptions = {
   perSecond: 200,
@@ -64,7 +66,7 @@ export const INITIATION_ADMISSION: AdmissionOptions = {
   reservedShare: 0.25,
   endpointMemoryMs: 24 * 3600_000,
   maxEndpoints: 4096,
-  maxHeld: 1024,
+  maxHeld: 256,
   maxHeldBytes: 1024 * 1024,
   maxPerNetwork: 256,
   maxWaitMs: REKEY_TIMEOUT_MS,
@@ -83,6 +85,9 @@ export const DATA_ADMISSION: AdmissionOptions = {
   reservedShare: 0.5,
   maxHeld: 512,
 };
+
+/** How many waiting packets are looked at to choose the network that loses one (shed). */
+const SHED_SAMPLES = 4;
 
 /** Heap an item is assumed to take when the caller gives no sizeOf. */
 const DEFAULT_ITEM_BYTES = 1024;
@@ -147,8 +152,16 @@ class Turns<T> {
   }
 
   /** Drops one waiting packet, chosen at random. */
-  dropRandom(): void {
+  /** A waiting packet chosen at random, with how many its network holds. */
+  sample(): { held: Held<T>; networkSize: number } | undefined {
     const held = this.all[Math.floor(Math.random() * this.all.length)];
+    return held === undefined ? undefined : { held, networkSize: this.groups.get(held.group)?.size ?? 0 };
+  }
+
+  /** Drops a random waiting packet of `group`'s. */
+  dropFrom(group: string): void {
+    const members = this.groups.get(group);
+    const held = members === undefined ? undefined : randomValue(members);
     if (held !== undefined) this.remove(held);
   }
 
@@ -315,6 +328,12 @@ export class Admission<T> {
   }
 
   /** Drops random waiting packets of the network and open tiers until both bounds hold. */
+  /**
+   * Drops waiting packets of the network and open tiers until both bounds hold: each time from
+   * the network that holds most among a few waiting packets sampled at random, so a network
+   * that fills the pool loses its own, and a lone sender elsewhere is dropped only when
+   * everyone waiting is as lone as it (a flood spread over many networks).
+   */
   private shed(): number {
     const { maxHeld, maxHeldBytes } = this.options;
     let shed = 0;
@@ -323,7 +342,16 @@ export class Admission<T> {
     while (a.size + b.size > maxHeld || a.bytes + b.bytes > maxHeldBytes) {
       const total = a.size + b.size;
       if (total === 0) break;
-      (Math.random() * total < a.size ? a : b).dropRandom();
+      let victim: { turns: Turns<T>; group: string; size: number } | undefined;
+      for (let i = 0; i < SHED_SAMPLES; i++) {
+        const turns = Math.random() * total < a.size ? a : b;
+        const sampled = turns.sample();
+        if (sampled !== undefined && (victim === undefined || sampled.networkSize > victim.size)) {
+          victim = { turns, group: sampled.held.group, size: sampled.networkSize };
+        }
+      }
+      if (victim === undefined) break;
+      victim.turns.dropFrom(victim.group);
       shed++;
     }
     return shed;
