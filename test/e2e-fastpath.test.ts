@@ -120,7 +120,7 @@ e2e('two roaming peers behind one NAT each keep their own endpoint through a rem
   });
 });
 
-e2e('R2’s session indices are learned from real wireguard-go handshakes, R1- and R2-initiated', async (t) => {
+e2e('R2’s session indices are learned from real WireGuard handshakes, R1- and R2-initiated', async (t) => {
   const lab = await createLab({ firewall: 'open' });
   try {
     const roamer = lab.roamers[0]!;
