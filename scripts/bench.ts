@@ -17,6 +17,12 @@
  * long each roaming event takes to recover with WireGuard alone and its port open, with
  * reconfig-wg --no-inject and with reconfig-wg by default, BENCH_ROUNDS rounds each (10).
  *
+ * With --lab --wg kernel (root), the roaming table alone, with the kernel's WireGuard at both
+ * ends of every lab instead of wireguard-go, its own port-open column the native baseline:
+ * here if this kernel has WireGuard, else in the VM of scripts/vm/run-in-vm.sh (Debian's kernel
+ * under QEMU TCG; `scripts/setup.sh --vm` installs it). The CPU figures are left out there:
+ * under emulation they would measure the emulator.
+ *
  * With --footprint (root; also part of --lab), a separate section: both daemons' memory
  * (PSS from /proc/PID/smaps_rollup) under each set of node flags tried for the service files,
  * with the verification rate under the same flags (scripts/footprint.ts).
@@ -38,6 +44,8 @@ import { benchInjection } from './bench-inject.js';
 import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
 import { footprint } from './footprint.js';
+import { LAB_WIREGUARDS, type LabWireGuard } from './lab/lab.js';
+import { kernelWireGuardHere, runNodeInVm } from './vm/vm.js';
 
 function rate(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(1000, iterations); i++) fn(i);
@@ -62,6 +70,38 @@ function sllFrame(payload: Buffer): Buffer {
   udp.writeUInt16BE(51820, 2);
   udp.writeUInt16BE(8 + payload.length, 4);
   return Buffer.concat([sll, ip, udp, payload]);
+}
+
+/** `--wg NAME`: the lab's WireGuard; exits 2 on a name that is none. */
+function wireGuardFlag(argv: readonly string[]): LabWireGuard | undefined {
+  const at = argv.indexOf('--wg');
+  if (at < 0) return undefined;
+  const name = argv[at + 1] ?? '';
+  if (!(LAB_WIREGUARDS as readonly string[]).includes(name)) {
+    process.stderr.write(`bench: --wg takes one of ${LAB_WIREGUARDS.join(', ')}\n`);
+    process.exit(2);
+  }
+  return name as LabWireGuard;
+}
+
+/** The longest a whole `--lab --wg kernel` run may take in the VM. */
+const VM_BENCH_TIMEOUT_S = 3600;
+
+const wireguard = wireGuardFlag(process.argv);
+if (wireguard !== undefined) process.env.RECONFIG_WG_LAB_WG = wireguard;
+if (wireguard === 'kernel') {
+  if (process.getuid?.() !== 0 || !process.argv.includes('--lab')) {
+    process.stderr.write('bench: --wg kernel goes with --lab, as root (the roaming table on kernel WireGuard)\n');
+    process.exit(2);
+  }
+  if (await kernelWireGuardHere()) {
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
+    await roamingTable(rounds, (text) => process.stdout.write(text));
+  } else {
+    process.stdout.write('bench: this kernel has no WireGuard; the roaming table runs in a VM with Debian\'s kernel (QEMU TCG)\n');
+    process.exitCode = await runNodeInVm(['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { timeoutSeconds: VM_BENCH_TIMEOUT_S });
+  }
+  process.exit();
 }
 
 const server = generatePrivateKey();
