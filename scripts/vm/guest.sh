@@ -11,6 +11,8 @@ mkdir -p /dev/pts /dev/shm /run/netns
 mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 hostname rwg-vm
+# tun too, so wireguard-go can run in the VM beside the kernel's WireGuard (for comparisons).
+modprobe tun 2>/dev/null || true
 ip link set lo up
 
 finish() {
