@@ -17,6 +17,10 @@ chmod 0755 "$root/init"
 : > "$root/modules.order"
 for module in virtio_pci 9pnet_virtio 9p overlay; do
   # modprobe prints "insmod PATH" for each dependency first, then the module; built-ins print "builtin".
+  if ! deps=$(modprobe -S "$version" --show-depends "$module"); then
+    echo "initramfs: kernel $version has no module $module (is its linux-image installed?)" >&2
+    exit 1
+  fi
   while read -r verb path _; do
     [ "$verb" = insmod ] || continue
     name=$(basename "$path")
@@ -28,6 +32,6 @@ for module in virtio_pci 9pnet_virtio 9p overlay; do
     esac
     [ -f "$root/modules/$name" ] || cp "$path" "$root/modules/$name"
     grep -qx "$name" "$root/modules.order" || echo "$name" >> "$root/modules.order"
-  done < <(modprobe -S "$version" --show-depends "$module")
+  done <<< "$deps"
 done
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out"

@@ -64,7 +64,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash "$here/initramfs.sh" "$version" "$io/initramfs.cpio.gz"
+bash "$here/initramfs.sh" "$version" "$io/initramfs.cpio.gz" || exit 125
 
 # What the guest runs: the command, quoted, and the environment it needs.
 {
