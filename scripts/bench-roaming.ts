@@ -12,10 +12,10 @@
  * from the event until the tunnel works again (see scenarios.ts); `>T` when it did not within T.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { events, startReconfigWg, type LogEvent } from './lab/daemons.js';
-import { createLab, type LabFirewall } from './lab/lab.js';
+import { createLab, labWireGuardFromEnv, type LabFirewall } from './lab/lab.js';
 import { runScenario, SCENARIO_TITLES, SCENARIOS, type Scenario } from './lab/scenarios.js';
 
 interface Setup {
@@ -134,7 +134,8 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
 
 /** Measures every set-up and prints the table (markdown, as the README shows it). */
 export async function roamingTable(rounds: number, write: (text: string) => void): Promise<void> {
-  write(`roaming: ${rounds} roaming routers per set-up, each event played on all at once; R1 pings every 100 ms\n`);
+  const wireguard = labWireGuardFromEnv();
+  write(`roaming: ${wireguard === 'kernel' ? `kernel WireGuard (Linux ${release()})` : 'wireguard-go'} at both ends; ${rounds} roaming routers per set-up, each event played on all at once; R1 pings every 100 ms\n`);
   const all = new Map<string, Map<Scenario, Measured>>();
   const only = process.env.BENCH_SETUPS?.split(',');
   for (const setup of SETUPS) {

@@ -20,6 +20,15 @@
  * long each roaming event takes to recover with WireGuard alone and its port open, with
  * reconfig-wg --no-inject and with reconfig-wg by default, BENCH_ROUNDS rounds each (10).
  *
+ * With --lab --wg kernel (root), the roaming table alone, with the kernel's WireGuard at both
+ * ends of every lab instead of wireguard-go, its own port-open column the native baseline:
+ * here if this kernel has WireGuard, else in the VM of scripts/vm/run-in-vm.sh (Debian's kernel
+ * under QEMU TCG; `scripts/setup.sh --vm` installs it). The CPU figures are left out there:
+ * under emulation they would measure the emulator. So would 10 rounds at once: under TCG they
+ * saturate the one daemon (capture → hand-over 0.5 s, capture drops), so BENCH_ROUNDS defaults
+ * to 3 in the VM, and the VM gets 2 virtual CPUs, so that R1's pings, WireGuard and the daemon do not
+ * all queue on one emulated CPU.
+ *
  * With --footprint (root), both jobs' memory (from /proc/PID/smaps_rollup) with the service
  * files' node flags, as two processes and as one, before and after: the code of --baseline REF
  * (default: `git merge-base HEAD main`) and this tree, in one run. With --footprint-flags (root; also part of --lab),
@@ -44,6 +53,8 @@ import { benchInjection } from './bench-inject.js';
 import { roamingTable } from './bench-roaming.js';
 import { createInitiation } from './lab/initiator.js';
 import { footprint, footprintFlags } from './footprint.js';
+import { LAB_WIREGUARDS, type LabWireGuard } from './lab/lab.js';
+import { kernelWireGuardHere, runNodeInVm } from './vm/vm.js';
 
 function rate(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(1000, iterations); i++) fn(i);
@@ -68,6 +79,41 @@ function sllFrame(payload: Buffer): Buffer {
   udp.writeUInt16BE(51820, 2);
   udp.writeUInt16BE(8 + payload.length, 4);
   return Buffer.concat([sll, ip, udp, payload]);
+}
+
+/** `--wg NAME`: the lab's WireGuard; exits 2 on a name that is none. */
+function wireGuardFlag(argv: readonly string[]): LabWireGuard | undefined {
+  const at = argv.indexOf('--wg');
+  if (at < 0) return undefined;
+  const name = argv[at + 1] ?? '';
+  if (!(LAB_WIREGUARDS as readonly string[]).includes(name)) {
+    process.stderr.write(`bench: --wg takes one of ${LAB_WIREGUARDS.join(', ')}\n`);
+    process.exit(2);
+  }
+  return name as LabWireGuard;
+}
+
+/** The longest a whole `--lab --wg kernel` run may take in the VM. */
+const VM_BENCH_TIMEOUT_S = 3600;
+/** Rounds at once on kernel WireGuard in the VM: more saturate the emulated daemon. */
+const VM_BENCH_ROUNDS = 3;
+
+const wireguard = wireGuardFlag(process.argv);
+if (wireguard !== undefined) process.env.RECONFIG_WG_LAB_WG = wireguard;
+if (wireguard === 'kernel') {
+  if (process.getuid?.() !== 0 || !process.argv.includes('--lab')) {
+    process.stderr.write('bench: --wg kernel goes with --lab, as root (the roaming table on kernel WireGuard)\n');
+    process.exit(2);
+  }
+  if (await kernelWireGuardHere()) {
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
+    await roamingTable(rounds, (text) => process.stdout.write(text));
+  } else {
+    process.stdout.write('bench: this kernel has no WireGuard; the roaming table runs in a VM with Debian\'s kernel (QEMU TCG)\n');
+    process.env.BENCH_ROUNDS ??= String(VM_BENCH_ROUNDS);
+    process.exitCode = await runNodeInVm(['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { timeoutSeconds: VM_BENCH_TIMEOUT_S, smp: 2 });
+  }
+  process.exit();
 }
 
 const server = generatePrivateKey();

@@ -16,6 +16,7 @@ import {
   createLab,
   endpointOf,
   firewallDrops,
+  labWireGuardFromEnv,
   natRemap,
   pingOnce,
   pingUntilAnswered,
@@ -155,7 +156,8 @@ async function story(lab: Lab, dir: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  say('building the lab: R1 behind a NAT, R2 with a closed firewall, an attacker; real wireguard-go at both ends');
+  const wireguard = labWireGuardFromEnv() === 'kernel' ? "the kernel's WireGuard" : 'wireguard-go';
+  say(`building the lab: R1 behind a NAT, R2 with a closed firewall, an attacker; real ${wireguard} at both ends`);
   const lab = await createLab();
   const dir = mkdtempSync(join(tmpdir(), 'rwg-demo-'));
   let cleaned = false;

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Installs what reconfig-wg needs, only what is missing, then builds. Safe to run again:
 # when everything is there it prints nothing and takes a few seconds.
+#   --vm  also what the lab needs to run on the kernel's WireGuard in a VM
+#         (scripts/vm/run-in-vm.sh): QEMU, Debian's kernel image, a static busybox
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+vm=0
+for arg in "$@"; do
+  case "$arg" in
+    --vm) vm=1 ;;
+    *) echo "setup: unknown argument $arg (only --vm)" >&2; exit 2 ;;
+  esac
+done
 
 # Debian package → a file that proves it is installed (dpkg-query is the fallback).
 packages=(
@@ -22,6 +32,15 @@ packages=(
   curl              # the notification example hook
   bind9-dnsutils    # nsupdate, for the DNS example hook
 )
+if [ "$vm" -eq 1 ]; then
+  packages+=(
+    qemu-system-x86   # the VM (TCG: no KVM needed)
+    linux-image-amd64 # a kernel with the wireguard module, booted in the VM
+    busybox-static    # the VM's initramfs
+    cpio              # packs the initramfs
+    kmod              # modprobe: the initramfs's module list, the VM's own module loading
+  )
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

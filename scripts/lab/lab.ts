@@ -1,6 +1,9 @@
 /**
- * The netns lab: the road-warrior story on one machine, with real wireguard-go, wg, nftables
- * and conntrack. Shared by the e2e tests, the demo and the benchmarks.
+ * The netns lab: the road-warrior story on one machine, with real WireGuard, wg, nftables and
+ * conntrack. Shared by the e2e tests, the demo and the benchmarks. WireGuard is userspace
+ * wireguard-go by default, or the kernel's module (RECONFIG_WG_LAB_WG=kernel, or the
+ * `wireguard` option), which routers run; this machine's kernel has none, so that lab runs
+ * inside the VM of scripts/vm/run-in-vm.sh.
  *
  *   roamer i:  r1 ── lan ── nat (masquerade random) ── wan ─┐
  *                                                           ├─ switch ── r2 (firewall, wg server)
@@ -24,6 +27,19 @@ export const ATTACKER_V4 = '192.0.2.66';
 export const ATTACKER_V6 = '2001:db8:100::66';
 export const R2_TUNNEL = '203.0.113.1';
 
+/** The WireGuard implementation at both ends of the lab. */
+export type LabWireGuard = 'wireguard-go' | 'kernel';
+export const LAB_WIREGUARDS: readonly LabWireGuard[] = ['wireguard-go', 'kernel'];
+
+/** The implementation named by RECONFIG_WG_LAB_WG (default wireguard-go); throws on any other name. */
+export function labWireGuardFromEnv(env: NodeJS.ProcessEnv = process.env): LabWireGuard {
+  const name = env.RECONFIG_WG_LAB_WG ?? 'wireguard-go';
+  if (!(LAB_WIREGUARDS as readonly string[]).includes(name)) {
+    throw new Error(`RECONFIG_WG_LAB_WG=${name}: the lab's WireGuard is one of ${LAB_WIREGUARDS.join(', ')}`);
+  }
+  return name as LabWireGuard;
+}
+
 export interface Roamer {
   readonly index: number;
   readonly ns: string;
@@ -35,14 +51,17 @@ export interface Roamer {
   /** the NAT's public addresses, which R2 sees as the source */
   readonly natV4: string;
   readonly natV6: string;
-  readonly wireguard: LabProcess;
+  /** the wireguard-go process; undefined for kernel WireGuard */
+  readonly wireguard: LabProcess | undefined;
 }
 
 export interface Lab {
   readonly id: string;
+  /** which WireGuard runs at both ends */
+  readonly wireguard: LabWireGuard;
   readonly scope: Scope;
   readonly sw: string;
-  readonly r2: { readonly ns: string; readonly wg: string; readonly privateKey: string; readonly publicKey: string; readonly wireguard: LabProcess };
+  readonly r2: { readonly ns: string; readonly wg: string; readonly privateKey: string; readonly publicKey: string; readonly wireguard: LabProcess | undefined };
   readonly attacker: { readonly ns: string };
   readonly roamers: readonly Roamer[];
   close(): Promise<void>;
@@ -63,6 +82,8 @@ export interface LabOptions {
   firewall?: LabFirewall;
   /** every roamer behind the first roamer's NAT, on one LAN (default false) */
   sharedNat?: boolean;
+  /** the WireGuard at both ends (default: RECONFIG_WG_LAB_WG, else wireguard-go) */
+  wireguard?: LabWireGuard;
 }
 
 export type LabFirewall = 'closed' | 'closed-lo-accepted' | 'open';
@@ -111,9 +132,31 @@ async function startWireguardGo(scope: Scope, ns: string, wg: string): Promise<L
   throw new Error(`wireguard-go ${wg} did not come up in ${ns}: ${lines.join('\n')}`);
 }
 
+/**
+ * A WireGuard interface named `wg` in `ns`, down, unconfigured: wireguard-go's process, or
+ * undefined for the kernel's (`ip link add … type wireguard`, which needs the wireguard module).
+ */
+async function createInterface(scope: Scope, ns: string, wg: string, wireguard: LabWireGuard): Promise<LabProcess | undefined> {
+  if (wireguard === 'wireguard-go') return startWireguardGo(scope, ns, wg);
+  try {
+    await nsRun(ns, 'ip', ['link', 'add', wg, 'type', 'wireguard']);
+  } catch (error) {
+    throw new Error(
+      `kernel WireGuard is not available here (${(error as Error).message}): load the wireguard module, or run the lab in the VM (scripts/vm/run-in-vm.sh, after scripts/setup.sh --vm)`,
+    );
+  }
+  return undefined;
+}
+
+/** Deletes R2's WireGuard interface; wireguard-go's process exits with it. */
+async function deleteServerInterface(lab: Lab): Promise<void> {
+  await nsRun(lab.r2.ns, 'ip', ['link', 'del', lab.r2.wg]);
+  await lab.r2.wireguard?.waitForExit(5000);
+}
+
 /** R2's WireGuard interface, up, with its key, listen port and tunnel address (no peers). */
-async function startServer(scope: Scope, ns: string, wg: string, privateKey: string, port: number): Promise<LabProcess> {
-  const wireguard = await startWireguardGo(scope, ns, wg);
+async function startServer(scope: Scope, ns: string, wg: string, privateKey: string, port: number, kind: LabWireGuard): Promise<LabProcess | undefined> {
+  const wireguard = await createInterface(scope, ns, wg, kind);
   await wgSetPrivateKey(ns, wg, privateKey, ['listen-port', String(port)]);
   await nsRun(ns, 'ip', ['addr', 'add', `${R2_TUNNEL}/24`, 'dev', wg]);
   await nsRun(ns, 'ip', ['link', 'set', wg, 'up']);
@@ -129,10 +172,9 @@ async function addServerPeer(ns: string, wg: string, roamer: Pick<Roamer, 'publi
  * same peers, as `wg-quick down; wg-quick up` with a changed ListenPort would. The firewall is
  * closed to new inbound UDP on the new port too.
  */
-export async function recreateServer(lab: Lab, port: number): Promise<LabProcess> {
-  await nsRun(lab.r2.ns, 'ip', ['link', 'del', lab.r2.wg]);
-  await lab.r2.wireguard.waitForExit(5000);
-  const wireguard = await startServer(lab.scope, lab.r2.ns, lab.r2.wg, lab.r2.privateKey, port);
+export async function recreateServer(lab: Lab, port: number): Promise<LabProcess | undefined> {
+  await deleteServerInterface(lab);
+  const wireguard = await startServer(lab.scope, lab.r2.ns, lab.r2.wg, lab.r2.privateKey, port, lab.wireguard);
   for (const roamer of lab.roamers) await addServerPeer(lab.r2.ns, lab.r2.wg, roamer);
   await nsRun(lab.r2.ns, 'nft', ['add', 'rule', 'inet', 'filter', 'input', 'udp', 'dport', String(port), 'ct', 'state', 'new', 'counter', 'name', 'wg_new_dropped', 'drop']);
   return wireguard;
@@ -149,15 +191,14 @@ export function serverWgQuickConfig(lab: Lab): string {
 
 /**
  * Restarts R2's WireGuard from a wg-quick file, as \`wg-quick down; wg-quick up\` would: the
- * interface is deleted (wireguard-go exits), started again, and configured with
+ * interface is deleted (wireguard-go exits), created again, and configured with
  * \`wg setconf\` from \`wg-quick strip FILE\`; Address is applied as wg-quick does. Returns the
- * new wireguard-go process.
+ * new wireguard-go process (undefined for kernel WireGuard).
  */
-export async function restartServerFromWgQuick(lab: Lab, configFile: string): Promise<LabProcess> {
+export async function restartServerFromWgQuick(lab: Lab, configFile: string): Promise<LabProcess | undefined> {
   const stripped = await host('wg-quick', ['strip', configFile]);
-  await nsRun(lab.r2.ns, 'ip', ['link', 'del', lab.r2.wg]);
-  await lab.r2.wireguard.waitForExit(5000);
-  const wireguard = await startWireguardGo(lab.scope, lab.r2.ns, lab.r2.wg);
+  await deleteServerInterface(lab);
+  const wireguard = await createInterface(lab.scope, lab.r2.ns, lab.r2.wg, lab.wireguard);
   const dir = mkdtempSync(join(tmpdir(), 'rwg-lab-'));
   try {
     const file = join(dir, 'setconf');
@@ -206,6 +247,7 @@ table inet nat {
 
 export async function createLab(options: LabOptions = {}): Promise<Lab> {
   const count = options.roamers ?? 1;
+  const kind = options.wireguard ?? labWireGuardFromEnv();
   const id = labId();
   const scope = new Scope();
   try {
@@ -229,7 +271,7 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
     await nsRun(r2ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1', 'net.ipv4.conf.wan.rp_filter=1']);
     const r2wg = `rw${id}s`;
     const r2keys = await genKeyPair();
-    const r2wireguard = await startServer(scope, r2ns, r2wg, r2keys.privateKey, WG_PORT);
+    const r2wireguard = await startServer(scope, r2ns, r2wg, r2keys.privateKey, WG_PORT, kind);
 
     const attackerNs = await scope.addNamespace(name('atk'));
     await plug(attackerNs, ATTACKER_V4, ATTACKER_V6);
@@ -261,7 +303,7 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
       const wg = `rw${id}c${index}`;
       const keys = await genKeyPair();
       const tunnel = `203.0.113.${10 + index}`;
-      const wireguard = await startWireguardGo(scope, ns, wg);
+      const wireguard = await createInterface(scope, ns, wg, kind);
       await wgSetPrivateKey(ns, wg, keys.privateKey, []);
       await nsRun(ns, 'ip', ['addr', 'add', `${tunnel}/24`, 'dev', wg]);
       await nsRun(ns, 'ip', ['link', 'set', wg, 'up']);
@@ -271,6 +313,7 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
 
     const lab: Lab = {
       id,
+      wireguard: kind,
       scope,
       sw,
       r2: { ns: r2ns, wg: r2wg, ...r2keys, wireguard: r2wireguard },
