@@ -101,6 +101,13 @@ export class Listener {
       counters,
       listening: () => ({ inject: injecting, pinhole: delivery?.pinholing ?? false, dryRun: options.dryRun, once: options.once }),
       onFrame: (link, frame, timestampMs, screened) => this.receive.onFrame(link, frame, timestampMs, screened),
+      // In the capture's buffer, before any copy: data for no live session, or for a resting peer.
+      dataRefusal: (index) => {
+        const peerKey = this.sessions.lookup(index);
+        const peer = peerKey === undefined ? undefined : peers.get(peerKey);
+        if (peer === undefined) return 'unknown-index';
+        return this.roam.resting(peer) ? 'rate-limited' : undefined;
+      },
     }));
     const reread = (why: string): Promise<void> => this.refresh(why);
     const roam = (this.roam = new Roam({

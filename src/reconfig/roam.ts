@@ -20,9 +20,12 @@ import type { HeldPacket } from './ratelimit.js';
 
 /**
  * WireGuard takes an injected packet up within a millisecond or two; `wg show` is read after
- * each of these waits until the endpoint is the new one (about 0.5 s in all).
+ * each of these waits until the endpoint is the new one (about 0.5 s in all). While only data
+ * was handed over (what a stranger with an on-path view of an index can send at will), it is
+ * read after every DATA_READ_EVERY-th wait only: each read is a process started.
  */
 export const CONFIRM_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256] as const;
+const DATA_READ_EVERY = 3;
 /**
  * A source whose data packet WireGuard did not take up is not handed over again for this long:
  * a stranger replaying a live index costs one injection per address per SPENT_SOURCE_MS. A
@@ -36,9 +39,15 @@ const MAX_SPENT_SOURCES = 4096;
  * waits this long: each costs a few `wg show` reads, and a stream of data naming a peer's
  * index from ever new addresses must not become a stream of them.
  */
-const DATA_CONFIRM_COOLDOWN_MS = 1000;
+const DATA_CONFIRM_COOLDOWN_MS = 2000;
 /** When reading the endpoints to settle hand-overs fails, the next try comes after this. */
 const SETTLE_RETRY_MS = 1000;
+/**
+ * Settling reads `wg show` once for every hand-over due; the next read comes no sooner than
+ * this, however many hand-overs fall due meanwhile (under a flood, one every few ms): an entry
+ * is then looked at between HANDOVER_SETTLE_MS and that plus this.
+ */
+const SETTLE_EVERY_MS = 500;
 /** Sources remembered per peer while its confirmation runs (the newest kept). */
 const MAX_HANDED_OVER_SOURCES = 16;
 
@@ -93,11 +102,14 @@ export class Roam {
 
   /** Why data from `address` for `peer` is not handed over now, if it is not. */
   dataRefusal(address: string, peer: Peer): IgnoreReason | undefined {
-    const now = this.deps.now();
     const spentUntil = this.spent.get(address);
-    if (spentUntil !== undefined && spentUntil > now) return 'source-spent';
-    if (peer.handedOver === undefined && peer.dataConfirmAfter > now) return 'rate-limited';
-    return undefined;
+    if (spentUntil !== undefined && spentUntil > this.deps.now()) return 'source-spent';
+    return this.resting(peer) ? 'rate-limited' : undefined;
+  }
+
+  /** True while `peer` takes no data hand-over: its last data-only confirmation came to nothing. */
+  resting(peer: Peer): boolean {
+    return peer.handedOver === undefined && peer.dataConfirmAfter > this.deps.now();
   }
 
   /** Hands `datagram` to WireGuard (deliver.ts); false, counted, if it could not be. */
@@ -201,6 +213,8 @@ export class Roam {
       }
       await sleep(delays[i] ?? 0);
       if (this.stopped) return false;
+      const dataOnly = ![...(peer.handedOver?.values() ?? [])].some((p) => p.kind === 'initiation');
+      if (dataOnly && i % DATA_READ_EVERY !== DATA_READ_EVERY - 1 && i !== delays.length - 1) continue;
       const endpoint = (await readEndpoints(this.deps.iface, this.deps.run)).get(peer.publicKey);
       const known = peer.configured ? peer.endpoint : undefined;
       if (endpoint === undefined || sameEndpoint(endpoint, known)) continue;
@@ -300,7 +314,8 @@ export class Roam {
     }
     const current = new Set([...endpoints.values()].flatMap((endpoint) => endpointKeyOf(endpoint) ?? []));
     delivery.settle((tuple) => current.has(endpointKeyOfParts(tuple.src, tuple.srcPort)));
-    this.scheduleSettle();
+    const next = delivery.nextSettleMs();
+    if (next !== undefined) this.scheduleSettle(Math.max(next, SETTLE_EVERY_MS));
   }
 
   /** Stops confirming and settling; queued work ends at its next step. */

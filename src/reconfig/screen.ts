@@ -8,7 +8,7 @@
  */
 import type { LinkType } from '../net/link.js';
 import { locateUdpPayload, udpDestinationPort, udpPayloadLength, udpSourcePort } from '../net/locate.js';
-import { MESSAGE_INITIATION } from '../wireguard/constants.js';
+import { MESSAGE_INITIATION, MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE, TRANSPORT_RECEIVER_OFFSET } from '../wireguard/constants.js';
 import { screenInitiationAt, type ScreenReason } from '../wireguard/initiation.js';
 import type { Responder } from '../wireguard/responder.js';
 
@@ -30,4 +30,16 @@ export function screenFrame(link: LinkType, frame: Buffer, length: number, liste
   const size = udpPayloadLength(frame, payload);
   if (payload + size > length) return 'bad-size';
   return screenInitiationAt(responder, frame, payload, size) ?? 'mac1-ok';
+}
+
+/**
+ * For a transport data packet to the listen port, the receiver index it names, read in place;
+ * -1 for anything else (or too short to be one: the full path says why). Lets the screen drop
+ * data for a session that is not live, or whose peer is resting, without a copy.
+ */
+export function dataReceiverAt(link: LinkType, frame: Buffer, length: number, listenPort: number): number {
+  const payload = locateUdpPayload(link, frame, length);
+  if (payload < 0 || udpDestinationPort(frame, payload) !== listenPort || udpSourcePort(frame, payload) === listenPort) return -1;
+  if (frame[payload] !== MESSAGE_TRANSPORT || payload + TRANSPORT_MIN_SIZE > length || udpPayloadLength(frame, payload) < TRANSPORT_MIN_SIZE) return -1;
+  return frame.readUInt32LE(payload + TRANSPORT_RECEIVER_OFFSET);
 }

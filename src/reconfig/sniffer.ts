@@ -12,7 +12,8 @@ import type { LinkType } from '../net/link.js';
 import type { Counters } from './counters.js';
 import { endpointKeyOfParsed, endpointKeyOfParts, parseEndpoint } from './endpoint.js';
 import type { Peers } from './peers.js';
-import { screenFrame } from './screen.js';
+import { dataReceiverAt, screenFrame } from './screen.js';
+import type { IgnoreReason } from './counters.js';
 
 /**
  * The kernel hands captured packets over in blocks at most this many ms late: under a flood
@@ -44,6 +45,8 @@ export interface SnifferDeps {
   /** what the `listening` line says of the listener, as it is when the capture opens */
   readonly listening: () => Readonly<Record<string, unknown>>;
   readonly onFrame: (link: LinkType, frame: Buffer, timestampMs: number, screened: Screened) => void;
+  /** why data naming `index` is not wanted now (no live session, its peer resting), if it is not */
+  readonly dataRefusal?: (index: number) => IgnoreReason | undefined;
 }
 
 export class Sniffer {
@@ -165,7 +168,14 @@ export class Sniffer {
     if (responder === undefined || listenPort === undefined || link === undefined) return SCREEN_DROP;
     const screened = screenFrame(link, frame, length, listenPort, responder);
     if (screened === 'mac1-ok') return SCREEN_MAC1_CHECKED;
-    if (screened === 'unchecked') return SCREEN_PASS;
+    if (screened === 'unchecked') {
+      // Data is decoded only when its session is live and its peer may take a hand-over now.
+      const index = this.deps.dataRefusal === undefined ? -1 : dataReceiverAt(link, frame, length, listenPort);
+      const refused = index < 0 ? undefined : this.deps.dataRefusal?.(index);
+      if (refused === undefined) return SCREEN_PASS;
+      this.deps.counters.ignore(refused, {}, 'data.ignored');
+      return SCREEN_DROP;
+    }
     this.deps.counters.ignore(screened, {}, screened === 'wrong-port' ? 'packet.ignored' : 'initiation.ignored');
     return SCREEN_DROP;
   }
