@@ -91,3 +91,10 @@ test('addresses as node prints them are written as the decoders write them', (t)
   t.is(canonicalAddress('192.0.2.1'), '192.0.2.1');
   t.is(canonicalAddress('nonsense'), undefined);
 });
+
+test('an IPv4 address after the first of its interface is secondary (the kernel prefers the first as source)', (t) => {
+  const l = local(() => ({ lo: LO, wan: [...WAN, { ...WAN[0]!, address: '192.0.2.2', cidr: '192.0.2.2/24' }] }));
+  t.false(l.isSecondaryIpv4('192.0.2.1'));
+  t.true(l.isSecondaryIpv4('192.0.2.2'));
+  t.false(l.isSecondaryIpv4('127.0.0.1'));
+});

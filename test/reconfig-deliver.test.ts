@@ -194,3 +194,17 @@ test('nothing but R2 itself on the listen port is ever re-sent, whatever the cal
   t.deepEqual(order, [], 'no pinhole, no packet');
   t.true(delivery.deliver(datagram).ok);
 });
+
+test('a packet to a secondary IPv4 address of R2 gets a pinhole even where the firewall accepts lo', async (t) => {
+  const { order, injector, pinholer } = standIns();
+  const { logger } = memoryLogger();
+  const local = new LocalAddresses({
+    read: () => ({ wan: ['192.0.2.1', '192.0.2.2'].map((address) => ({ address, netmask: '255.255.255.0', family: 'IPv4' as const, mac: '02:00:00:00:00:01', internal: false, cidr: `${address}/24` })) }),
+  });
+  const delivery = new Delivery({ localAddresses: local, logger, injector, pinholer, mode: 'auto' });
+  await delivery.prepare(51820, () => Promise.resolve(true));
+  t.false(delivery.pinholing, 'the firewall accepts lo');
+  t.true(delivery.deliver(datagram).ok);
+  t.deepEqual(order.filter((line) => line.startsWith('pinhole')), [], 'the first address: no pinhole');
+  t.like(delivery.deliver({ ...datagram, dst: '192.0.2.2' }), { ok: true, value: { pinholed: true } });
+});

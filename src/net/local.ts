@@ -44,6 +44,7 @@ export function broadcastOf(address: string, prefixLength: number): string | und
 export class LocalAddresses {
   private own = new Set<string>();
   private broadcast = new Set<string>();
+  private secondary = new Set<string>();
   private readAt = Number.NEGATIVE_INFINITY;
   private missReadAt = Number.NEGATIVE_INFINITY;
   private readonly read: InterfaceReader;
@@ -79,6 +80,15 @@ export class LocalAddresses {
     return this.broadcast.has(address);
   }
 
+  /**
+   * True if `address` is an IPv4 address of this host that is not the first (primary) one of
+   * its interface: the kernel's route back from it usually prefers the primary as source.
+   */
+  isSecondaryIpv4(address: string): boolean {
+    this.fresh();
+    return this.secondary.has(address);
+  }
+
   private fresh(): void {
     const at = this.now();
     if (at - this.readAt > this.maxAgeMs) this.reload(at);
@@ -88,6 +98,7 @@ export class LocalAddresses {
     this.readAt = at;
     const own = new Set<string>();
     const broadcast = new Set<string>();
+    const secondary = new Set<string>();
     let interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>;
     try {
       interfaces = this.read();
@@ -95,15 +106,19 @@ export class LocalAddresses {
       return; // keep what was known
     }
     for (const infos of Object.values(interfaces)) {
+      let ipv4 = 0;
       for (const info of infos ?? []) {
         const address = canonicalAddress(info.address.split('%')[0] ?? '');
         if (address !== undefined) own.add(address);
-        if (info.family !== 'IPv4' || info.cidr === null) continue;
+        if (info.family !== 'IPv4') continue;
+        if (ipv4++ > 0 && address !== undefined) secondary.add(address);
+        if (info.cidr === null) continue;
         const b = broadcastOf(info.address, Number(info.cidr.split('/')[1]));
         if (b !== undefined) broadcast.add(b);
       }
     }
     this.own = own;
     this.broadcast = broadcast;
+    this.secondary = secondary;
   }
 }

@@ -155,8 +155,13 @@ export class Delivery {
     const key = tupleKey(tuple);
     const pinholer = this.options.pinholer;
     if (!this.outstanding.has(key) && this.outstanding.size >= MAX_OUTSTANDING) return fail('too many hand-overs waiting to settle');
+    // Kernel WireGuard answers a packet that came in on lo from the preferred source of its route
+    // back (IPv4 only; wireguard-go and IPv6 keep the address it was sent to): for a secondary
+    // address of R2 that answer never reaches the peer. A pinhole lets the peer's retry in on the
+    // WAN side, where WireGuard keeps the address; so one is opened even where lo is accepted.
+    const pinhole = this.pinhole || (datagram.family === 4 && this.local.isSecondaryIpv4(datagram.dst));
     let pinholed = false;
-    if (this.pinhole && pinholer !== undefined) {
+    if (pinhole && pinholer !== undefined) {
       const opened = pinholer.open(tuple, PINHOLE_TIMEOUT_SECONDS);
       // Without its pinhole the packet may still get in (a firewall that accepts lo): send anyway.
       if (!opened.ok) this.limiter.log('warn', 'pinhole.failed', { event: 'pinhole.failed', reason: opened.reason }, `conntrack pinhole failed: ${opened.reason}`);
@@ -164,7 +169,7 @@ export class Delivery {
     }
     const sent = injector.inject(tuple, datagram.payload);
     // The entry is ours if we opened it, or if the packet made it on its way out (no pinhole).
-    const ours = pinholed || !this.pinhole;
+    const ours = pinholed || !pinhole;
     if (pinholer !== undefined && (sent.ok || pinholed) && !this.outstanding.has(key)) {
       this.outstanding.set(key, { tuple, dueAt: this.now() + HANDOVER_SETTLE_MS, ours });
     }
