@@ -80,6 +80,8 @@ export const INITIATION_ADMISSION: AdmissionOptions = {
  */
 export const DATA_ADMISSION: AdmissionOptions = {
   ...INITIATION_ADMISSION,
+  // a roaming peer keeps sending: a packet held longer than this is worth less than its next
+  maxWaitMs: 1000,
   perSecond: 100,
   burst: 20,
   reservedShare: 0.5,

@@ -107,9 +107,13 @@ export class Roam {
     return this.resting(peer) ? 'rate-limited' : undefined;
   }
 
-  /** True while `peer` takes no data hand-over: its last data-only confirmation came to nothing. */
+  /**
+   * True while `peer` takes no data hand-over: its last data-only confirmation came to nothing,
+   * or the one running has as many sources to look at as it keeps (more tell it nothing new).
+   */
   resting(peer: Peer): boolean {
-    return peer.handedOver === undefined && peer.dataConfirmAfter > this.deps.now();
+    if (peer.handedOver !== undefined) return peer.handedOver.size >= MAX_HANDED_OVER_SOURCES;
+    return peer.dataConfirmAfter > this.deps.now();
   }
 
   /** Hands `datagram` to WireGuard (deliver.ts); false, counted, if it could not be. */
@@ -128,9 +132,14 @@ export class Roam {
 
   /** Admitted: hand the data packet to WireGuard and watch for the endpoint to move. */
   handOverData({ datagram, capturedAt, peer: peerKey }: HeldPacket): void {
-    if (this.stopped || peerKey === undefined || !this.inject(datagram, 'data')) return;
+    if (this.stopped || peerKey === undefined) return;
+    const peer = this.deps.peers.worker(peerKey);
     const src = formatEndpoint(datagram.src, datagram.srcPort);
-    this.handedOverFor(this.deps.peers.worker(peerKey), { src, kind: 'data', capturedAt, injectedAt: wallClock(), datagram });
+    // It may have waited its turn while the peer came to rest: asked again at hand-over time.
+    const refused = this.dataRefusal(datagram.src, peer);
+    if (refused !== undefined) return this.deps.counters.ignore(refused, { src, peer: peerKey }, 'data.ignored');
+    if (!this.inject(datagram, 'data')) return;
+    this.handedOverFor(peer, { src, kind: 'data', capturedAt, injectedAt: wallClock(), datagram });
   }
 
   /**
