@@ -4,7 +4,8 @@
  * share while it ran, its resident memory before, at its peak and after, R2's conntrack entries
  * before, at their peak and after, and how long a genuine re-handshake from R1 took in the
  * middle of it. With --baseline, the same attacks against the code of git REF first, in the
- * same run. Figures are printed, never asserted.
+ * same run. Figures are printed, never asserted. BENCH_HOSTILE_ONLY=TEXT keeps the attacks whose
+ * name holds TEXT.
  */
 import { daemonArgs, startReconfigWg } from './lab/daemons.js';
 import { junkInitiations, startFlood } from './lab/flood.js';
@@ -111,7 +112,9 @@ async function runAttack(attack: Attack, command: string | undefined): Promise<H
 /** Every attack in turn; one that could not be run is a row that says why, not the end of the bench. */
 export async function hostileRounds(command?: string): Promise<HostileFigures[]> {
   const rows: HostileFigures[] = [];
-  for (const attack of ATTACKS) {
+  // BENCH_HOSTILE_ONLY=TEXT runs only the attacks whose name holds TEXT
+  const only = process.env.BENCH_HOSTILE_ONLY;
+  for (const attack of ATTACKS.filter((a) => only === undefined || a.name.includes(only))) {
     try {
       rows.push(await runAttack(attack, command));
     } catch (error) {
