@@ -187,7 +187,7 @@ e2e('R2’s session indices are learned from real WireGuard handshakes, R1- and 
         if (p.srcPort !== WG_PORT) return [];
         const sent = identifySent(p.payload, peers);
         if (!sent.ok) return [];
-        table.learn(sent.value.index, sent.value.peer, Date.now());
+        table.learnSent(sent.value.kind, sent.value.index, sent.value.peer, Date.now());
         return [sent.value];
       });
     const dataIndices = (packets: readonly { dstPort: number; payload: Buffer }[]): number[] =>

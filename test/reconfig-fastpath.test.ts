@@ -200,7 +200,10 @@ test('a restarted listener takes over the live session indices its predecessor l
   t.teardown(first.close);
   const sessionsFile = join(first.dir, 'sessions.json');
   const before = await rig({ inject: true, like: first, sessionsFile, dir: first.dir });
+  before.clock.now -= 60_000; // a minute before the successor starts (its clock starts where this one did)
   await before.feed(sent(responseTo(before.peers[0]!, 0xabcd, 1)));
+  // a later handshake (not a retry): 0xabcd was confirmed and is the current keypair
+  before.clock.now += 60_000;
   await before.feed(sent(responseTo(before.peers[0]!, 0x1111, 2)));
   await before.listener.stop();
   t.is((JSON.parse(readFileSync(sessionsFile, 'utf8')) as { sessions: unknown[] }).sessions.length, 2);

@@ -10,7 +10,7 @@ import type { Logger } from '../common/log.js';
 import { readOwnFile } from '../common/own-file.js';
 import type { Datagram } from '../net/packet.js';
 import { REJECT_AFTER_TIME_MS, REKEY_TIMEOUT_MS } from '../wireguard/constants.js';
-import { IndexTable } from '../wireguard/indextable.js';
+import { IndexTable, SLOTS } from '../wireguard/indextable.js';
 import { identifySent, responseReceiver } from '../wireguard/sent.js';
 import type { Counters } from './counters.js';
 import type { Peers } from './peers.js';
@@ -57,7 +57,7 @@ export class Sessions {
     const hint = hintPeer === undefined ? undefined : peerMacs.get(hintPeer);
     const sent = identifySent(datagram.payload, peerMacs.values(), hint);
     if (!sent.ok) return false;
-    this.indices.learn(sent.value.index, sent.value.peer, this.deps.now());
+    this.indices.learnSent(sent.value.kind, sent.value.index, sent.value.peer, this.deps.now());
     this.deps.counters.sessionsLearned++;
     this.deps.logger.debug(
       { event: 'session.learned', interface: this.deps.iface, peer: sent.value.peer, index: sent.value.index, from: sent.value.kind },
@@ -94,12 +94,12 @@ export class Sessions {
       const saved = JSON.parse(checked.value) as { interface?: unknown; publicKey?: unknown; sessions?: unknown };
       // Left by this interface with this key: indices of another key's sessions name nothing.
       if (saved.interface !== iface || saved.publicKey !== peers.publicKey() || !Array.isArray(saved.sessions)) throw new Error('not ours');
-      for (const entry of saved.sessions as { index?: unknown; peer?: unknown; learnedAt?: unknown }[]) {
-        const { index, peer, learnedAt } = entry;
+      for (const entry of saved.sessions as { index?: unknown; peer?: unknown; learnedAt?: unknown; slot?: unknown }[]) {
+        const { index, peer, learnedAt, slot } = entry;
         if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 0xffffffff) continue;
         if (typeof peer !== 'string' || !peers.has(peer) || typeof learnedAt !== 'number' || learnedAt > at) continue;
         if (at - learnedAt > REJECT_AFTER_TIME_MS) continue;
-        this.indices.learn(index, peer, learnedAt);
+        this.indices.restore(index, peer, learnedAt, SLOTS.find((s) => s === slot) ?? 'current');
         taken++;
       }
     } catch {
