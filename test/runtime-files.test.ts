@@ -10,9 +10,23 @@ import { execa } from 'execa';
 
 const dist = (path: string): string => fileURLToPath(new URL(`../src/${path}`, import.meta.url));
 
+/** The checkout itself, which may live under /tmp: kept visible when the namespace gets a private /tmp. */
+const PROJECT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+const PRIVATE_TMP = 'mount -t tmpfs -o mode=1777 tmpfs /tmp';
+const PRIVATE_TMP_KEEPING_PROJECT = [
+  'mount --bind "$PROJECT" /mnt',
+  PRIVATE_TMP,
+  'case "$PROJECT" in /tmp/*) mkdir -p "$PROJECT" && mount --bind /mnt "$PROJECT";; esac',
+].join('\n');
+
 /** Runs `script` (an ES module body) in a new mount namespace after `setup` (sh), as the unit would. */
 async function inNamespace(setup: string, script: string): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
-  const result = await execa('unshare', ['-m', 'sh', '-euc', `${setup}\nexec "$0" --input-type=module -e "$1"`, process.execPath, script], { reject: false, timeout: 20_000 });
+  const shell = setup.replaceAll(PRIVATE_TMP, PRIVATE_TMP_KEEPING_PROJECT);
+  const result = await execa('unshare', ['-m', 'sh', '-euc', `${shell}\nexec "$0" --input-type=module -e "$1"`, process.execPath, script], {
+    reject: false,
+    timeout: 20_000,
+    env: { PROJECT },
+  });
   return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
 }
 
