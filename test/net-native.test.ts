@@ -5,14 +5,28 @@
 import test from 'ava';
 import { errnoName, errnoText, loadNativeSockets, type NativeSockets } from '../src/net/native.js';
 
+const errno = (value: unknown): string => (typeof value === 'number' ? errnoName(value) : 'not an errno');
+
 function sockets(): NativeSockets {
   const native = loadNativeSockets();
   if ('error' in native) throw new Error(native.error);
   return native.sockets;
 }
 
-test('the addon loads from the built tree and has exactly its six primitives', (t) => {
-  t.deepEqual(Object.keys(sockets()).sort(), ['close', 'netlinkReceive', 'netlinkSend', 'openNetlinkNetfilter', 'openRaw', 'sendTo']);
+test('the addon loads from the built tree and has exactly its primitives', (t) => {
+  t.deepEqual(Object.keys(sockets()).sort(), [
+    'close',
+    'netlinkReceive',
+    'netlinkSend',
+    'openNetlinkNetfilter',
+    'openRaw',
+    'openUdpOnDevice',
+    'receiveFrom',
+    'sendTo',
+    'sendToUdp',
+    'unwatch',
+    'watch',
+  ]);
 });
 
 test('wrong argument types throw a TypeError instead of crashing', (t) => {
@@ -23,6 +37,12 @@ test('wrong argument types throw a TypeError instead of crashing', (t) => {
   t.throws(() => native.netlinkSend!(3, [1, 2, 3]), { instanceOf: TypeError });
   t.throws(() => native.netlinkReceive!(), { instanceOf: TypeError });
   t.throws(() => native.close!(null), { instanceOf: TypeError });
+  t.throws(() => native.openUdpOnDevice!(4, 7, Buffer.alloc(4), 53), { instanceOf: TypeError });
+  t.throws(() => native.receiveFrom!(3), { instanceOf: TypeError });
+  t.throws(() => native.sendToUdp!(3, 4, Buffer.alloc(4), 53, 'x'), { instanceOf: TypeError });
+  t.throws(() => native.watch!(3, 'not a function'), { instanceOf: TypeError });
+  t.throws(() => native.unwatch!({}), { instanceOf: TypeError });
+  t.throws(() => native.openNetlinkNetfilter!('1'), { instanceOf: TypeError });
 });
 
 test('bad descriptors, families and lengths are negative errno numbers with names', (t) => {
@@ -35,6 +55,13 @@ test('bad descriptors, families and lengths are negative errno numbers with name
   t.is(errnoName(native.netlinkSend(1_000_000, Buffer.alloc(8))), 'EINVAL', 'shorter than a netlink header');
   t.is(errnoName(native.netlinkSend(1_000_000, Buffer.alloc(16))), 'EBADF');
   t.is(errnoName(native.close(-3)), 'EBADF');
+  t.is(errnoName(native.openUdpOnDevice(4, '', Buffer.alloc(4), 53)), 'EINVAL', 'no device');
+  t.is(errnoName(native.openUdpOnDevice(4, 'a-name-longer-than-ifnamsiz', Buffer.alloc(4), 53)), 'EINVAL');
+  t.is(errnoName(native.openUdpOnDevice(6, 'lo', Buffer.alloc(4), 53)), 'EINVAL', 'an address of the wrong length');
+  t.is(errnoName(native.openUdpOnDevice(4, 'lo', Buffer.alloc(4), 70_000)), 'EINVAL', 'a port out of range');
+  t.is(errno(native.receiveFrom(1_000_000, 0)), 'EINVAL', 'no room');
+  t.is(errno(native.receiveFrom(1_000_000, 512)), 'EBADF');
+  t.is(errnoName(native.sendToUdp(1_000_000, 4, Buffer.alloc(4), 0, Buffer.alloc(1))), 'EINVAL', 'port 0');
   t.is(errnoText(-1), 'EPERM (operation not permitted)');
   t.is(errnoText(-100_000), 'errno 100000');
 });
@@ -48,6 +75,41 @@ test('a netlink socket opens, and a read with nothing sent times out within its 
   t.is(typeof answer === 'number' ? errnoName(answer) : 'a datagram', 'ETIMEDOUT');
   t.true(Date.now() - start < 5000);
   t.is(native.close(fd), 0);
+});
+
+test('a UDP socket bound to lo hears a datagram sent to it, through watch, and unwatch stops that', async (t) => {
+  const { createSocket } = await import('node:dgram');
+  const native = sockets();
+  const port = 40_000 + Math.floor(Math.random() * 20_000);
+  const bound = native.openUdpOnDevice(4, 'lo', Buffer.from([127, 0, 0, 1]), port);
+  t.true(bound >= 0, errnoText(bound));
+  t.is(errno(native.receiveFrom(bound, 512)), 'EAGAIN', 'nothing waiting yet');
+  const got: string[] = [];
+  const arrived = new Promise<void>((resolve) => {
+    const handle = native.watch(bound, (status) => {
+      t.is(status, 0);
+      for (let i = 0; i < 8; i += 1) {
+        const datagram = native.receiveFrom(bound, 4);
+        if (typeof datagram === 'number') break;
+        got.push(`${datagram.data.toString()} ${datagram.address.join('.')} ${datagram.truncated}`);
+        native.sendToUdp(bound, 4, datagram.address, datagram.port, Buffer.from('pong'));
+      }
+      if (got.length > 0) {
+        t.is(native.unwatch(handle as never), 0);
+        t.is(native.unwatch(handle as never), 0, 'a second unwatch does nothing');
+        resolve();
+      }
+    });
+    t.not(typeof handle, 'number');
+  });
+  const client = createSocket('udp4');
+  const answer = new Promise<string>((resolve) => client.once('message', (message) => resolve(message.toString())));
+  client.send(Buffer.from('ping!'), port, '127.0.0.1');
+  await arrived;
+  t.deepEqual(got, ['ping 127.0.0.1 true'], 'cut to 4 bytes and marked truncated');
+  t.is(await answer, 'pong');
+  client.close();
+  t.is(native.close(bound), 0);
 });
 
 test('without the built addon, openInjector and openPinholer fail with E_INJECT / E_PINHOLE and say how to build it', async (t) => {

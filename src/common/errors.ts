@@ -29,9 +29,10 @@ export type ErrorCode =
   | 'E_INJECT_PERMISSION'
   | 'E_INJECT'
   | 'E_PINHOLE_PERMISSION'
-  | 'E_PINHOLE';
+  | 'E_PINHOLE'
+  | 'E_SOCKET';
 
-const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE', 'E_PERSIST', 'E_STATUS_FILE', 'E_INJECT', 'E_PINHOLE']);
+const RUNTIME_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_CAPTURE', 'E_WG', 'E_COMMAND', 'E_STATE_FILE', 'E_PERSIST', 'E_STATUS_FILE', 'E_INJECT', 'E_PINHOLE', 'E_SOCKET']);
 
 export class ReconfigError extends Error {
   readonly code: ErrorCode;

@@ -1,7 +1,7 @@
 /**
  * Loads the project's own socket addon (src/net/native/inject.c, built by node-gyp into
- * build/Release at the package root) and turns its negative errno answers into text. Only
- * inject.ts and conntrack.ts use it.
+ * build/Release at the package root) and turns its negative errno answers into text. Used by
+ * inject.ts, conntrack.ts (and its events) and bound-udp.ts.
  */
 import { createRequire } from 'node:module';
 import { getSystemErrorMap } from 'node:util';
@@ -12,14 +12,29 @@ export interface NativeSockets {
   openRaw(family: 4 | 6): number;
   /** bytes sent, or -errno */
   sendTo(fd: number, family: 4 | 6, destination: Buffer, packet: Buffer): number;
-  /** a NETLINK_NETFILTER socket bound to a kernel-chosen port id, or -errno */
-  openNetlinkNetfilter(): number;
+  /**
+   * a NETLINK_NETFILTER socket bound to a kernel-chosen port id, or -errno; with `groups` (a bit
+   * mask, bit N-1 for multicast group N) it joins those groups and is non-blocking
+   */
+  openNetlinkNetfilter(groups?: number): number;
   /** 0, or -errno */
   netlinkSend(fd: number, message: Buffer): number;
   /** one datagram, or -errno (-ETIMEDOUT when nothing came within timeoutMs) */
   netlinkReceive(fd: number, timeoutMs: number): Buffer | number;
+  /** a non-blocking UDP socket bound to address:port and to the device (SO_BINDTODEVICE), or -errno */
+  openUdpOnDevice(family: 4 | 6, device: string, address: Buffer, port: number): number;
+  /** one datagram (cut to maxBytes), or -errno (-EAGAIN when none is waiting) */
+  receiveFrom(fd: number, maxBytes: number): { data: Buffer; address: Buffer; port: number; truncated: boolean } | number;
+  /** bytes sent, or -errno */
+  sendToUdp(fd: number, family: 4 | 6, address: Buffer, port: number, data: Buffer): number;
+  /** calls onReadable (status 0, or a negative libuv error) while fd is readable, until unwatch */
+  watch(fd: number, onReadable: (status: number) => void): WatchHandle | number;
+  unwatch(handle: WatchHandle): number;
   close(fd: number): number;
 }
+
+/** An opaque handle from watch(). */
+export type WatchHandle = { readonly __watch: unique symbol };
 
 /** From dist/src/net/ (and src/net/ under a TypeScript runner) up to the package root. */
 const CANDIDATES = ['../../../build/Release/reconfig_inject.node', '../../build/Release/reconfig_inject.node'];

@@ -1,8 +1,11 @@
 /*
  * The few socket calls Node cannot make: raw IP sockets with the header included (to re-send a
- * vouched-for packet to R2's own address with its original source kept) and a NETLINK_NETFILTER
- * socket (to insert a conntrack entry before that). Everything else, packets and netlink
- * messages alike, is built and parsed in TypeScript (src/net/inject.ts, src/net/conntrack.ts).
+ * vouched-for packet to R2's own address with its original source kept), NETLINK_NETFILTER
+ * sockets (to insert a conntrack entry before that, and to follow conntrack's events), UDP
+ * sockets bound to one device (SO_BINDTODEVICE: only what arrived through that interface), and
+ * a readiness watch on such a descriptor in Node's own event loop (uv_poll). Everything else,
+ * packets and netlink messages alike, is built and parsed in TypeScript (src/net/inject.ts,
+ * src/net/conntrack.ts, src/net/bound-udp.ts).
  *
  * Every function checks its arguments and reports failure as a negative errno number (or throws
  * a TypeError for a wrong argument type), so a bad call never takes the process down. Nothing
@@ -10,13 +13,17 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netlink.h>
 #include <node_api.h>
+#include <uv.h>
 
 /* An IP packet is at most 64 KiB; a netlink answer to one request is far smaller than this. */
 #define MAX_PACKET 65535
@@ -102,13 +109,31 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return make_int(env, sent < 0 ? -errno : (int)sent);
 }
 
-/* openNetlinkNetfilter() -> fd, or -errno. The kernel checks CAP_NET_ADMIN per request, not here. */
+/* openNetlinkNetfilter(groups = 0) -> fd, or -errno. The kernel checks CAP_NET_ADMIN per request,
+ * not here; joining a multicast group (a bit mask: bit N-1 for group N, e.g. 1 << 2 for
+ * NFNLGRP_CONNTRACK_DESTROY) needs CAP_NET_ADMIN at bind. A socket with groups is non-blocking,
+ * with a larger receive buffer: events come in bursts (a flush destroys every entry at once). */
 static napi_value open_netlink_netfilter(napi_env env, napi_callback_info info) {
-  (void)info;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t groups = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) {
+    napi_valuetype type;
+    napi_typeof(env, argv[0], &type);
+    if (type != napi_undefined && !get_int(env, argv, argc, 0, &groups)) return NULL;
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | (groups != 0 ? SOCK_NONBLOCK : 0), NETLINK_NETFILTER);
   if (fd < 0) return make_int(env, -errno);
-  /* nl_pid 0: the kernel picks a unique port id; no multicast groups, so only answers arrive. */
-  struct sockaddr_nl local = { .nl_family = AF_NETLINK };
+  if (groups != 0) {
+    int size = 1 << 20;
+    /* Best effort: the kernel caps it at net.core.rmem_max; SO_RCVBUFFORCE lifts the cap with
+     * CAP_NET_ADMIN. A full buffer still shows as ENOBUFS on the next read, never silently. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+      (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
+  /* nl_pid 0: the kernel picks a unique port id; without groups only answers arrive. */
+  struct sockaddr_nl local = { .nl_family = AF_NETLINK, .nl_groups = (uint32_t)groups };
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     int error = errno;
     close(fd);
@@ -158,6 +183,240 @@ static napi_value netlink_receive(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+/* openUdpOnDevice(family, device, address: Buffer(4|16), port) -> fd, or -errno. A non-blocking
+ * UDP socket bound to the address and port and to the device (SO_BINDTODEVICE, CAP_NET_RAW
+ * before Linux 5.7): the kernel hands it only datagrams that arrived through that interface,
+ * whatever rp_filter says, so a datagram spoofed from another side never reaches it. */
+static napi_value open_udp_on_device(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t family, port;
+  void *address;
+  size_t address_length;
+  char device[IFNAMSIZ + 1];
+  size_t device_length = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &family)) return NULL;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[1], device, sizeof device, &device_length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a string argument");
+    return NULL;
+  }
+  if (!get_buffer(env, argv, argc, 2, &address, &address_length) || !get_int(env, argv, argc, 3, &port)) return NULL;
+  if (device_length == 0 || device_length >= IFNAMSIZ || port < 0 || port > 65535) return make_int(env, -EINVAL);
+  if (!((family == 4 && address_length == 4) || (family == 6 && address_length == 16))) return make_int(env, -EINVAL);
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+  if (fd < 0) return make_int(env, -errno);
+  int error = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, (socklen_t)device_length) < 0) error = errno;
+  if (error == 0 && family == 6) {
+    int on = 1;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) < 0) error = errno;
+  }
+  if (error == 0) {
+    int r;
+    if (family == 4) {
+      struct sockaddr_in local = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+      memcpy(&local.sin_addr, address, 4);
+      r = bind(fd, (struct sockaddr *)&local, sizeof local);
+    } else {
+      struct sockaddr_in6 local = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+      memcpy(&local.sin6_addr, address, 16);
+      r = bind(fd, (struct sockaddr *)&local, sizeof local);
+    }
+    if (r < 0) error = errno;
+  }
+  if (error != 0) {
+    close(fd);
+    return make_int(env, -error);
+  }
+  return make_int(env, fd);
+}
+
+/* receiveFrom(fd, maxBytes) -> { data: Buffer, address: Buffer(4|16), port } for one datagram,
+ * or -errno (-EAGAIN when none is waiting). A datagram longer than maxBytes (at most 64 KiB) is
+ * cut and reported with truncated: true. */
+static napi_value receive_from(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, max;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &fd) || !get_int(env, argv, argc, 1, &max)) return NULL;
+  if (fd < 0 || max <= 0 || max > MAX_PACKET) return make_int(env, -EINVAL);
+  char buffer[MAX_PACKET];
+  struct sockaddr_storage from;
+  socklen_t from_length = sizeof from;
+  ssize_t got;
+  do got = recvfrom(fd, buffer, (size_t)max, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &from_length);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) return make_int(env, -errno);
+  size_t kept = (size_t)got > (size_t)max ? (size_t)max : (size_t)got;
+  napi_value result, data, address, port, truncated;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_buffer_copy(env, kept, buffer, NULL, &data) != napi_ok)
+    return make_int(env, -ENOMEM);
+  if (from.ss_family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&from;
+    napi_create_buffer_copy(env, 4, &in->sin_addr, NULL, &address);
+    port = make_int(env, ntohs(in->sin_port));
+  } else if (from.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&from;
+    napi_create_buffer_copy(env, 16, &in6->sin6_addr, NULL, &address);
+    port = make_int(env, ntohs(in6->sin6_port));
+  } else {
+    return make_int(env, -EAFNOSUPPORT);
+  }
+  napi_get_boolean(env, (size_t)got > kept, &truncated);
+  napi_set_named_property(env, result, "data", data);
+  napi_set_named_property(env, result, "address", address);
+  napi_set_named_property(env, result, "port", port);
+  napi_set_named_property(env, result, "truncated", truncated);
+  return result;
+}
+
+/* sendToUdp(fd, family, address: Buffer(4|16), port, data: Buffer) -> bytes sent, or -errno. */
+static napi_value send_to_udp(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fd, family, port;
+  void *address, *data;
+  size_t address_length, data_length;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &fd) || !get_int(env, argv, argc, 1, &family) ||
+      !get_buffer(env, argv, argc, 2, &address, &address_length) || !get_int(env, argv, argc, 3, &port) ||
+      !get_buffer(env, argv, argc, 4, &data, &data_length)) return NULL;
+  if (fd < 0 || port <= 0 || port > 65535 || data_length > MAX_PACKET) return make_int(env, -EINVAL);
+  ssize_t sent;
+  if (family == 4 && address_length == 4) {
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    memcpy(&to.sin_addr, address, 4);
+    sent = sendto(fd, data, data_length, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to);
+  } else if (family == 6 && address_length == 16) {
+    struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+    memcpy(&to.sin6_addr, address, 16);
+    sent = sendto(fd, data, data_length, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to);
+  } else {
+    return make_int(env, -EINVAL);
+  }
+  return make_int(env, sent < 0 ? -errno : (int)sent);
+}
+
+/*
+ * watch(fd, onReadable) -> a handle for unwatch, or -errno. Calls onReadable() from Node's event
+ * loop whenever fd is readable (level-triggered: it is called again until the caller has read
+ * everything). unwatch(handle) stops it; the descriptor stays open for the caller to close.
+ * The watch keeps the event loop alive, as a listening socket does, and runs until unwatch, even
+ * if the handle is dropped.
+ */
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int stopped;
+  /* Freed when both are true: libuv has closed the poll and JavaScript dropped the handle. */
+  int closed;
+  int finalized;
+} watch_t;
+
+static void watch_closed(uv_handle_t *handle) {
+  watch_t *w = (watch_t *)handle->data;
+  w->closed = 1;
+  if (w->finalized) free(w);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  watch_t *w = (watch_t *)data;
+  w->finalized = 1;
+  if (w->closed) free(w);
+}
+
+static void watch_ready(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  watch_t *w = (watch_t *)poll->data;
+  if (w->stopped) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, resource, global, argv[1];
+  napi_get_reference_value(env, w->callback, &callback);
+  napi_get_global(env, &global);
+  argv[0] = make_int(env, status < 0 ? status : 0);
+  napi_callback_scope callback_scope;
+  napi_create_object(env, &resource);
+  if (napi_open_callback_scope(env, resource, w->context, &callback_scope) == napi_ok) {
+    napi_value ignored;
+    /* An exception thrown by the callback is Node's uncaught exception, as for any event. */
+    napi_make_callback(env, w->context, global, callback, 1, argv, &ignored);
+    napi_close_callback_scope(env, callback_scope);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void stop_watch(napi_env env, watch_t *w) {
+  if (w->stopped) return;
+  w->stopped = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+static napi_value watch_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &fd)) return NULL;
+  napi_valuetype type;
+  if (argc < 2 || napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "expected a function argument");
+    return NULL;
+  }
+  if (fd < 0) return make_int(env, -EBADF);
+  struct uv_loop_s *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return make_int(env, -EINVAL);
+  watch_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return make_int(env, -ENOMEM);
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r < 0) {
+    free(w);
+    return make_int(env, r);
+  }
+  w->poll.data = w;
+  w->env = env;
+  napi_value name;
+  napi_create_string_utf8(env, "reconfig-wg:watch", NAPI_AUTO_LENGTH, &name);
+  napi_create_reference(env, argv[1], 1, &w->callback);
+  napi_async_init(env, NULL, name, &w->context);
+  r = uv_poll_start(&w->poll, UV_READABLE, watch_ready);
+  if (r < 0) {
+    w->finalized = 1;
+    stop_watch(env, w);
+    return make_int(env, r);
+  }
+  napi_value handle;
+  napi_create_external(env, w, watch_finalize, NULL, &handle);
+  return handle;
+}
+
+/* unwatch(handle) -> 0; a second call does nothing. */
+static napi_value unwatch_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype type;
+  void *data = NULL;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "expected a watch handle");
+    return NULL;
+  }
+  stop_watch(env, (watch_t *)data);
+  return make_int(env, 0);
+}
+
 /* close(fd) -> 0, or -errno. */
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -176,6 +435,11 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openNetlinkNetfilter", NULL, open_netlink_netfilter, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkReceive", NULL, netlink_receive, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "openUdpOnDevice", NULL, open_udp_on_device, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "receiveFrom", NULL, receive_from, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sendToUdp", NULL, send_to_udp, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "watch", NULL, watch_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "unwatch", NULL, unwatch_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
