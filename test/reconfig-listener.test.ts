@@ -75,12 +75,17 @@ test('a replayed initiation from another address is refused, and so is an older 
 test('the replay watermark survives a restart through the state file', async (t) => {
   const first = await rig();
   t.teardown(first.close);
-  const frame = initiationFrom(first, first.peers[0]!, '198.51.100.7', 40000);
-  await first.feed(frame);
+  // The initiation's own timestamp, fixed here: the checks below do not depend on how long the
+  // test takes to run.
+  const sentAt = new Date();
+  await first.feed(initiationFrom(first, first.peers[0]!, '198.51.100.7', 40000, sentAt));
   await first.listener.stop();
   const marks = Watermarks.load(join(first.dir, 'state.json'), 'wg0');
   t.is(marks.size, 1);
-  t.false(marks.isFresh(b64(first.peers[0]!), timestampFromDate(new Date(Date.now() - 1000))));
+  const peer = b64(first.peers[0]!);
+  t.false(marks.isFresh(peer, timestampFromDate(sentAt)), 'the same initiation again is a replay');
+  t.false(marks.isFresh(peer, timestampFromDate(new Date(sentAt.getTime() - 1000))), 'an older one too');
+  t.true(marks.isFresh(peer, timestampFromDate(new Date(sentAt.getTime() + 1000))), 'a newer one is fresh');
   t.throws(() => Watermarks.load(join(first.dir, 'state.json'), 'wg1'), { message: /belongs to interface wg0/ });
 });
 
