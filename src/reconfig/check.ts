@@ -21,6 +21,7 @@ import { openInjector as realOpenInjector } from '../net/inject.js';
 import { wireguardFilter } from '../net/filter.js';
 import { HASH_BACKEND, type HashBackendName } from '../wireguard/blake2.js';
 import { readInterface, resolveInterface, runWg, type InterfaceConfig, type WgRunner } from '../wireguard/wg.js';
+import { checkFiles } from './check-files.js';
 import { firewallVerdict } from './check-firewall.js';
 import { selfTestLoopback, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { validateInterfaceName } from './options.js';
@@ -184,6 +185,11 @@ async function persistence(context: CheckContext): Promise<CheckResult> {
   return result('persist', 'ok', `UCI network config in ${confDir}: writable, a wireguard_${found.iface} section for every peer`);
 }
 
+async function files(context: CheckContext): Promise<CheckResult> {
+  const verdict = checkFiles(context.found?.iface ?? context.interface);
+  return result('files', verdict.ok ? 'ok' : 'fail', verdict.detail, verdict.fix);
+}
+
 /** In order; later items may use what earlier ones found. */
 export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'wg', run: wgTool },
@@ -194,6 +200,7 @@ export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'inject', run: inject },
   { name: 'pinhole', run: pinhole },
   { name: 'persist', run: persistence },
+  { name: 'files', run: files },
 ];
 
 const realNft = (args: readonly string[]): Promise<ToolResult> => runTool('nft', args);
@@ -229,7 +236,8 @@ const help = `
   the wg tool; the interface with a private key and a listen port; a capture on the device
   with the real filter; whether the firewall drops new inbound UDP to the port (fine: that is
   why reconfig-wg exists); whether packets can be handed to WireGuard (raw socket, and a
-  conntrack pinhole where the firewall needs one); whether the --persist target can be written.
+  conntrack pinhole where the firewall needs one); whether the --persist target can be written;
+  whether the runtime and state directories are private and the state file is the daemon's own.
 
   Usage
     $ reconfig-wg check [-i IFACE] [-d DEVICE] [--persist WHERE] [--json]
