@@ -156,6 +156,13 @@ export function parseDestroyEvents(datagram: Buffer, port: number): ParsedEvents
   return { destroyed, malformed };
 }
 
+/** One datagram from the destroy group, parsed and told to `handlers`. Never throws. */
+export function dispatchDestroyEvents(datagram: Buffer, port: number, handlers: DestroyHandlers): void {
+  const parsed = parseDestroyEvents(datagram, port);
+  if (parsed.malformed > 0) handlers.malformed(parsed.malformed);
+  for (const flow of parsed.destroyed) handlers.destroyed(flow);
+}
+
 /** What the kernel's `net.netfilter.nf_conntrack_events` says (0 off, 1 on, 2 on while someone listens), or undefined. */
 export function conntrackEventsSetting(read = (): string => readFileSync('/proc/sys/net/netfilter/nf_conntrack_events', 'utf8')): number | undefined {
   try {
@@ -233,10 +240,7 @@ class DestroyEventSocket implements DestroyEvents {
         return;
       }
       // Read even without a port, so the socket drains.
-      if (port === undefined) continue;
-      const parsed = parseDestroyEvents(got, port);
-      if (parsed.malformed > 0) handlers.malformed(parsed.malformed);
-      for (const flow of parsed.destroyed) handlers.destroyed(flow);
+      if (port !== undefined) dispatchDestroyEvents(got, port, handlers);
     }
   }
 
