@@ -10,6 +10,7 @@ import { acquirePidFile } from '../common/pidfile.js';
 import { handleSignals } from '../common/signals.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { openPinholer } from '../net/conntrack.js';
+import { conntrackEventsSetting, openDestroyEvents, type DestroyEvents } from '../net/conntrack-events.js';
 import { openInjector } from '../net/inject.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
@@ -30,6 +31,8 @@ export interface DaemonDeps {
   /** raw-socket sender and conntrack writer (tests pass stand-ins); opened for real otherwise */
   readonly openInjector?: () => PacketInjector;
   readonly openPinholer?: () => PacketPinholer;
+  /** conntrack's destroy events (tests pass a stand-in, or none); opened for real otherwise */
+  readonly openDestroyEvents?: () => DestroyEvents;
   /** resolves when the daemon should stop (tests); signals are used otherwise */
   readonly signals?: boolean;
 }
@@ -71,6 +74,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     run: deps.run,
     delivery,
     sessionsFile: files.sessionsFile,
+    ...(delivery === undefined ? {} : { destroyEvents: followDestroyEvents(logger, deps) }),
   });
   const teller = new Teller({
     logger,
@@ -199,4 +203,30 @@ function openDelivery(options: ReconfigOptions, deps: DaemonDeps): Delivery | un
     }
   }
   return new Delivery({ logger, injector, pinholer, mode: options.pinhole });
+}
+
+/**
+ * Conntrack's destroy events, so that a peer whose conntrack entry is gone is captured again
+ * (expiry.ts). Without them (no permission, no ctnetlink) the daemon runs as before: such a peer
+ * comes back with its next handshake. Said once, as is the kernel's switch being off.
+ */
+function followDestroyEvents(logger: Logger, deps: DaemonDeps): DestroyEvents | undefined {
+  let events: DestroyEvents;
+  try {
+    events = (deps.openDestroyEvents ?? openDestroyEvents)();
+  } catch (error) {
+    logger.info(
+      { event: 'conntrack.events-unavailable', code: isReconfigError(error) ? error.code : 'E_SOCKET' },
+      `${(error as Error).message}. Without them, a peer whose conntrack entry expired comes back with its next handshake.`,
+    );
+    return undefined;
+  }
+  // Only the real socket depends on this namespace's switch; a stand-in does not.
+  if (deps.openDestroyEvents === undefined && conntrackEventsSetting() === 0) {
+    logger.warn(
+      { event: 'conntrack.events-off', setting: 'net.netfilter.nf_conntrack_events' },
+      'the kernel sends no conntrack events (net.netfilter.nf_conntrack_events = 0): a peer whose conntrack entry expired comes back only with its next handshake; set it to 2 (or 1) to fix',
+    );
+  }
+  return events;
 }

@@ -47,6 +47,8 @@ export interface SnifferDeps {
   readonly onFrame: (link: LinkType, frame: Buffer, timestampMs: number, screened: Screened) => void;
   /** why data naming `index` is not wanted now (no live session, its peer resting), if it is not */
   readonly dataRefusal?: (index: number) => IgnoreReason | undefined;
+  /** of these endpoints, those whose data the filter must not leave out (no conntrack entry: expiry.ts) */
+  readonly lifted?: (endpoints: ReadonlySet<string>) => ReadonlySet<string>;
 }
 
 export class Sniffer {
@@ -54,8 +56,10 @@ export class Sniffer {
   private capturePort = 0;
   private captureFilter = '';
   private filterUpdate: NodeJS.Immediate | undefined;
-  /** every peer's endpoint in the current filter, as endpointKeyOfParts keys */
+  /** every peer's endpoint as of the current filter, as endpointKeyOfParts keys */
   private endpointKeys = new Set<string>();
+  /** those the current filter leaves out (all but the lifted ones) */
+  private excludedKeys = new Set<string>();
   private stopped = false;
 
   constructor(private readonly deps: SnifferDeps) {
@@ -92,7 +96,17 @@ export class Sniffer {
 
   /** Is this a peer's endpoint the filter leaves out? (one may slip in while the filter is replaced) */
   excludes(address: string, port: number): boolean {
-    return this.endpointKeys.has(endpointKeyOfParts(address, port));
+    return this.excludedKeys.has(endpointKeyOfParts(address, port));
+  }
+
+  /** Is this (an endpointKeyOfParts key) a peer's endpoint, left out of the filter or not? */
+  isEndpoint(key: string): boolean {
+    return this.endpointKeys.has(key);
+  }
+
+  /** Every peer's endpoint as of the current filter. */
+  endpoints(): ReadonlySet<string> {
+    return this.endpointKeys;
   }
 
   /** Rebuilds the capture filter from the current endpoints, once per turn of the event loop. */
@@ -122,25 +136,32 @@ export class Sniffer {
     this.keeper.stop();
   }
 
-  /** The capture filter for the believed endpoints; also notes them (endpointKeys). */
+  /**
+   * The capture filter for the believed endpoints, leaving out each one's data unless its
+   * exclusion is lifted (its conntrack entry is gone); also notes them (endpointKeys).
+   */
   private filterFor(): string {
-    const exclude: ExcludedSource[] = [];
+    const endpoints: { key: string; source: ExcludedSource }[] = [];
     const keys = new Set<string>();
     for (const peer of this.deps.peers.configured()) {
       const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
       if (endpoint === undefined) continue;
-      exclude.push(endpoint);
-      keys.add(endpointKeyOfParsed(endpoint));
+      const key = endpointKeyOfParsed(endpoint);
+      endpoints.push({ key, source: endpoint });
+      keys.add(key);
     }
+    const lifted = this.deps.lifted?.(keys);
+    const excluded = lifted === undefined || lifted.size === 0 ? endpoints : endpoints.filter((e) => !lifted.has(e.key));
     this.endpointKeys = keys;
-    return wireguardFilter(this.deps.peers.listenPort ?? 0, exclude);
+    this.excludedKeys = new Set(excluded.map((e) => e.key));
+    return wireguardFilter(this.deps.peers.listenPort ?? 0, excluded.map((e) => e.source));
   }
 
   private opened(capture: Capture, reopened: boolean | 'filter'): void {
     const { logger, iface, peers } = this.deps;
     if (reopened === 'filter') {
-      const excluded = peers.configured().filter((peer) => peer.endpoint !== undefined).length;
-      logger.debug({ event: 'filter.updated', interface: iface, excluded }, 'capture filter updated');
+      const excluded = this.excludedKeys.size;
+      logger.debug({ event: 'filter.updated', interface: iface, excluded, lifted: this.endpointKeys.size - excluded }, 'capture filter updated');
       return;
     }
     logger.info(
