@@ -194,7 +194,7 @@ export function parseStatus(input: string): Result<Status> {
       capture: capture(value.capture),
       ignored: counts(value.ignored, 'ignored counters'),
       peers: value.peers.map(peer),
-      registry: registry(value.registry),
+      ...(value.registry === undefined ? {} : { registry: registry(value.registry) }),
     });
   } catch (error) {
     if (error instanceof Invalid) return fail(error.message);
