@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { endpointOf, pingUntilAnswered, R2_TUNNEL, R2_V4, withLab } from '../scripts/lab/lab.js';
-import { startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
+import { RECONFIG_CLI, startReconfigWg, waitForEvent } from '../scripts/lab/daemons.js';
 import { nsRun, waitFor } from '../scripts/lab/netns.js';
 import { parseStatus, type StatusRegistry } from '../src/reconfig/tell/status.js';
 
@@ -57,6 +57,17 @@ e2e('R1 reads its own NAT endpoint from R2 through the tunnel; a WAN-side spoof 
   await withLab({}, async (lab, dir) => {
     const roamer = lab.roamers[0]!;
     const statusFile = join(dir, 'status.json');
+    // An address that is not the interface's is a usage error before anything runs.
+    const files = ['--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--status-file', statusFile];
+    for (const [address, message] of [
+      [R2_V4, new RegExp(`--registry ${R2_V4.replaceAll('.', '\\.')} is an address of wan, not of ${lab.r2.wg}: the registry answers only inside the tunnel`)],
+      ['203.0.113.99', new RegExp(`--registry 203\\.0\\.113\\.99 is not an address of ${lab.r2.wg} \\(it has 203\\.0\\.113\\.1\\)`)],
+    ] as const) {
+      const refused = await execa('ip', ['netns', 'exec', lab.r2.ns, process.execPath, RECONFIG_CLI, '-i', lab.r2.wg, ...files, '--registry', address], { reject: false, timeout: 30_000 });
+      t.is(refused.exitCode, 2, refused.stderr);
+      t.regex(refused.stderr, message);
+      t.notRegex(refused.stderr, /\n\s+at /, 'no stack trace');
+    }
     const daemon = await startReconfigWg(lab.scope, lab.r2.ns, [
       '-i', lab.r2.wg,
       '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--status-file', statusFile,

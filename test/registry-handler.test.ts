@@ -238,3 +238,37 @@ test('thousands of mutated genuine queries: never a throw, every answer decodabl
   t.false(counters.ignored.has('internal'));
   t.true((counters.answered.get('NOERROR') ?? 0) + (counters.answered.get('NXDOMAIN') ?? 0) > 0, 'some mutations still ask something answerable');
 });
+
+test('the address: on another interface or not among the interface\'s is exit 2; not there yet is waited for, then served', (t) => {
+  const addresses = new Map<string, string[]>([['wan', ['192.0.2.1']], ['wg0', []]]);
+  let opened = 0;
+  const make = (address: string) =>
+    new Registry({
+      logger: silent,
+      iface: 'wg0',
+      options: { family: 4, address, port: 5182, zone: 'wg.internal' },
+      model,
+      interfaces: { addresses: () => addresses, ifindex: () => 3 },
+      openSocket: () => {
+        opened++;
+        return { listen: () => undefined, send: () => undefined, close: () => undefined };
+      },
+    });
+  t.throws(() => make('192.0.2.1').checkAddress(), { message: /192\.0\.2\.1 is an address of wan, not of wg0: the registry answers only inside the tunnel/ });
+  const waiting = make('203.0.113.1');
+  waiting.start();
+  t.is(waiting.status().state, 'waiting');
+  t.is(opened, 0);
+  addresses.set('wg0', ['203.0.113.1']);
+  waiting.refresh();
+  t.is(waiting.status().state, 'serving');
+  t.is(opened, 1);
+  t.throws(() => make('203.0.113.2').checkAddress(), { message: /203\.0\.113\.2 is not an address of wg0 \(it has 203\.0\.113\.1\)/ });
+  addresses.set('wg0', []);
+  waiting.refresh();
+  t.is(waiting.status().state, 'waiting', 'the address went away: closed, waiting again');
+  addresses.set('wg0', ['203.0.113.1']);
+  waiting.refresh();
+  t.is(opened, 2);
+  waiting.stop();
+});
