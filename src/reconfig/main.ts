@@ -46,17 +46,17 @@ const help = `
         --hook "CMD ARGS"   run after each change, without a shell; {interface} {peer} {from} {to}
                             {host} {port} {how} are filled in, and set as RECONFIG_WG_INTERFACE …
         --hook-timeout S    stop a hook still running after S seconds (default: 10)
-        --registry ADDR[:PORT]
-                            serve every peer's endpoint, allowed IPs and when it was last
-                            proved as DNS-SD records (wgsd's layout: dig, wgsd-client and
-                            'reconfig-wg mesh' read them) on ADDR, an address of IFACE
-                            (IPv6 as [ADDR]:PORT; default PORT 5182), answering only
-                            queries that come through IFACE from a peer's own tunnel address
-        --registry-zone Z   the zone served: PTR _wireguard._udp.Z (default: wg.internal)
         --knock-port BASE   also do port-knock's job in this process: traceroute probes to
                             ports BASE.. re-arm it (one node instead of two; not with --once)
         --knock-range N     ports in the knock range (default: 100)
         --knock-cooldown S  act on a knock at most once per S seconds (default: 10)
+        --registry ADDR[:PORT]
+                            serve every peer's endpoint, allowed IPs and when it was last
+                            proved as DNS-SD records (wgsd's layout, as dig and wgsd-client
+                            read them) on ADDR, an address of IFACE
+                            (IPv6 as [ADDR]:PORT; default PORT 5182), answering only
+                            queries that come through IFACE from a peer's own tunnel address
+        --registry-zone Z   the zone served: PTR _wireguard._udp.Z (default: wg.internal)
 ${LOG_FLAGS_HELP}
 
   Signals
