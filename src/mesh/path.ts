@@ -92,6 +92,8 @@ export class PeerPath {
   private lastRxAt = 0;
   /** the endpoint of the probe that failed last (backed off) */
   private failedEndpoint: string | undefined;
+  /** what the registry said last */
+  private wanted: Wanted;
 
   constructor(
     now: number,
@@ -100,6 +102,7 @@ export class PeerPath {
   ) {
     this.since = now;
     this.endpoint = wanted.endpoint;
+    this.wanted = wanted;
   }
 
   /** The first step: begin a probe. `seen` is the peer as WireGuard has it, if it has it. */
@@ -126,8 +129,10 @@ export class PeerPath {
    * One look: `seen` is the peer in WireGuard now (undefined: not configured), `wanted` what the
    * registry says now (undefined: the registry could not be asked, nothing new from it).
    */
-  step(now: number, seen: PeerObservation | undefined, wanted: Wanted | undefined): PathAction[] {
-    const target = wanted?.endpoint ?? this.endpoint;
+  step(now: number, seen: PeerObservation | undefined, fresh: Wanted | undefined): PathAction[] {
+    const wanted = fresh;
+    if (fresh !== undefined) this.wanted = fresh;
+    const target = fresh?.endpoint ?? this.endpoint;
     switch (this.kind) {
       case 'backed-off': {
         if (wanted !== undefined && wanted.endpoint !== this.failedEndpoint) {
@@ -156,7 +161,7 @@ export class PeerPath {
           this.failedEndpoint = undefined;
           this.lastRx = seen.rxBytes;
           this.lastRxAt = now;
-          this.allowed = (wanted?.allowed ?? []).map((prefix) => prefix.text);
+          this.allowed = this.wanted.allowed.map((prefix) => prefix.text);
           return this.allowed.length === 0 ? [] : [{ do: 'promote', allowed: this.allowed }];
         }
         if (target !== this.endpoint) {
@@ -201,7 +206,7 @@ export class PeerPath {
           }
           return actions;
         }
-        const allowed = wanted === undefined ? this.allowed : wanted.allowed.map((prefix) => prefix.text);
+        const allowed = this.wanted.allowed.map((prefix) => prefix.text);
         if (allowed.join(',') !== this.allowed.join(',')) {
           this.allowed = allowed;
           return [allowed.length === 0 ? { do: 'demote' } : { do: 'promote', allowed }];

@@ -20,7 +20,7 @@ export const SERVICE = '_wireguard._udp';
 /** Bytes a registry answer may have; more is not read (a UDP answer without EDNS is 512). */
 export const MAX_ANSWER_BYTES = 4096;
 /** Allowed prefixes taken from one peer's TXT record; more makes the record refused. */
-export const MAX_ALLOWED_PER_PEER = 64;
+export const MAX_ALLOWED_PER_PEER = 32;
 /** 32 bytes in RFC 4648 base32, padded: 52 letters and four '='. */
 const INSTANCE_LABEL = /^[a-z2-7]{52}====$/;
 const KEY_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
