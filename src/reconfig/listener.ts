@@ -19,6 +19,7 @@ import { logError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
 import { LocalAddresses } from '../net/local.js';
+import type { ModelPeer } from '../registry/server.js';
 import type { WgRunner } from '../wireguard/wg.js';
 import type { Admission } from './admission.js';
 import { ChangeListeners, type EndpointChange } from './change.js';
@@ -224,6 +225,18 @@ export class Listener {
   /** The peers as last read from `wg show` (or as last changed here), and the listen port. */
   view(): { readonly listenPort: number; readonly peers: readonly PeerView[] } {
     return { listenPort: this.peers.listenPort ?? 0, peers: this.peers.configured().map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint })) };
+  }
+
+  /**
+   * What the endpoint registry serves, from what this listener already holds (no `wg` read):
+   * each configured peer's believed endpoint, and its allowed IPs and latest handshake as the
+   * last `wg show` said. Never a key other than the peer's public key.
+   */
+  registryModel(): ModelPeer[] {
+    return this.peers.configured().map((peer) => {
+      const config = this.peers.configOf(peer);
+      return { publicKey: peer.publicKey, endpoint: peer.endpoint, allowedIps: config?.allowedIps ?? [], latestHandshake: config?.latestHandshake ?? 0 };
+    });
   }
 
   /** reason → how many packets were ignored for it */

@@ -48,6 +48,13 @@ const help = `
         --hook "CMD ARGS"   run after each change, without a shell; {interface} {peer} {from} {to}
                             {host} {port} {how} are filled in, and set as RECONFIG_WG_INTERFACE …
         --hook-timeout S    stop a hook still running after S seconds (default: 10)
+        --registry ADDR[:PORT]
+                            serve every peer's endpoint, allowed IPs and when it was last
+                            proved as DNS-SD records (wgsd's layout: dig, wgsd-client and
+                            'reconfig-wg mesh' read them) on ADDR, an address of IFACE
+                            (IPv6 as [ADDR]:PORT; default PORT 5182), answering only
+                            queries that come through IFACE from a peer's own tunnel address
+        --registry-zone Z   the zone served: PTR _wireguard._udp.Z (default: wg.internal)
         --knock-port BASE   also do port-knock's job in this process: traceroute probes to
                             ports BASE.. re-arm it (one node instead of two; not with --once)
         --knock-range N     ports in the knock range (default: 100)
@@ -66,6 +73,8 @@ ${LOG_FLAGS_HELP}
     $ reconfig-wg -i wg0
     $ reconfig-wg -i wg0 --once --log-format json
     $ reconfig-wg -i wg0 --knock-port 19000
+    $ reconfig-wg -i wg0 --registry 10.0.0.1
+      (then, on a peer: dig @10.0.0.1 -p 5182 PTR _wireguard._udp.wg.internal)
     $ reconfig-wg -i wg0 --persist wg-quick --hook "logger -t wg {peer} moved to {to}"
     $ reconfig-wg -i wg0 -k
 `;
@@ -84,6 +93,8 @@ const flags = {
   persist: { type: 'string', value: 'uci, wg-quick, wg-quick=PATH or none' },
   hook: { type: 'string', value: 'a command, e.g. "logger -t wg {peer} moved to {to}"' },
   hookTimeout: { type: 'string', value: 'seconds, e.g. 10' },
+  registry: { type: 'string', value: 'an address of the interface, e.g. 10.0.0.1 or [2001:db8::1]:5182' },
+  registryZone: { type: 'string', value: 'a DNS zone, e.g. wg.internal' },
   knockPort: { type: 'string', value: 'the first port of the knock range, e.g. 19000' },
   knockRange: { type: 'string', value: 'a number of ports, e.g. 100' },
   knockCooldown: { type: 'string', value: 'seconds, e.g. 10' },
@@ -134,6 +145,8 @@ await runDaemonCli({
       persist: values.persist,
       hook: values.hook,
       hookTimeout: values.hookTimeout,
+      registry: values.registry,
+      registryZone: values.registryZone,
     }),
     knock: knockOptions(values),
   }),
