@@ -49,10 +49,10 @@ test('what would take traffic from the hub or anyone else is refused, with the r
 });
 
 test('--registry takes an address with or without a port, IPv6 in brackets', (t) => {
-  t.deepEqual(parseRegistry('203.0.113.1'), { address: '203.0.113.1', port: 53 });
+  t.deepEqual(parseRegistry('203.0.113.1'), { address: '203.0.113.1', port: 5182 });
   t.deepEqual(parseRegistry('203.0.113.1:5353'), { address: '203.0.113.1', port: 5353 });
   t.deepEqual(parseRegistry('[2001:db8::1]:53'), { address: '2001:db8::1', port: 53 });
-  t.deepEqual(parseRegistry('2001:db8::1'), { address: '2001:db8::1', port: 53 });
+  t.deepEqual(parseRegistry('2001:db8::1'), { address: '2001:db8::1', port: 5182 });
   t.throws(() => parseRegistry('hub.example'), { message: /not an address/ });
   t.throws(() => parseRegistry('203.0.113.1:0'), { message: /port/ });
 });
@@ -70,5 +70,5 @@ test('mesh options need --registry and keep numbers in range', (t) => {
   t.throws(() => normalizeMeshOptions({ registry: '203.0.113.1', maxPeers: '5000' }), { message: /--max-peers/ });
   const options = normalizeMeshOptions({ registry: '203.0.113.1', keepalive: '2' });
   t.is(options.deadAfterMs, 4_000);
-  t.is(options.zone, 'reconfig-wg.internal');
+  t.is(options.zone, 'wg.internal');
 });

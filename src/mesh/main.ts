@@ -4,7 +4,7 @@
  */
 import { killRunning, LOG_FLAGS, LOG_FLAGS_HELP, runDaemonCli } from '../common/cli.js';
 import { IDENTITY } from '../reconfig/identity.js';
-import { DEFAULT_ZONE, meshFiles, normalizeMeshOptions } from './options.js';
+import { DEFAULT_PORT, DEFAULT_ZONE, meshFiles, normalizeMeshOptions } from './options.js';
 
 const PROGRAM = 'reconfig-wg mesh';
 
@@ -28,7 +28,7 @@ const help = `
 
   Options
     -i, --interface IFACE   WireGuard interface (default: the only one 'wg show interfaces' lists)
-        --registry ADDR[:PORT]  the hub's registry, through the tunnel (port default: 53)
+        --registry ADDR[:PORT]  the hub's registry, through the tunnel (port default: ${DEFAULT_PORT})
         --zone ZONE         the registry's zone (default: ${DEFAULT_ZONE})
         --scope PREFIXES    comma-separated prefixes a direct peer may be given (default: the
                             networks of IFACE's own addresses); never a default route
@@ -51,13 +51,13 @@ ${LOG_FLAGS_HELP}
 
   Examples
     $ reconfig-wg mesh -i wg0 --registry 203.0.113.1
-    $ reconfig-wg mesh -i wg0 --registry 203.0.113.1:5353 --scope 203.0.113.0/24,198.51.100.0/24
+    $ reconfig-wg mesh -i wg0 --registry 203.0.113.1:5182 --scope 203.0.113.0/24,198.51.100.0/24
     $ reconfig-wg mesh status -i wg0
 `;
 
 const flags = {
   interface: { type: 'string', shortFlag: 'i', value: 'a WireGuard interface name, e.g. wg0' },
-  registry: { type: 'string', value: 'the registry address, e.g. 203.0.113.1 or 203.0.113.1:53' },
+  registry: { type: 'string', value: 'the registry address, e.g. 203.0.113.1 or 203.0.113.1:5182' },
   zone: { type: 'string', value: `a DNS zone, e.g. ${DEFAULT_ZONE}` },
   scope: { type: 'string', value: 'prefixes, e.g. 203.0.113.0/24' },
   keepalive: { type: 'string', value: 'seconds, e.g. 1' },

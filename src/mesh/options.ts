@@ -8,6 +8,7 @@ import { validateInterfaceName } from '../reconfig/options.js';
 import { PROBE_WINDOW_MS, BACKOFF_FIRST_MS, BACKOFF_MAX_MS } from './path.js';
 import { parseAddress, parsePrefix, canonicalAddress, type Prefix } from './prefix.js';
 import { normalizeZone } from './records.js';
+import { DEFAULT_REGISTRY_PORT, DEFAULT_REGISTRY_ZONE } from '../registry/options.js';
 import type { RegistryAddress } from './registry-client.js';
 
 export interface MeshOptions {
@@ -47,9 +48,9 @@ export interface MeshInput {
   readonly peersFile?: string;
 }
 
-export const DNS_PORT = 53;
-/** The zone the registry serves by default (reconfig-wg --registry). */
-export const DEFAULT_ZONE = 'reconfig-wg.internal';
+/** What the registry (reconfig-wg --registry) uses unless told otherwise. */
+export const DEFAULT_ZONE = DEFAULT_REGISTRY_ZONE;
+export const DEFAULT_PORT = DEFAULT_REGISTRY_PORT;
 
 export const MESH_DEFAULTS = {
   keepalive: 1,
@@ -72,8 +73,8 @@ export function parseRegistry(text: string): RegistryAddress {
     [host, portText] = text.split(':') as [string, string];
   }
   const address = canonicalAddress(host);
-  if (address === undefined) throw usageError(`--registry ${text} is not an address: give the hub's tunnel address, e.g. 203.0.113.1 or 203.0.113.1:53 ([2001:db8::1]:53 for IPv6)`);
-  const port = portText === undefined ? DNS_PORT : /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
+  if (address === undefined) throw usageError(`--registry ${text} is not an address: give the hub's tunnel address, e.g. 203.0.113.1 or 203.0.113.1:5182 ([2001:db8::1]:5182 for IPv6)`);
+  const port = portText === undefined ? DEFAULT_PORT : /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
   if (!(port >= 1 && port <= 65_535)) throw usageError(`--registry ${text}: the port must be 1 to 65535`);
   return { address, port };
 }
