@@ -24,6 +24,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { RECONFIG_CLI, waitForEvent } from './daemons.js';
 import { host, labId, nsRun, Scope, veth, waitFor, type LabProcess } from './netns.js';
 
@@ -307,7 +308,12 @@ export interface PingSeries {
  * time it came (epoch ms), so gaps and TTL changes can be read afterwards.
  */
 export async function pingSeries(spoke: Spoke, target: string, count: number, intervalSeconds: number): Promise<PingSeries> {
-  const result = await nsRun(spoke.ns, 'ping', ['-n', '-D', '-i', String(intervalSeconds), '-c', String(count), '-W', '1', target]).catch((error: Error) => error.message);
+  // ping exits 1 when a reply was missing: its output is what counts
+  const run = await execa('ip', ['netns', 'exec', spoke.ns, 'ping', '-n', '-D', '-i', String(intervalSeconds), '-c', String(count), '-W', '1', target], {
+    reject: false,
+    timeout: Math.ceil(count * intervalSeconds * 1000 + 10_000),
+  });
+  const result = String(run.stdout);
   const replies: { seq: number; ttl: number; rttMs: number; at: number }[] = [];
   for (const match of result.matchAll(/\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) ttl=(\d+) time=([\d.]+) ms/g)) {
     replies.push({ at: Number(match[1]) * 1000, seq: Number(match[2]), ttl: Number(match[3]), rttMs: Number(match[4]) });
