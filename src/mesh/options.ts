@@ -73,9 +73,9 @@ export function parseRegistry(text: string): RegistryAddress {
     [host, portText] = text.split(':') as [string, string];
   }
   const address = canonicalAddress(host);
-  if (address === undefined) throw usageError(`--registry ${text} is not an address: give the hub's tunnel address, e.g. 203.0.113.1 or 203.0.113.1:5182 ([2001:db8::1]:5182 for IPv6)`);
+  if (address === undefined) throw usageError(`--registry ${text} is not an address: give the hub's tunnel address, e.g. 203.0.113.1 or 203.0.113.1:5182 ([2001:db8::1]:5182 for IPv6).`);
   const port = portText === undefined ? DEFAULT_PORT : /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
-  if (!(port >= 1 && port <= 65_535)) throw usageError(`--registry ${text}: the port must be 1 to 65535`);
+  if (!(port >= 1 && port <= 65_535)) throw usageError(`--registry ${text}: the port must be 1 to 65535.`);
   return { address, port };
 }
 
@@ -83,32 +83,32 @@ export function parseScope(text: string): Prefix[] {
   const prefixes: Prefix[] = [];
   for (const part of text.split(',').map((p) => p.trim()).filter((p) => p.length > 0)) {
     const prefix = parsePrefix(part);
-    if (!prefix.ok) throw usageError(`--scope ${part} ${prefix.reason}: give prefixes such as 203.0.113.0/24,2001:db8:ff::/64`);
-    if (prefix.value.length === 0) throw usageError(`--scope ${part} is a default route: the mesh never routes everything to a direct peer; give the tunnel's networks`);
+    if (!prefix.ok) throw usageError(`--scope ${part} ${prefix.reason}: give prefixes such as 203.0.113.0/24,2001:db8:ff::/64.`);
+    if (prefix.value.length === 0) throw usageError(`--scope ${part} is a default route: the mesh never routes everything to a direct peer; give the tunnel's networks.`);
     prefixes.push(prefix.value);
   }
-  if (prefixes.length === 0) throw usageError('--scope needs at least one prefix');
+  if (prefixes.length === 0) throw usageError('--scope needs at least one prefix.');
   return prefixes;
 }
 
 function number(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
   const value = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!(value >= min && value <= max)) throw usageError(`${flag} must be a number from ${min} to ${max}, not ${text}`);
+  if (!(value >= min && value <= max)) throw usageError(`${flag} must be a number from ${min} to ${max}, not ${text}.`);
   return value;
 }
 
 export function normalizeMeshOptions(input: MeshInput): MeshOptions {
-  if (input.registry === undefined) throw usageError('--registry ADDR[:PORT] is needed: the hub\'s tunnel address, where reconfig-wg --registry answers');
+  if (input.registry === undefined) throw usageError('--registry ADDR[:PORT] is needed: the hub\'s tunnel address, where reconfig-wg --registry answers.');
   const registry = parseRegistry(input.registry);
   const zone = normalizeZone(input.zone ?? DEFAULT_ZONE);
-  if (!zone.ok) throw usageError(`--zone ${input.zone ?? ''} ${zone.reason}`);
+  if (!zone.ok) throw usageError(`--zone ${input.zone ?? ''} ${zone.reason}.`);
   const keepalive = number('--keepalive', input.keepalive, MESH_DEFAULTS.keepalive, 1, 25);
-  if (!Number.isInteger(keepalive)) throw usageError('--keepalive must be whole seconds');
+  if (!Number.isInteger(keepalive)) throw usageError('--keepalive must be whole seconds.');
   const intervalMs = number('--interval', input.interval, MESH_DEFAULTS.intervalMs / 1000, 1, 3600) * 1000;
   const maxPeers = number('--max-peers', input.maxPeers, MESH_DEFAULTS.maxPeers, 1, 1024);
-  if (!Number.isInteger(maxPeers)) throw usageError('--max-peers must be a whole number');
-  if (parseAddress(registry.address) === undefined) throw usageError(`--registry ${input.registry} is not an address`);
+  if (!Number.isInteger(maxPeers)) throw usageError('--max-peers must be a whole number.');
+  if (parseAddress(registry.address) === undefined) throw usageError(`--registry ${input.registry} is not an address.`);
   return {
     interface: input.interface === undefined ? undefined : validateInterfaceName(input.interface),
     registry,
