@@ -24,6 +24,8 @@ const help = `
     $ reconfig-wg [-i IFACE] [options]
     $ reconfig-wg status [-i IFACE] [--json]     what the running daemon knows (see status --help)
     $ reconfig-wg check [-i IFACE]               is everything in place? item by item, with the fix
+    $ reconfig-wg mesh -i IFACE --registry ADDR  on a roaming router: direct paths to the other
+                                                 peers (see mesh --help)
 
   Options
     -i, --interface IFACE   WireGuard interface (default: the only one 'wg show interfaces' lists)
@@ -127,6 +129,7 @@ await runDaemonCli({
   subcommands: {
     status: async (argv) => (await import('./status-command.js')).main(argv),
     check: async (argv) => (await import('./check.js')).main(argv),
+    mesh: async (argv) => (await import('../mesh/main.js')).main(argv),
   },
   options: (values) => ({
     ...normalizeOptions({
