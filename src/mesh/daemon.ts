@@ -223,7 +223,9 @@ export async function startMesh(options: MeshOptions, deps: MeshDeps): Promise<R
             case 'remove':
               await wg.remove(key);
               added.delete(key);
-              logger.info({ ...fields, event: view?.kind === 'backed-off' ? 'mesh.backoff' : 'mesh.removed' }, view?.kind === 'backed-off' ? 'backed off' : 'removed');
+              if (view?.kind === 'backed-off') logger.info({ ...fields, event: 'mesh.backoff' }, 'backed off');
+              else if (view?.kind === 'quiet') logger.info({ ...fields, event: 'mesh.quiet' }, 'removed for a while, so the peer falls back too');
+              else logger.info({ ...fields, event: 'mesh.removed' }, 'removed');
               break;
           }
         } catch (error) {
