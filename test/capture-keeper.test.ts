@@ -4,7 +4,7 @@
  * the test sets; the real libpcap counters are read by the e2e tests.
  */
 import test from 'ava';
-import { CaptureKeeper, DROP_LOG_EVERY_MS } from '../src/common/capture-keeper.js';
+import { CaptureKeeper, DROP_LOG_EVERY_MS } from '../src/net/capture-keeper.js';
 import type { Capture, CaptureStats } from '../src/net/capture.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 

@@ -4,7 +4,7 @@
  * and the screen's first look at each frame in the capture's own buffer (screen.ts). The
  * screen's verdict travels with the frame as a value; nothing downstream reads it back.
  */
-import { CaptureKeeper } from '../common/capture-keeper.js';
+import { CaptureKeeper } from '../net/capture-keeper.js';
 import type { Logger } from '../common/log.js';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';

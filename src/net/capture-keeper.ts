@@ -8,11 +8,11 @@
  * ones among them under a flood): growth is logged as `capture.drops`, at most once every
  * DROP_LOG_EVERY_MS, and the totals over every capture it opened are in stats().
  */
-import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from '../net/capture.js';
-import type { LinkType } from '../net/packet.js';
-import { isReconfigError } from './errors.js';
-import type { Logger } from './log.js';
-import { LogLimiter } from './log-limit.js';
+import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from './capture.js';
+import type { LinkType } from './packet.js';
+import { isReconfigError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { LogLimiter } from '../common/log-limit.js';
 
 export interface CaptureKeeperOptions {
   readonly logger: Logger;
