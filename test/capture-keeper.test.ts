@@ -4,7 +4,8 @@
  * the test sets; the real libpcap counters are read by the e2e tests.
  */
 import test from 'ava';
-import { CaptureKeeper, DROP_LOG_EVERY_MS } from '../src/net/capture-keeper.js';
+import { CaptureKeeper, DROP_LOG_EVERY_MS, OVERLAP_MS } from '../src/net/capture-keeper.js';
+import { CapturePace } from '../src/net/capture-pace.js';
 import type { Capture, CaptureStats } from '../src/net/capture.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 
@@ -42,4 +43,66 @@ test('drops are logged when they grow, at most once per interval, with totals ac
   keeper.reopen('udp and port 1');
   counters[1] = { received: 10, dropped: 5 };
   t.deepEqual(keeper.stats(), { received: 2010, dropped: 95 });
+});
+
+test('with a pace, a busy capture is swapped for one in blocks and back, each swap with an overlap that passes a frame once', async (t) => {
+  const { logger, events } = memoryLogger();
+  const opened: { timeoutMs: number; filter: string; closed: boolean; stats: CaptureStats; send: (frame: Buffer) => void }[] = [];
+  const passed: string[] = [];
+  const pace = new CapturePace({ batchTimeoutMs: 10, batchAbovePerSecond: 500, immediateBelowPerSecond: 100, quietForMs: 200 });
+  const keeper = new CaptureKeeper({
+    logger,
+    device: 'any',
+    pace,
+    paceCheckMs: 20,
+    onFrame: (frame) => passed.push(frame.toString()),
+    onOpen: () => undefined,
+    openCapture: (options): Capture => {
+      const entry = {
+        timeoutMs: options.bufferTimeoutMs ?? 0,
+        filter: options.filter,
+        closed: false,
+        stats: { received: 0, dropped: 0 },
+        send: (frame: Buffer) => {
+          if (!entry.closed) options.onFrame(frame, 0, 1);
+        },
+      };
+      opened.push(entry);
+      return { link: 'sll', device: 'any', close: () => void (entry.closed = true), stats: () => entry.stats };
+    },
+  });
+  t.teardown(() => keeper.stop());
+  keeper.open('udp');
+  t.is(opened[0]!.timeoutMs, 0, 'opened in immediate mode');
+  await tick(60);
+  t.is(opened.length, 1, 'quiet: no swap');
+
+  // a flood: far more than 500 a second
+  opened[0]!.stats = { received: 5000, dropped: 0 };
+  await tick(40);
+  t.is(opened.length, 2, 'swapped once');
+  t.like(opened[1], { timeoutMs: 10, filter: 'udp', closed: false });
+  t.false(opened[0]!.closed, 'the immediate capture stays for the overlap');
+  t.like(events('capture.mode')[0], { mode: 'batch', device: 'any' });
+  opened[0]!.send(Buffer.from('one'));
+  opened[1]!.send(Buffer.from('one'));
+  opened[1]!.send(Buffer.from('two'));
+  t.deepEqual(passed, ['one', 'two'], 'a frame both captures saw is passed on once');
+  await tick(OVERLAP_MS + 60);
+  t.true(opened[0]!.closed, 'the immediate capture is closed after the overlap');
+
+  // quiet again (the counters no longer grow): back to immediate mode after the quiet spell
+  await tick(400);
+  t.is(opened.length, 3);
+  t.like(opened[2], { timeoutMs: 0, filter: 'udp' });
+  t.like(events('capture.mode')[1], { mode: 'immediate' });
+  await tick(OVERLAP_MS + 80);
+  t.true(opened[1]!.closed, 'the capture in blocks is closed after its overlap and last block');
+  t.false(opened[2]!.closed);
+  t.is(keeper.stats().received, 5000, 'totals kept across the swaps');
+
+  // a filter update keeps the mode; a reopen too
+  keeper.replace('udp and port 2');
+  t.like(opened[3], { timeoutMs: 0, filter: 'udp and port 2' });
+  t.is(opened.length, 4, 'no other swap');
 });

@@ -7,8 +7,13 @@
  * It also watches libpcap's drop counter (packets the kernel ring had no room for, genuine
  * ones among them under a flood): growth is logged as `capture.drops`, at most once every
  * DROP_LOG_EVERY_MS, and the totals over every capture it opened are in stats().
+ *
+ * With a pace (capture-pace.ts), it reads the received counter every PACE_CHECK_MS and, when the
+ * pace wants the other mode (immediate or blocks), swaps in a capture opened in that mode the way
+ * replace() swaps a filter: the new one first, the old one kept for the overlap, nothing lost.
  */
 import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from './capture.js';
+import type { CapturePace } from './capture-pace.js';
 import type { LinkType } from './packet.js';
 import { isReconfigError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
@@ -29,9 +34,14 @@ export interface CaptureKeeperOptions {
   /** bytes kept of each packet (see capture.ts); the kernel ring holds more packets when small */
   readonly snapLength?: number;
   readonly screen?: CaptureOptions['screen'];
+  /** a fixed buffer timeout (capture.ts; 0, the default, is immediate mode), when there is no pace */
   readonly bufferTimeoutMs?: number;
+  /** chooses immediate or batch mode from the packet rate; overrides bufferTimeoutMs */
+  readonly pace?: CapturePace;
   /** how often the drop counter is read (tests shorten it) */
   readonly dropCheckMs?: number;
+  /** how often the pace is given the received counter (tests shorten it) */
+  readonly paceCheckMs?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
@@ -39,6 +49,13 @@ const DROP_CHECK_MS = 1000;
 export const DROP_LOG_EVERY_MS = 5000;
 /** How long a replaced capture stays open beside its successor (see replace()). */
 export const OVERLAP_MS = 50;
+/**
+ * How often the pace measures the rate: a flood is captured in immediate mode (one wake-up per
+ * packet) for at most about this long before blocks take over.
+ */
+export const PACE_CHECK_MS = 250;
+/** Timer and jiffy slack on a block's delivery, past its buffer timeout (CONFIG_HZ=100: 10 ms). */
+const BLOCK_SLACK_MS = 20;
 
 export class CaptureKeeper {
   private capture: Capture | undefined;
@@ -50,6 +67,9 @@ export class CaptureKeeper {
   private readonly retiring = new Set<Capture>();
   private readonly seen = new Set<string>();
   private overlapUntil = 0;
+  /** the buffer timeout the current capture was opened with */
+  private openedTimeoutMs = 0;
+  private paceTimer: NodeJS.Timeout | undefined;
   /** what captures closed before the current one counted */
   private closedTotals: CaptureStats = { received: 0, dropped: 0 };
   private dropTimer: NodeJS.Timeout | undefined;
@@ -73,7 +93,12 @@ export class CaptureKeeper {
     return { received: this.closedTotals.received + current.received, dropped: this.closedTotals.dropped + current.dropped };
   }
 
-  private captureOptions(filter: string): CaptureOptions {
+  /** What a capture opened now gets: the pace's mode, else the fixed timeout, else immediate mode. */
+  private bufferTimeoutMs(): number {
+    return this.options.pace?.bufferTimeoutMs ?? this.options.bufferTimeoutMs ?? 0;
+  }
+
+  private captureOptions(filter: string, bufferTimeoutMs: number): CaptureOptions {
     return {
       device: this.options.device,
       ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
@@ -82,7 +107,7 @@ export class CaptureKeeper {
       onError: (error) => this.failed(error),
       ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
       ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
-      ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
+      bufferTimeoutMs,
     };
   }
 
@@ -117,8 +142,11 @@ export class CaptureKeeper {
     this.retire(this.capture);
     this.capture = undefined;
     this.filter = filter;
-    this.capture = this.options.openCapture(this.captureOptions(filter));
+    const timeout = this.bufferTimeoutMs();
+    this.capture = this.options.openCapture(this.captureOptions(filter, timeout));
+    this.openedTimeoutMs = timeout;
     this.dropTimer ??= setInterval(() => this.checkDrops(), this.options.dropCheckMs ?? DROP_CHECK_MS).unref();
+    if (this.options.pace !== undefined) this.paceTimer ??= setInterval(() => this.checkPace(), this.options.paceCheckMs ?? PACE_CHECK_MS).unref();
     const reopened = this.failures > 0;
     this.failures = 0;
     this.options.onOpen(this.capture, reopened);
@@ -141,31 +169,58 @@ export class CaptureKeeper {
    * open, a frame seen twice is passed on once. On failure the old capture stays.
    */
   replace(filter: string): void {
+    this.swap(filter, this.bufferTimeoutMs(), 'filter');
+  }
+
+  /** Gives the pace the received counter; swaps in a capture of the mode it wants. */
+  private checkPace(): void {
+    const pace = this.options.pace;
+    if (pace === undefined || this.stopped || this.capture === undefined || this.filter === undefined) return;
+    const before = pace.mode;
+    pace.observe(this.stats().received, performance.now());
+    if (pace.bufferTimeoutMs === this.openedTimeoutMs) return;
+    if (pace.mode !== before) {
+      this.options.logger.info(
+        { event: 'capture.mode', device: this.options.device, mode: pace.mode, perSecond: Math.round(pace.perSecond) },
+        pace.mode === 'batch'
+          ? `${Math.round(pace.perSecond)} packets a second on ${this.options.device}: captured in blocks at most ${pace.bufferTimeoutMs} ms late`
+          : `${this.options.device} is quiet again: each packet captured as it comes`,
+      );
+    }
+    // a swap that failed (logged there) is tried again at the next check
+    this.swap(this.filter, pace.bufferTimeoutMs, 'pace');
+  }
+
+  private swap(filter: string, bufferTimeoutMs: number, why: 'filter' | 'pace'): void {
     if (this.stopped) return;
     const old = this.capture;
     if (old === undefined) return this.reopen(filter);
     let fresh: Capture;
     try {
-      fresh = this.options.openCapture(this.captureOptions(filter));
+      fresh = this.options.openCapture(this.captureOptions(filter, bufferTimeoutMs));
     } catch (error) {
       this.captureLog.log(
         'error',
-        'capture.filter-failed',
+        why === 'filter' ? 'capture.filter-failed' : 'capture.mode-failed',
         { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE' },
-        `capture filter not updated: ${(error as Error).message.replace(/\.$/, '')}`,
+        `${why === 'filter' ? 'capture filter not updated' : 'capture mode not changed'}: ${(error as Error).message.replace(/\.$/, '')}`,
       );
       return;
     }
+    // The old capture hands over its last block before it is closed, and frames the new one
+    // passes on up to its own timeout late are still checked against those the old one did.
+    const oldTimeoutMs = this.openedTimeoutMs;
     this.capture = fresh;
     this.filter = filter;
-    this.overlapUntil = performance.now() + OVERLAP_MS;
+    this.openedTimeoutMs = bufferTimeoutMs;
+    const retireAfter = OVERLAP_MS + (oldTimeoutMs > 0 ? oldTimeoutMs + BLOCK_SLACK_MS : 0);
+    this.overlapUntil = Math.max(this.overlapUntil, performance.now() + retireAfter + (bufferTimeoutMs > 0 ? bufferTimeoutMs + BLOCK_SLACK_MS : 0));
     this.retiring.add(old);
     setTimeout(() => {
       this.retiring.delete(old);
       this.retire(old);
-      if (this.retiring.size === 0) this.seen.clear();
-    }, OVERLAP_MS).unref();
-    this.options.onOpen(fresh, 'filter');
+    }, retireAfter).unref();
+    if (why === 'filter') this.options.onOpen(fresh, 'filter');
   }
 
   /** Every frame of every capture: passed on once, also while two captures overlap. */
@@ -174,7 +229,7 @@ export class CaptureKeeper {
       const key = frame.toString('base64');
       if (this.seen.has(key)) return;
       this.seen.add(key);
-    }
+    } else if (this.seen.size > 0) this.seen.clear();
     this.options.onFrame(frame, timestampMs, verdict);
   }
 
@@ -201,6 +256,7 @@ export class CaptureKeeper {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.dropTimer);
+    clearInterval(this.paceTimer);
     for (const capture of this.retiring) this.retire(capture);
     this.retiring.clear();
     this.seen.clear();

@@ -6,6 +6,7 @@
  */
 import { CaptureKeeper } from '../net/capture-keeper.js';
 import type { Logger } from '../common/log.js';
+import { CapturePace, type CapturePaceOptions } from '../net/capture-pace.js';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import type { LinkType } from '../net/link.js';
@@ -16,10 +17,22 @@ import { dataReceiverAt, screenFrame } from './screen.js';
 import type { IgnoreReason } from './counters.js';
 
 /**
- * The kernel hands captured packets over in blocks at most this many ms late: under a flood
- * one wake-up reads hundreds, and a genuine packet waits at most this long.
+ * Under load the kernel hands captured packets over in blocks at most this many ms late: under
+ * a flood one wake-up reads hundreds, and a genuine packet waits at most this long.
  */
 export const CAPTURE_BUFFER_TIMEOUT_MS = 10;
+/**
+ * When the capture is under load (capture-pace.ts). A quiet R2 captures a few packets a second
+ * (its own handshake messages, a peer's first packets from a new address, a scan), each handed
+ * over as it comes; at 500 a second, a wake-up per packet would cost about as much as the packets
+ * themselves, so blocks take over until the rate has stayed under 100 a second for 5 s.
+ */
+export const CAPTURE_PACE: CapturePaceOptions = {
+  batchTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+  batchAbovePerSecond: 500,
+  immediateBelowPerSecond: 100,
+  quietForMs: 5000,
+};
 /**
  * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
  * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
@@ -63,7 +76,7 @@ export class Sniffer {
       logger: deps.logger,
       device: deps.device,
       openCapture: deps.openCapture,
-      bufferTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+      pace: new CapturePace(CAPTURE_PACE),
       screen: (frame, length) => this.screen(frame, length),
       snapLength: SNAP_LENGTH,
       onFrame: (frame, timestampMs, verdict) => {
