@@ -34,6 +34,15 @@ export const CAPTURE_PACE: CapturePaceOptions = {
   quietForMs: 5000,
 };
 /**
+ * How long endpoint changes are gathered before the filter that leaves their data out is
+ * replaced. Each replacement opens a capture, and the kernel sets up its ring only after an RCU
+ * grace period (packet_set_ring's synchronize_net): the event loop stops for 5-60 ms, measured,
+ * and every packet captured meanwhile waits. Ten peers that roam at once cost one or two of those
+ * instead of ten; meanwhile a few of their data packets reach the screen and are dropped there
+ * (`from-endpoint`).
+ */
+export const FILTER_UPDATE_AFTER_MS = 250;
+/**
  * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
  * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
  * libpcap's kernel ring has one fixed-size slot per packet, sized by this: at 64 KiB a 1 MiB
@@ -66,7 +75,7 @@ export class Sniffer {
   private readonly keeper: CaptureKeeper;
   private capturePort = 0;
   private captureFilter = '';
-  private filterUpdate: NodeJS.Immediate | undefined;
+  private filterUpdate: NodeJS.Timeout | undefined;
   /** every peer's endpoint in the current filter, as endpointKeyOfParts keys */
   private endpointKeys = new Set<string>();
   private stopped = false;
@@ -108,13 +117,20 @@ export class Sniffer {
     return this.endpointKeys.has(endpointKeyOfParts(address, port));
   }
 
-  /** Rebuilds the capture filter from the current endpoints, once per turn of the event loop. */
+  /**
+   * Rebuilds the capture filter from the current endpoints, FILTER_UPDATE_AFTER_MS after the
+   * first change; what it will leave out is left out of excludes() at once, so data from a new
+   * endpoint that reaches the screen meanwhile is not handed over (it would come to nothing, and
+   * its peer would rest).
+   */
   scheduleFilterUpdate(): void {
-    if (this.filterUpdate !== undefined || this.stopped) return;
-    this.filterUpdate = setImmediate(() => {
+    if (this.stopped) return;
+    this.filterFor();
+    if (this.filterUpdate !== undefined) return;
+    this.filterUpdate = setTimeout(() => {
       this.filterUpdate = undefined;
       this.updateFilter();
-    });
+    }, FILTER_UPDATE_AFTER_MS);
   }
 
   updateFilter(): void {
@@ -131,7 +147,7 @@ export class Sniffer {
 
   stop(): void {
     this.stopped = true;
-    if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
+    clearTimeout(this.filterUpdate);
     this.keeper.stop();
   }
 
