@@ -106,3 +106,33 @@ test('with a pace, a busy capture is swapped for one in blocks and back, each sw
   t.like(opened[3], { timeoutMs: 0, filter: 'udp and port 2' });
   t.is(opened.length, 4, 'no other swap');
 });
+
+test('a filter swap is no burst to the pace: what a retiring capture counted stays in the totals while it retires', async (t) => {
+  const { logger, events } = memoryLogger();
+  const opened: { timeoutMs: number; stats: CaptureStats }[] = [];
+  const pace = new CapturePace({ batchTimeoutMs: 10, batchAbovePerSecond: 500, immediateBelowPerSecond: 100, quietForMs: 200 });
+  const keeper = new CaptureKeeper({
+    logger,
+    device: 'any',
+    pace,
+    paceCheckMs: 20,
+    onFrame: () => undefined,
+    onOpen: () => undefined,
+    openCapture: (options): Capture => {
+      const entry = { timeoutMs: options.bufferTimeoutMs ?? 0, stats: { received: 0, dropped: 0 } };
+      opened.push(entry);
+      return { link: 'sll', device: 'any', close: () => undefined, stats: () => entry.stats };
+    },
+  });
+  t.teardown(() => keeper.stop());
+  // a long-lived capture that has seen 10,000 packets over its life, none lately
+  keeper.open('udp');
+  opened[0]!.stats = { received: 10_000, dropped: 0 };
+  await tick(60);
+  keeper.replace('udp and port 2');
+  t.is(keeper.stats().received, 10_000, 'the retiring capture still counts');
+  await tick(OVERLAP_MS + 100);
+  t.is(keeper.stats().received, 10_000);
+  t.is(events('capture.mode').length, 0, 'still immediate');
+  t.deepEqual(opened.map((o) => o.timeoutMs), [0, 0]);
+});

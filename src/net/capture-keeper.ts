@@ -82,15 +82,23 @@ export class CaptureKeeper {
     this.captureLog = new LogLimiter(options.logger);
   }
 
-  /** Packets received and dropped over every capture opened so far. */
+  /**
+   * Packets received and dropped over every capture opened so far, those still retiring included:
+   * the totals only grow (the pace reads a swap's figures as no burst), though while two
+   * captures overlap a packet both saw counts twice.
+   */
   stats(): CaptureStats {
-    let current: CaptureStats = { received: 0, dropped: 0 };
-    try {
-      current = this.capture?.stats() ?? current;
-    } catch {
-      // a capture whose device just went away: its figures come with its close
+    let { received, dropped } = this.closedTotals;
+    for (const capture of [this.capture, ...this.retiring]) {
+      try {
+        const figures = capture?.stats();
+        received += figures?.received ?? 0;
+        dropped += figures?.dropped ?? 0;
+      } catch {
+        // a capture whose device just went away: its figures come with its close
+      }
     }
-    return { received: this.closedTotals.received + current.received, dropped: this.closedTotals.dropped + current.dropped };
+    return { received, dropped };
   }
 
   /** What a capture opened now gets: the pace's mode, else the fixed timeout, else immediate mode. */
