@@ -4,7 +4,7 @@
  * the test sets; the real libpcap counters are read by the e2e tests.
  */
 import test from 'ava';
-import { CaptureKeeper, DROP_LOG_EVERY_MS, OVERLAP_MS } from '../src/net/capture-keeper.js';
+import { CaptureKeeper, DROP_LOG_EVERY_MS, MAX_OVERLAP_SEEN, OVERLAP_MS } from '../src/net/capture-keeper.js';
 import { CapturePace } from '../src/net/capture-pace.js';
 import type { Capture, CaptureStats } from '../src/net/capture.js';
 import { memoryLogger } from './helpers/memory-logger.js';
@@ -135,4 +135,30 @@ test('a filter swap is no burst to the pace: what a retiring capture counted sta
   t.is(keeper.stats().received, 10_000);
   t.is(events('capture.mode').length, 0, 'still immediate');
   t.deepEqual(opened.map((o) => o.timeoutMs), [0, 0]);
+});
+
+test('the frames remembered during an overlap have a fixed ceiling: past it, frames are passed on unchecked', (t) => {
+  const { logger } = memoryLogger();
+  const sends: ((frame: Buffer) => void)[] = [];
+  let passed = 0;
+  const keeper = new CaptureKeeper({
+    logger,
+    device: 'any',
+    onFrame: () => void passed++,
+    onOpen: () => undefined,
+    openCapture: (options): Capture => {
+      sends.push((frame) => options.onFrame(frame, 0, 1));
+      return { link: 'sll', device: 'any', close: () => undefined, stats: () => ({ received: 0, dropped: 0 }) };
+    },
+  });
+  t.teardown(() => keeper.stop());
+  keeper.open('udp');
+  keeper.replace('udp and port 2');
+  const frame = (i: number): Buffer => Buffer.from(`frame ${i}`);
+  for (let i = 0; i < MAX_OVERLAP_SEEN; i++) sends[0]!(frame(i));
+  sends[1]!(frame(0));
+  t.is(passed, MAX_OVERLAP_SEEN, 'remembered ones are passed on once');
+  sends[0]!(frame(MAX_OVERLAP_SEEN));
+  sends[1]!(frame(MAX_OVERLAP_SEEN));
+  t.is(passed, MAX_OVERLAP_SEEN + 2, 'past the ceiling nothing more is remembered');
 });

@@ -54,6 +54,8 @@ export const OVERLAP_MS = 50;
  * packet) for at most about this long before blocks take over.
  */
 export const PACE_CHECK_MS = 250;
+/** Frames remembered during an overlap to pass each on once: a fixed ceiling, whatever the rate. */
+export const MAX_OVERLAP_SEEN = 4096;
 /** Timer and jiffy slack on a block's delivery, past its buffer timeout (CONFIG_HZ=100: 10 ms). */
 const BLOCK_SLACK_MS = 20;
 
@@ -236,7 +238,9 @@ export class CaptureKeeper {
     if (this.retiring.size > 0 || performance.now() < this.overlapUntil) {
       const key = frame.toString('base64');
       if (this.seen.has(key)) return;
-      this.seen.add(key);
+      // Under a flood the overlap sees more than this: the rest is passed on unchecked (a frame
+      // passed on twice is one the receive path counts again, nothing more).
+      if (this.seen.size < MAX_OVERLAP_SEEN) this.seen.add(key);
     } else if (this.seen.size > 0) this.seen.clear();
     this.options.onFrame(frame, timestampMs, verdict);
   }
