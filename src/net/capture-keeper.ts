@@ -66,7 +66,8 @@ export class CaptureKeeper {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** captures replaced but still open for the overlap, and what was passed on meanwhile */
-  private readonly retiring = new Set<Capture>();
+  /** with what each had counted when its successor opened: what it counts after that, the successor sees too */
+  private readonly retiring = new Map<Capture, CaptureStats>();
   private readonly seen = new Set<string>();
   private overlapUntil = 0;
   /** the buffer timeout the current capture was opened with */
@@ -85,22 +86,27 @@ export class CaptureKeeper {
   }
 
   /**
-   * Packets received and dropped over every capture opened so far, those still retiring included:
-   * the totals only grow (the pace reads a swap's figures as no burst), though while two
-   * captures overlap a packet both saw counts twice.
+   * Packets received and dropped over every capture opened so far. A replaced capture counts up
+   * to its successor's opening (what it counts later, such as its ring filling during the overlap
+   * while the successor takes the same packets, is no loss), also while it retires: the totals
+   * only grow, so the pace reads a swap as no burst.
    */
   stats(): CaptureStats {
     let { received, dropped } = this.closedTotals;
-    for (const capture of [this.capture, ...this.retiring]) {
-      try {
-        const figures = capture?.stats();
-        received += figures?.received ?? 0;
-        dropped += figures?.dropped ?? 0;
-      } catch {
-        // a capture whose device just went away: its figures come with its close
-      }
+    for (const figures of [this.currentStats(), ...this.retiring.values()]) {
+      received += figures.received;
+      dropped += figures.dropped;
     }
     return { received, dropped };
+  }
+
+  private currentStats(): CaptureStats {
+    try {
+      return this.capture?.stats() ?? { received: 0, dropped: 0 };
+    } catch {
+      // a capture whose device just went away: its figures come with its close
+      return { received: 0, dropped: 0 };
+    }
   }
 
   /** What a capture opened now gets: the pace's mode, else the fixed timeout, else immediate mode. */
@@ -121,11 +127,11 @@ export class CaptureKeeper {
     };
   }
 
-  /** Closes a capture for good (capture.ts releases its socket) and keeps its counts. */
-  private retire(capture: Capture | undefined): void {
+  /** Closes a capture for good (capture.ts releases its socket) and keeps its counts (or `counted`). */
+  private retire(capture: Capture | undefined, counted?: CaptureStats): void {
     if (capture === undefined) return;
     capture.close();
-    const last = capture.stats();
+    const last = counted ?? capture.stats();
     this.closedTotals = { received: this.closedTotals.received + last.received, dropped: this.closedTotals.dropped + last.dropped };
   }
 
@@ -220,15 +226,16 @@ export class CaptureKeeper {
     // The old capture hands over its last block before it is closed, and frames the new one
     // passes on up to its own timeout late are still checked against those the old one did.
     const oldTimeoutMs = this.openedTimeoutMs;
+    const counted = this.currentStats();
     this.capture = fresh;
     this.filter = filter;
     this.openedTimeoutMs = bufferTimeoutMs;
     const retireAfter = OVERLAP_MS + (oldTimeoutMs > 0 ? oldTimeoutMs + BLOCK_SLACK_MS : 0);
     this.overlapUntil = Math.max(this.overlapUntil, performance.now() + retireAfter + (bufferTimeoutMs > 0 ? bufferTimeoutMs + BLOCK_SLACK_MS : 0));
-    this.retiring.add(old);
+    this.retiring.set(old, counted);
     setTimeout(() => {
       this.retiring.delete(old);
-      this.retire(old);
+      this.retire(old, counted);
     }, retireAfter).unref();
     if (why === 'filter') this.options.onOpen(fresh, 'filter');
   }
@@ -269,7 +276,7 @@ export class CaptureKeeper {
     clearTimeout(this.retryTimer);
     clearInterval(this.dropTimer);
     clearInterval(this.paceTimer);
-    for (const capture of this.retiring) this.retire(capture);
+    for (const [capture, counted] of this.retiring) this.retire(capture, counted);
     this.retiring.clear();
     this.seen.clear();
     this.retire(this.capture);
