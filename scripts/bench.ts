@@ -34,6 +34,9 @@
  * (default: `git merge-base HEAD main`) and this tree, in one run. With --footprint-flags (root; also part of --lab),
  * this tree under each set of node flags tried for the service files, with the verification
  * rate under the same flags (scripts/footprint.ts).
+ * With --mesh (root), only the mesh client's figures per NAT combination: time to direct, RTT
+ * direct and via R2, R2's bytes for spoke-to-spoke traffic, a remap's gap and its time to direct
+ * again (scripts/bench-mesh.ts).
  * --verify-only prints the first line of the verify figures and nothing else (the footprint
  * section runs it under each flag set).
  */
@@ -113,6 +116,16 @@ if (wireguard === 'kernel') {
     process.env.BENCH_ROUNDS ??= String(VM_BENCH_ROUNDS);
     process.exitCode = await runNodeInVm(['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { timeoutSeconds: VM_BENCH_TIMEOUT_S, smp: 2 });
   }
+  process.exit();
+}
+
+if (process.argv.includes('--mesh')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --mesh needs root (network namespaces)\n');
+    process.exit(2);
+  }
+  const { meshBench } = await import('./bench-mesh.js');
+  await meshBench((text) => process.stdout.write(text));
   process.exit();
 }
 

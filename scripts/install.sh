@@ -12,7 +12,7 @@ usage() {
 	cat <<EOF
 Usage: $0 [--uninstall] [--bin-dir DIR] [--root DIR]
 
-Installs reconfig-wg@.service and port-knock@.service into /etc/systemd/system, with
+Installs reconfig-wg@.service, port-knock@.service and reconfig-wg-mesh@.service into /etc/systemd/system, with
 ExecStart pointing at the installed commands, /etc/default/reconfig-wg and
 /etc/default/port-knock (options; an existing file is kept), the man pages into
 /usr/local/share/man/man8 and the bash completion into
@@ -81,7 +81,7 @@ remove_unchanged() {
 }
 
 if [ "$uninstall" -eq 1 ]; then
-	for name in port-knock reconfig-wg; do
+	for name in port-knock reconfig-wg reconfig-wg-mesh; do
 		unit="$unit_dir/$name@.service"
 		if [ "$live" -eq 1 ]; then
 			for instance in $(systemctl list-units --all --plain --no-legend "$name@*.service" 2>/dev/null | awk '{print $1}'); do
@@ -137,8 +137,10 @@ case "$bin_dir" in
 esac
 
 mkdir -p "$unit_dir" "$default_dir"
-for name in reconfig-wg port-knock; do
+for name in reconfig-wg port-knock reconfig-wg-mesh; do
 	unit="$unit_dir/$name@.service"
+	# the mesh client is the reconfig-wg command's `mesh` subcommand
+	command=${name%-mesh}
 	if [ -f "$unit" ] && ! grep -qxF "$marker" "$unit"; then
 		fail "$unit exists and was not installed by this script; move it aside first." 1
 	fi
@@ -146,15 +148,15 @@ for name in reconfig-wg port-knock; do
 	temp=$(mktemp "$unit.XXXXXX") || fail "cannot create a temporary file in $unit_dir." 1
 	{
 		echo "$marker"
-		sed "s|^ExecStart=/usr/local/bin/$name |ExecStart=$bin_dir/$name |" "$units/$name@.service"
+		sed "s|^ExecStart=/usr/local/bin/$command |ExecStart=$bin_dir/$command |" "$units/$name@.service"
 	} >"$temp"
-	grep -q "^ExecStart=$bin_dir/$name " "$temp" || {
+	grep -q "^ExecStart=$bin_dir/$command " "$temp" || {
 		rm -f "$temp"
 		fail "could not set ExecStart in $unit (the template changed?)." 1
 	}
 	chmod 0644 "$temp"
 	mv -f "$temp" "$unit"
-	echo "installed $unit (ExecStart=$bin_dir/$name)"
+	echo "installed $unit (ExecStart=$bin_dir/$command)"
 	default="$default_dir/$name"
 	if [ -f "$default" ]; then
 		echo "kept $default (already there)"

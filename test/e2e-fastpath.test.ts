@@ -1,7 +1,7 @@
 /**
  * The fast path end to end, in the netns lab with R2's firewall closed to new inbound UDP and
  * strict reverse-path filtering: every roaming event recovers within about a second of R1's
- * first packet from its new address (the conntrack-expiry one, of R1's first re-handshake),
+ * first packet from its new address (the conntrack-expiry one, of R1's first packet after it),
  * with a firewall that accepts lo and with one that does not, over IPv4 and IPv6. Needs root.
  * Runs on the lab's WireGuard: wireguard-go, or the kernel's (RECONFIG_WG_LAB_WG=kernel, in the
  * VM of scripts/vm/test-kernel.sh).
@@ -33,8 +33,6 @@ import { identifySent, type PeerMac1Key, type SentHandshake } from '../src/wireg
 const isRoot = process.getuid?.() === 0;
 const e2e = isRoot ? test.serial : test.serial.skip;
 
-/** R1's re-handshake after unanswered data: KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (paper §6.1), plus jitter. */
-const REHANDSHAKE_MS = 15_000 + 1_000;
 /** What "within a second of R1's first packet" allows on a loaded 2-core test machine. */
 const SLACK_MS = 1_000;
 
@@ -43,7 +41,8 @@ const BOUND_MS: Readonly<Record<Scenario, number>> = {
   remap: PING_INTERVAL_MS + SLACK_MS,
   restart: PING_INTERVAL_MS + SLACK_MS,
   idle: IDLE_KEEPALIVE_SECONDS * 1000 + SLACK_MS,
-  expiry: REHANDSHAKE_MS + SLACK_MS,
+  // The destroy event lifts the endpoint's exclusion within a few ms; R1's first ping may beat it.
+  expiry: 2 * PING_INTERVAL_MS + SLACK_MS,
 };
 
 async function withDaemonLab(

@@ -161,3 +161,29 @@ test('check: a firewall dropping re-sent packets on lo without conntrack support
   t.regex(pinhole!.detail, /No conntrack netlink here \(EPROTONOSUPPORT\); the firewall drops re-sent packets on lo, so injection cannot work/);
   t.regex(pinhole!.fix ?? '', /nf_conntrack_netlink.*or accept lo in the firewall/);
 });
+
+test('check: a hub with forwarding off or ICMP redirects on the interface is a warning naming the sysctls', async (t) => {
+  const item = (await import('../src/reconfig/check.js')).CHECK_ITEMS.filter((i) => i.name === 'forwarding');
+  const peer = (key: string, allowedIps: string[]) => [key, { publicKey: key, endpoint: undefined, keepalive: 0, allowedIps }] as const;
+  const hub = new Map([peer('a', ['203.0.113.10/32']), peer('b', ['203.0.113.11/32', '2001:db8::11/128'])]);
+  const context = (peers: Map<string, unknown>, sysctls: Record<string, string>) =>
+    ({ found: { iface: 'wg0', config: { name: 'wg0', privateKey: undefined, publicKey: undefined, listenPort: 51820, peers } }, readSysctl: (name: string) => sysctls[name] }) as unknown as CheckContext;
+  const good = { 'net/ipv4/ip_forward': '1', 'net/ipv6/conf/all/forwarding': '1', 'net/ipv4/conf/all/send_redirects': '0', 'net/ipv4/conf/wg0/send_redirects': '0' };
+  t.like((await runChecks(context(hub, good), item))[0], { state: 'ok' });
+  const [bad] = await runChecks(context(hub, { ...good, 'net/ipv4/ip_forward': '0', 'net/ipv4/conf/wg0/send_redirects': '1' }), item);
+  t.like(bad, { state: 'warn' });
+  t.regex(bad!.detail, /net\.ipv4\.ip_forward is 0 \(peers cannot reach each other.*net\.ipv4\.conf\.wg0\.send_redirects is 1 \(ICMP redirects between spokes on wg0\)/);
+  t.regex(bad!.fix ?? '', /^sysctl -w net\.ipv4\.ip_forward=1 net\.ipv4\.conf\.wg0\.send_redirects=0/);
+  t.regex((await runChecks(context(hub, { ...good, 'net/ipv6/conf/all/forwarding': '0' }), item))[0]!.detail, /net\.ipv6\.conf\.all\.forwarding is 0/);
+  const v4only = new Map([peer('a', ['203.0.113.10/32']), peer('b', ['203.0.113.11/32'])]);
+  t.like((await runChecks(context(v4only, { ...good, 'net/ipv6/conf/all/forwarding': '0' }), item))[0], { state: 'ok' }, 'IPv6 forwarding matters only with IPv6 allowed IPs');
+  t.like((await runChecks(context(new Map([peer('a', ['203.0.113.10/32'])]), {}), item))[0], { state: 'ok' }, 'one peer: nothing to forward between peers');
+});
+
+test('status with the registry: a line for people, read back as written', (t) => {
+  const withRegistry: Status = { ...status, registry: { listen: '203.0.113.1:5182', zone: 'wg.internal', state: 'serving', peers: 1, answered: { NOERROR: 4 }, refused: { any: 1 }, ignored: { 'not-peer': 2 } } };
+  t.regex(formatStatus(withRegistry, true), /^registry: _wireguard\._udp\.wg\.internal on 203\.0\.113\.1:5182, serving 1 peer; answered: NOERROR 4; refused: any 1; ignored: not-peer 2$/m);
+  t.deepEqual(parseStatus(JSON.stringify(withRegistry)), { ok: true, value: withRegistry });
+  t.like(parseStatus(JSON.stringify({ ...withRegistry, registry: { ...withRegistry.registry, state: 'dancing' } })), { ok: false });
+  t.notRegex(formatStatus(status, true), /registry/);
+});

@@ -22,7 +22,7 @@ const runIn = (ns: string, args: string[]) =>
 test('--help teaches the flags and exits 0', async (t) => {
   const result = await run(['--help']);
   t.is(result.exitCode, 0);
-  for (const flag of ['--interface', '--device', '--once', '--dry-run', '--kill', '--pid-file', '--state-file', '--status-file', '--persist', '--hook', '--hook-timeout', 'status', 'check', '--log-format', '--log-level', 'SIGHUP', 'Exit status']) {
+  for (const flag of ['--interface', '--device', '--once', '--dry-run', '--kill', '--pid-file', '--state-file', '--status-file', '--persist', '--hook', '--hook-timeout', '--registry', '--registry-zone', 'status', 'check', '--log-format', '--log-level', 'SIGHUP', 'Exit status']) {
     t.true(result.stdout.includes(flag), flag);
   }
   t.is((await run(['-h'])).exitCode, 0);
@@ -52,6 +52,12 @@ const usageErrors: [string, string[], RegExp][] = [
   ['--log-format without its value', ['--log-format'], /--log-format needs a value: pretty, json, journal or procd/],
   ['--state-file without its value', ['--state-file'], /--state-file needs a value: a path/],
   ['a stray argument', ['wg0'], /unexpected argument 'wg0'.*given with -i/],
+  ['a --registry that is no address', ['--registry', 'wg0'], /^reconfig-wg: --registry takes an address of the WireGuard interface, ADDR or ADDR:PORT \(IPv6 as \[ADDR\]:PORT\), not 'wg0'\. See --help\.$/],
+  ['a --registry port out of range', ['--registry', '203.0.113.1:70000'], /--registry: the port must be a number from 1 to 65535, not '70000'/],
+  ['a --registry IPv6 address without brackets around it before a port', ['--registry', '[203.0.113.1]:5182'], /in brackets is not an IPv6 address/],
+  ['a link-local --registry', ['--registry', '[fe80::1]:5182'], /fe80::1 is link-local/],
+  ['--registry-zone without --registry', ['--registry-zone', 'mesh.internal'], /--registry-zone needs --registry/],
+  ['a --registry-zone that is no DNS name', ['--registry', '203.0.113.1', '--registry-zone', 'a..b'], /--registry-zone 'a\.\.b' is not a DNS name/],
 ];
 
 for (const [what, args, message] of usageErrors) {

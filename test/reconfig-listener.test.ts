@@ -3,6 +3,7 @@
  * out through a stand-in wg. Crypto, decoding and the decision logic are the real ones. Without
  * an injector, verified initiations are applied with `wg set` (today's path, and --no-inject).
  */
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -75,12 +76,17 @@ test('a replayed initiation from another address is refused, and so is an older 
 test('the replay watermark survives a restart through the state file', async (t) => {
   const first = await rig();
   t.teardown(first.close);
-  const frame = initiationFrom(first, first.peers[0]!, '198.51.100.7', 40000);
-  await first.feed(frame);
+  // The initiation's own timestamp, fixed here: the checks below do not depend on how long the
+  // test takes to run.
+  const sentAt = new Date();
+  await first.feed(initiationFrom(first, first.peers[0]!, '198.51.100.7', 40000, sentAt));
   await first.listener.stop();
   const marks = Watermarks.load(join(first.dir, 'state.json'), 'wg0');
   t.is(marks.size, 1);
-  t.false(marks.isFresh(b64(first.peers[0]!), timestampFromDate(new Date(Date.now() - 1000))));
+  const peer = b64(first.peers[0]!);
+  t.false(marks.isFresh(peer, timestampFromDate(sentAt)), 'the same initiation again is a replay');
+  t.false(marks.isFresh(peer, timestampFromDate(new Date(sentAt.getTime() - 1000))), 'an older one too');
+  t.true(marks.isFresh(peer, timestampFromDate(new Date(sentAt.getTime() + 1000))), 'a newer one is fresh');
   t.throws(() => Watermarks.load(join(first.dir, 'state.json'), 'wg1'), { message: /belongs to interface wg0/ });
 });
 
@@ -93,6 +99,19 @@ test('with no state file (a reboot on tmpfs), an initiation older than the start
   t.not(r.wg.peers[0]!.endpoint, '203.0.113.66:666');
   await r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000, new Date(Date.now() - CLOCK_SKEW_ALLOWANCE_MS / 2)));
   t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000', 'a peer whose clock lags within the allowance gets through');
+});
+
+test('a state file someone else could have planted or changed is refused, never read', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-state-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const real = join(dir, 'real.json');
+  writeFileSync(real, JSON.stringify({ version: 1, interface: 'wg0', timestamps: {} }), { mode: 0o600 });
+  t.is(Watermarks.load(real, 'wg0').size, 0, 'our own file is read');
+  const link = join(dir, 'link.json');
+  symlinkSync(real, link);
+  t.throws(() => Watermarks.load(link, 'wg0'), { message: /link\.json: it is a symbolic link.*--state-file/ });
+  chmodSync(real, 0o666);
+  t.throws(() => Watermarks.load(real, 'wg0'), { message: /others may write it/ });
 });
 
 test('the floor is the start time less the allowance, and it holds whatever the state file says', (t) => {

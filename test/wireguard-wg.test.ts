@@ -5,7 +5,7 @@ import { planEndpointChange } from '../src/reconfig/apply.js';
 
 const DUMP = [
   'EK2UANMY2RvhC3DCCgdg/axgIKqptzEu/ejAx4sTLWw=\tVep32wLWGLiPsoAR5fRfUUqv+U9UHnxb4Z3kye24pUE=\t51820\toff',
-  'jjBs3cAVFudLgZfkCwAzfSkCdREV7HlPB0zSxWxBQzw=\t(none)\t[2001:db8::1]:5000\t10.9.0.2/32\t0\t0\t0\t25',
+  'jjBs3cAVFudLgZfkCwAzfSkCdREV7HlPB0zSxWxBQzw=\t(none)\t[2001:db8::1]:5000\t10.9.0.2/32,2001:db8:9::2/128\t1700000000\t0\t0\t25',
   'rWwNTsEVK8+cxQZVdLWiN9fuCc55BKJoITa6I1i8uFE=\t(none)\t(none)\t(none)\t0\t0\t0\toff',
   '',
 ].join('\n');
@@ -16,8 +16,8 @@ test('wg show dump output parses into the interface and its peers', (t) => {
   t.is(config?.listenPort, 51820);
   t.is(config?.publicKey, 'Vep32wLWGLiPsoAR5fRfUUqv+U9UHnxb4Z3kye24pUE=');
   t.deepEqual([...(config?.peers.values() ?? [])], [
-    { publicKey: 'jjBs3cAVFudLgZfkCwAzfSkCdREV7HlPB0zSxWxBQzw=', endpoint: '[2001:db8::1]:5000', keepalive: 25 },
-    { publicKey: 'rWwNTsEVK8+cxQZVdLWiN9fuCc55BKJoITa6I1i8uFE=', endpoint: undefined, keepalive: 0 },
+    { publicKey: 'jjBs3cAVFudLgZfkCwAzfSkCdREV7HlPB0zSxWxBQzw=', endpoint: '[2001:db8::1]:5000', keepalive: 25, allowedIps: ['10.9.0.2/32', '2001:db8:9::2/128'], latestHandshake: 1700000000 },
+    { publicKey: 'rWwNTsEVK8+cxQZVdLWiN9fuCc55BKJoITa6I1i8uFE=', endpoint: undefined, keepalive: 0, allowedIps: [], latestHandshake: 0 },
   ]);
 });
 

@@ -21,6 +21,7 @@ import { openInjector as realOpenInjector } from '../net/inject.js';
 import { wireguardFilter } from '../net/filter.js';
 import { HASH_BACKEND, type HashBackendName } from '../wireguard/blake2.js';
 import { readInterface, resolveInterface, runWg, type InterfaceConfig, type WgRunner } from '../wireguard/wg.js';
+import { checkFiles } from './check-files.js';
 import { firewallVerdict } from './check-firewall.js';
 import { selfTestLoopback, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { validateInterfaceName } from './options.js';
@@ -48,6 +49,8 @@ export interface CheckContext {
   readonly nft: (args: readonly string[]) => Promise<ToolResult>;
   readonly openInjector: () => PacketInjector;
   readonly openPinholer: () => PacketPinholer;
+  /** a sysctl's value (`net/ipv4/ip_forward`), undefined when it cannot be read; /proc/sys unless a test says otherwise */
+  readonly readSysctl?: (name: string) => string | undefined;
   /** where BLAKE2s runs in this process; this process's own choice unless a test says otherwise */
   readonly hashBackend?: HashBackendName;
   /** what the interface item found: later items use it (never the private key) */
@@ -184,6 +187,55 @@ async function persistence(context: CheckContext): Promise<CheckResult> {
   return result('persist', 'ok', `UCI network config in ${confDir}: writable, a wireguard_${found.iface} section for every peer`);
 }
 
+async function files(context: CheckContext): Promise<CheckResult> {
+  const verdict = checkFiles(context.found?.iface ?? context.interface);
+  return result('files', verdict.ok ? 'ok' : 'fail', verdict.detail, verdict.fix);
+}
+
+function procSysctl(name: string): string | undefined {
+  try {
+    return readFileSync(`/proc/sys/${name}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A hub forwards between its peers (the mesh's relay, spokes reaching each other): IPv4 (and
+ * IPv6 where a peer has IPv6 allowed IPs) forwarding must be on, and ICMP redirects off on the
+ * interface. A packet from one spoke to another comes in and goes out through the same
+ * interface, so Linux would tell the sender to use the other spoke as its next hop: on a
+ * WireGuard interface there is no shared link, the redirect is noise in the tunnel, and a spoke
+ * that accepts redirects caches a route through a next hop it cannot reach. The interface's
+ * value counts if either conf/all or conf/IFACE is on (ip-sysctl.rst).
+ */
+async function forwarding(context: CheckContext): Promise<CheckResult> {
+  const found = context.found;
+  if (found === undefined) return result('forwarding', 'skip', 'needs the interface');
+  const peers = [...found.config.peers.values()];
+  if (peers.length < 2) return result('forwarding', 'ok', `${found.iface} has ${peers.length} peer${peers.length === 1 ? '' : 's'}: nothing to forward between peers`);
+  const read = context.readSysctl ?? procSysctl;
+  const iface = found.iface;
+  const wrong: string[] = [];
+  const fixes: string[] = [];
+  const unread: string[] = [];
+  const check = (name: string, want: '0' | '1', why: string): void => {
+    const value = read(name);
+    if (value === undefined) unread.push(name.replaceAll('/', '.'));
+    else if (value !== want) {
+      wrong.push(`${name.replaceAll('/', '.')} is ${value} (${why})`);
+      fixes.push(`${name.replaceAll('/', '.')}=${want}`);
+    }
+  };
+  check('net/ipv4/ip_forward', '1', 'peers cannot reach each other through this router');
+  if (peers.some((peer) => (peer.allowedIps ?? []).some((prefix) => prefix.includes(':')))) check('net/ipv6/conf/all/forwarding', '1', 'no IPv6 between peers');
+  check('net/ipv4/conf/all/send_redirects', '0', 'ICMP redirects between spokes of one interface');
+  check(`net/ipv4/conf/${iface}/send_redirects`, '0', `ICMP redirects between spokes on ${iface}`);
+  if (wrong.length > 0) return result('forwarding', 'warn', `as a hub for ${peers.length} peers: ${wrong.join('; ')}`, `sysctl -w ${fixes.join(' ')} (and in /etc/sysctl.d to keep it)`);
+  if (unread.length > 0) return result('forwarding', 'warn', `cannot read ${unread.join(', ')}`, 'run check as root on the router itself');
+  return result('forwarding', 'ok', `forwarding on, ICMP redirects off on ${iface}: peers reach each other through this router`);
+}
+
 /** In order; later items may use what earlier ones found. */
 export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'wg', run: wgTool },
@@ -194,6 +246,8 @@ export const CHECK_ITEMS: readonly CheckItem[] = [
   { name: 'inject', run: inject },
   { name: 'pinhole', run: pinhole },
   { name: 'persist', run: persistence },
+  { name: 'forwarding', run: forwarding },
+  { name: 'files', run: files },
 ];
 
 const realNft = (args: readonly string[]): Promise<ToolResult> => runTool('nft', args);
@@ -229,7 +283,10 @@ const help = `
   the wg tool; the interface with a private key and a listen port; a capture on the device
   with the real filter; whether the firewall drops new inbound UDP to the port (fine: that is
   why reconfig-wg exists); whether packets can be handed to WireGuard (raw socket, and a
-  conntrack pinhole where the firewall needs one); whether the --persist target can be written.
+  conntrack pinhole where the firewall needs one); whether the --persist target can be written;
+  with two peers or more, whether this router forwards between them as a hub should (IPv4 and
+  IPv6 forwarding on, ICMP redirects off on the interface); whether the runtime and state
+  directories are private and the state file is the daemon's own.
 
   Usage
     $ reconfig-wg check [-i IFACE] [-d DEVICE] [--persist WHERE] [--json]

@@ -10,7 +10,10 @@ import { acquirePidFile } from '../common/pidfile.js';
 import { handleSignals } from '../common/signals.js';
 import { openCapture as realOpenCapture, type Capture, type CaptureOptions } from '../net/capture.js';
 import { openPinholer } from '../net/conntrack.js';
+import { conntrackEventsSetting, openDestroyEvents, type DestroyEvents } from '../net/conntrack-events.js';
 import { openInjector } from '../net/inject.js';
+import { Registry, type InterfaceView, type RegistrySocket } from '../registry/server.js';
+import type { BoundUdpOptions } from '../net/bound-udp.js';
 import { resolveInterface, type WgRunner } from '../wireguard/wg.js';
 import { Delivery, type PacketInjector, type PacketPinholer } from './deliver.js';
 import { Listener } from './listener.js';
@@ -30,13 +33,20 @@ export interface DaemonDeps {
   /** raw-socket sender and conntrack writer (tests pass stand-ins); opened for real otherwise */
   readonly openInjector?: () => PacketInjector;
   readonly openPinholer?: () => PacketPinholer;
+  /** conntrack's destroy events (tests pass a stand-in, or none); opened for real otherwise */
+  readonly openDestroyEvents?: () => DestroyEvents;
   /** resolves when the daemon should stop (tests); signals are used otherwise */
   readonly signals?: boolean;
+  /** the registry's socket and view of the interfaces (tests pass stand-ins); the real ones otherwise */
+  readonly openRegistrySocket?: (options: BoundUdpOptions) => RegistrySocket;
+  readonly interfaces?: InterfaceView;
 }
 
 export interface RunningDaemon {
   readonly listener: Listener;
   readonly teller: Teller;
+  /** the endpoint registry, with --registry */
+  readonly registry: Registry | undefined;
   readonly interface: string;
   /** resolves with the exit code once the daemon has stopped */
   readonly done: Promise<number>;
@@ -54,6 +64,12 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
   // A persistence target that cannot work is a configuration error, said before anything runs.
   const persister = createPersister(options.persist, iface);
   await persister?.verify();
+  // The registry's address is checked before anything runs: one on another interface is exit 2.
+  const registry =
+    options.registry === undefined
+      ? undefined
+      : new Registry({ logger: deps.logger, iface, options: options.registry, model: () => listener.registryModel(), interfaces: deps.interfaces, openSocket: deps.openRegistrySocket });
+  registry?.checkAddress();
   const release = acquirePidFile(pidFile, `${PROGRAM} for ${iface}`, IDENTITY);
   const logger = deps.logger;
   let delivery: Delivery | undefined;
@@ -71,6 +87,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     run: deps.run,
     delivery,
     sessionsFile: files.sessionsFile,
+    ...(delivery === undefined ? {} : { destroyEvents: followDestroyEvents(logger, deps) }),
   });
   const teller = new Teller({
     logger,
@@ -88,6 +105,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
         peerCounts: (peer) => listener.peerCounts(peer),
         ignored: Object.fromEntries(listener.ignored),
         capture: listener.captureStats(),
+        registry: registry?.status(),
       };
     },
   });
@@ -105,6 +123,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     stopping ??= (async () => {
       clearInterval(poll);
       unhandle();
+      registry?.stop();
       await listener.stop();
       await teller.stop();
       delivery?.close();
@@ -124,7 +143,9 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     }
   };
 
-  // Told first: with --once the process exits once the change is told (stop waits for it).
+  // The registry first: it serves the new endpoint from now on. Then told (with --once the
+  // process exits once the change is told; stop waits for it).
+  listener.onChange((change) => registry?.changed(change));
   listener.onChange((change) => teller.tell(change));
   listener.onChange(() => {
     if (!options.once || !armed) return;
@@ -139,7 +160,7 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
       SIGINT: () => void stop(0),
       SIGHUP: () => {
         logger.info({ event: 'reload', interface: iface }, 'SIGHUP: re-reading the WireGuard configuration');
-        if (started) void listener.refresh('sighup');
+        if (started) void listener.refresh('sighup').then(() => registry?.refresh());
       },
       SIGUSR1: () => {
         logger.info({ event: 'rearm', interface: iface }, 'SIGUSR1: re-arming');
@@ -156,16 +177,33 @@ export async function startReconfig(options: ReconfigOptions, deps: DaemonDeps):
     release();
     throw error;
   }
+  try {
+    registry?.start();
+  } catch (error) {
+    unhandle();
+    registry?.stop();
+    await listener.stop();
+    delivery?.close();
+    release();
+    throw error;
+  }
   started = true;
   if (stopping === undefined) teller.start();
   if (stopping !== undefined) {
     await listener.stop();
   } else {
-    poll = setInterval(() => void listener.refresh('poll').then(() => teller.refresh()), options.refreshMs);
+    poll = setInterval(
+      () =>
+        void listener.refresh('poll').then(() => {
+          registry?.refresh();
+          teller.refresh();
+        }),
+      options.refreshMs,
+    );
     poll.unref();
   }
 
-  return { listener, teller, interface: iface, done, stop: () => stop(0), rearm };
+  return { listener, teller, registry, interface: iface, done, stop: () => stop(0), rearm };
 }
 
 /**
@@ -199,4 +237,30 @@ function openDelivery(options: ReconfigOptions, deps: DaemonDeps): Delivery | un
     }
   }
   return new Delivery({ logger, injector, pinholer, mode: options.pinhole });
+}
+
+/**
+ * Conntrack's destroy events, so that a peer whose conntrack entry is gone is captured again
+ * (expiry.ts). Without them (no permission, no ctnetlink) the daemon runs as before: such a peer
+ * comes back with its next handshake. Said once, as is the kernel's switch being off.
+ */
+function followDestroyEvents(logger: Logger, deps: DaemonDeps): DestroyEvents | undefined {
+  let events: DestroyEvents;
+  try {
+    events = (deps.openDestroyEvents ?? openDestroyEvents)();
+  } catch (error) {
+    logger.info(
+      { event: 'conntrack.events-unavailable', code: isReconfigError(error) ? error.code : 'E_SOCKET' },
+      `${(error as Error).message}. Without them, a peer whose conntrack entry expired comes back with its next handshake.`,
+    );
+    return undefined;
+  }
+  // Only the real socket depends on this namespace's switch; a stand-in does not.
+  if (deps.openDestroyEvents === undefined && conntrackEventsSetting() === 0) {
+    logger.warn(
+      { event: 'conntrack.events-off', setting: 'net.netfilter.nf_conntrack_events' },
+      'the kernel sends no conntrack events (net.netfilter.nf_conntrack_events = 0): a peer whose conntrack entry expired comes back only with its next handshake; set it to 2 (or 1) to fix',
+    );
+  }
+  return events;
 }

@@ -141,9 +141,12 @@ export class Delivery {
 
   /**
    * Pinhole (when needed), then re-send. The caller has checked that the packet is addressed to
-   * R2 itself on the listen port (nothing else is ever re-sent). Never throws.
+   * R2 itself on the listen port (nothing else is ever re-sent). `pinhole`: open one even where
+   * lo is accepted (data from a peer's own endpoint whose entry is gone: the re-sent packet is
+   * then the entry's reply, so the peer's next packets are established whether or not WireGuard
+   * answers this one). Never throws.
    */
-  deliver(datagram: Datagram): Result<Delivered, string> {
+  deliver(datagram: Datagram, options: { readonly pinhole?: boolean } = {}): Result<Delivered, string> {
     const injector = this.options.injector;
     if (injector === undefined || !injector.families.has(datagram.family)) return fail('no raw socket for this family');
     // The receive path decided this already; checked again here, where the packet is built,
@@ -159,7 +162,7 @@ export class Delivery {
     // back (IPv4 only; wireguard-go and IPv6 keep the address it was sent to): for a secondary
     // address of R2 that answer never reaches the peer. A pinhole lets the peer's retry in on the
     // WAN side, where WireGuard keeps the address; so one is opened even where lo is accepted.
-    const pinhole = this.pinhole || (datagram.family === 4 && this.local.isSecondaryIpv4(datagram.dst));
+    const pinhole = this.pinhole || options.pinhole === true || (datagram.family === 4 && this.local.isSecondaryIpv4(datagram.dst));
     let pinholed = false;
     if (pinhole && pinholer !== undefined) {
       const opened = pinholer.open(tuple, PINHOLE_TIMEOUT_SECONDS);

@@ -11,19 +11,23 @@
  *   if fresh, handed to WireGuard itself (handshake.ts decides);
  * * R2's own handshake messages leaving the port: they name R2's session indices (sessions.ts);
  * * incoming transport data from an address that is not its peer's endpoint: handed to
- *   WireGuard only if its receiver index names one of R2's live sessions.
+ *   WireGuard only if its receiver index names one of R2's live sessions; and from a peer's own
+ *   endpoint while R2's conntrack entry for it is gone (expiry: the firewall dropped it).
  * The synchronous part runs for every captured frame and never throws; everything that waits
  * for `wg` runs in one queue per peer, so calls for the same peer never race.
  */
 import { logError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import type { DestroyEvents } from '../net/conntrack-events.js';
 import { SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
 import { LocalAddresses } from '../net/local.js';
+import type { ModelPeer } from '../registry/server.js';
 import type { WgRunner } from '../wireguard/wg.js';
 import type { Admission } from './admission.js';
 import { ChangeListeners, type EndpointChange } from './change.js';
 import { Counters, type IgnoreReason } from './counters.js';
 import type { Delivery } from './deliver.js';
+import { Expiry } from './expiry.js';
 import { Handshake } from './handshake.js';
 import type { ReconfigOptions } from './options.js';
 import { Peers, type Shown } from './peers.js';
@@ -61,6 +65,8 @@ export interface ListenerDeps {
   readonly sessionsFile?: string;
   /** R2's own addresses (read from the interfaces; replaceable for tests) */
   readonly localAddresses?: LocalAddresses;
+  /** conntrack's destroy events: a peer's endpoint whose entry is gone is captured again (expiry.ts) */
+  readonly destroyEvents?: DestroyEvents;
 }
 
 /** What the listener knows of one peer, for the status file. */
@@ -79,6 +85,7 @@ export class Listener {
   private readonly roam: Roam;
   private readonly handshake: Handshake;
   private readonly receive: Receive;
+  private readonly expiry: Expiry;
   private readonly injecting: boolean;
   private interfaceMissing = false;
 
@@ -108,7 +115,9 @@ export class Listener {
         if (peer === undefined) return 'unknown-index';
         return this.roam.resting(peer) ? 'rate-limited' : undefined;
       },
+      lifted: (endpoints) => this.expiry.liftedAmong(endpoints),
     }));
+    const expiry = (this.expiry = new Expiry({ counters, endpoints: () => sniffer.endpoints(), changed: () => sniffer.scheduleFilterUpdate() }));
     const reread = (why: string): Promise<void> => this.refresh(why);
     const roam = (this.roam = new Roam({
       logger,
@@ -126,6 +135,7 @@ export class Listener {
         rateLimit.notePeerEndpoint(to);
         sniffer.scheduleFilterUpdate();
       },
+      expiry,
     }));
     const handshake = (this.handshake = new Handshake({
       logger,
@@ -151,6 +161,7 @@ export class Listener {
       handshake,
       roam,
       delivery,
+      expiry,
       injecting,
       dryRun: options.dryRun,
     });
@@ -162,11 +173,31 @@ export class Listener {
 
   /** Reads the interface and opens the capture; startup errors are thrown to the caller. */
   async start(): Promise<void> {
-    this.adopt(await this.peers.read(this.iface, this.deps.run));
-    this.sessions.takeOver();
-    const listenPort = this.peers.listenPort;
-    if (this.injecting && listenPort !== undefined) await this.deps.delivery?.prepare(listenPort);
-    this.sniffer.open();
+    try {
+      this.adopt(await this.peers.read(this.iface, this.deps.run));
+      this.sessions.takeOver();
+      const listenPort = this.peers.listenPort;
+      if (this.injecting && listenPort !== undefined) await this.deps.delivery?.prepare(listenPort);
+      this.followExpiry();
+      this.sniffer.open();
+    } catch (error) {
+      // The events' watch would keep the process alive.
+      this.deps.destroyEvents?.close();
+      throw error;
+    }
+  }
+
+  /** Conntrack's destroy events lift the exclusion of the endpoints whose entry is gone (expiry.ts). */
+  private followExpiry(): void {
+    const events = this.deps.destroyEvents;
+    if (events === undefined || !this.injecting) return;
+    const { counts, expiry, peers, iface } = this;
+    events.follow(() => peers.listenPort, {
+      destroyed: (flow) => expiry.destroyed(flow, peers.listenPort),
+      lost: () => expiry.lost(),
+      malformed: (count) => counts.ignore('bad-event', {}, 'conntrack.ignored', count),
+      failed: (message) => counts.limited('warn', 'conntrack.failed', { event: 'conntrack.failed', interface: iface, message }, `conntrack events: ${message}`),
+    });
   }
 
   onChange(listener: (change: EndpointChange) => void): void {
@@ -226,6 +257,18 @@ export class Listener {
     return { listenPort: this.peers.listenPort ?? 0, peers: this.peers.configured().map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint })) };
   }
 
+  /**
+   * What the endpoint registry serves, from what this listener already holds (no `wg` read):
+   * each configured peer's believed endpoint, and its allowed IPs and latest handshake as the
+   * last `wg show` said. Never a key other than the peer's public key.
+   */
+  registryModel(): ModelPeer[] {
+    return this.peers.configured().map((peer) => {
+      const config = this.peers.configOf(peer);
+      return { publicKey: peer.publicKey, endpoint: peer.endpoint, allowedIps: config?.allowedIps ?? [], latestHandshake: config?.latestHandshake ?? 0 };
+    });
+  }
+
   /** reason → how many packets were ignored for it */
   get ignored(): ReadonlyMap<IgnoreReason, number> {
     return this.counts.ignored;
@@ -259,7 +302,7 @@ export class Listener {
   }
 
   counters(): Record<string, number> {
-    return this.counts.record();
+    return { ...this.counts.record(), ...this.expiry.record() };
   }
 
   /** Packets received and lost by the capture, over every capture opened (for the status output). */
@@ -269,6 +312,7 @@ export class Listener {
 
   /** Stops capturing and waits for queued work to finish; leaves the live indices behind. */
   async stop(): Promise<void> {
+    this.deps.destroyEvents?.close();
     this.handshake.stop();
     this.roam.stop();
     this.rateLimit.stop();

@@ -24,6 +24,8 @@ const help = `
     $ reconfig-wg [-i IFACE] [options]
     $ reconfig-wg status [-i IFACE] [--json]     what the running daemon knows (see status --help)
     $ reconfig-wg check [-i IFACE]               is everything in place? item by item, with the fix
+    $ reconfig-wg mesh -i IFACE --registry ADDR  on a roaming router: direct paths to the other
+                                                 peers (see mesh --help)
 
   Options
     -i, --interface IFACE   WireGuard interface (default: the only one 'wg show interfaces' lists)
@@ -50,6 +52,13 @@ const help = `
                             ports BASE.. re-arm it (one node instead of two; not with --once)
         --knock-range N     ports in the knock range (default: 100)
         --knock-cooldown S  act on a knock at most once per S seconds (default: 10)
+        --registry ADDR[:PORT]
+                            serve every peer's endpoint, allowed IPs and when it was last
+                            proved as DNS-SD records (wgsd's layout, as dig and wgsd-client
+                            read them) on ADDR, an address of IFACE
+                            (IPv6 as [ADDR]:PORT; default PORT 5182), answering only
+                            queries that come through IFACE from a peer's own tunnel address
+        --registry-zone Z   the zone served: PTR _wireguard._udp.Z (default: wg.internal)
 ${LOG_FLAGS_HELP}
 
   Signals
@@ -64,6 +73,8 @@ ${LOG_FLAGS_HELP}
     $ reconfig-wg -i wg0
     $ reconfig-wg -i wg0 --once --log-format json
     $ reconfig-wg -i wg0 --knock-port 19000
+    $ reconfig-wg -i wg0 --registry 10.0.0.1
+      (then, on a peer: dig @10.0.0.1 -p 5182 PTR _wireguard._udp.wg.internal)
     $ reconfig-wg -i wg0 --persist wg-quick --hook "logger -t wg {peer} moved to {to}"
     $ reconfig-wg -i wg0 -k
 `;
@@ -82,6 +93,8 @@ const flags = {
   persist: { type: 'string', value: 'uci, wg-quick, wg-quick=PATH or none' },
   hook: { type: 'string', value: 'a command, e.g. "logger -t wg {peer} moved to {to}"' },
   hookTimeout: { type: 'string', value: 'seconds, e.g. 10' },
+  registry: { type: 'string', value: 'an address of the interface, e.g. 10.0.0.1 or [2001:db8::1]:5182' },
+  registryZone: { type: 'string', value: 'a DNS zone, e.g. wg.internal' },
   knockPort: { type: 'string', value: 'the first port of the knock range, e.g. 19000' },
   knockRange: { type: 'string', value: 'a number of ports, e.g. 100' },
   knockCooldown: { type: 'string', value: 'seconds, e.g. 10' },
@@ -116,6 +129,7 @@ await runDaemonCli({
   subcommands: {
     status: async (argv) => (await import('./status-command.js')).main(argv),
     check: async (argv) => (await import('./check.js')).main(argv),
+    mesh: async (argv) => (await import('../mesh/main.js')).main(argv),
   },
   options: (values) => ({
     ...normalizeOptions({
@@ -131,6 +145,8 @@ await runDaemonCli({
       persist: values.persist,
       hook: values.hook,
       hookTimeout: values.hookTimeout,
+      registry: values.registry,
+      registryZone: values.registryZone,
     }),
     knock: knockOptions(values),
   }),

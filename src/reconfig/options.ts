@@ -6,6 +6,7 @@ import { parseCommand } from '../common/command.js';
 import { ReconfigError, usageError } from '../common/errors.js';
 import { ensurePrivateDir } from '../common/private-dir.js';
 import { runtimeDir, STATE_DIR } from '../common/runtime-dir.js';
+import { registryOptions, type RegistryOptions } from '../registry/options.js';
 import { PINHOLE_MODES, type PinholeMode } from './deliver.js';
 import { defaultPersist, parsePersist, type PersistChoice } from './tell/persist.js';
 
@@ -36,10 +37,16 @@ export interface ReconfigOptions {
   readonly hookTimeoutMs: number;
   /** undefined: derived from the interface name */
   readonly statusFile: string | undefined;
+  /** serve the endpoint registry (src/registry/) on this address of the interface; undefined: not */
+  readonly registry: RegistryOptions | undefined;
 }
 
 /** What the command line gives, before validation. */
-export interface ReconfigInput extends Partial<Omit<ReconfigOptions, 'persist' | 'hook'>> {
+export interface ReconfigInput extends Partial<Omit<ReconfigOptions, 'persist' | 'hook' | 'registry'>> {
+  /** --registry text, or the parsed options */
+  readonly registry?: string | RegistryOptions;
+  /** --registry-zone text */
+  readonly registryZone?: string;
   /** --persist text, or the parsed choice */
   readonly persist?: string | PersistChoice;
   /** --hook text, or argv */
@@ -110,6 +117,7 @@ export function normalizeOptions(input: ReconfigInput): ReconfigOptions {
     hook: hookArgv(input.hook),
     hookTimeoutMs: hookTimeoutMs(input),
     statusFile: input.statusFile,
+    registry: typeof input.registry === 'object' ? input.registry : registryOptions(input.registry, input.registryZone),
   };
 }
 

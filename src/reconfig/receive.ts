@@ -14,7 +14,8 @@ import { MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, TRANSPORT_MIN_
 import { screenInitiation } from '../wireguard/initiation.js';
 import type { Counters } from './counters.js';
 import type { Delivery } from './deliver.js';
-import { formatEndpoint } from './endpoint.js';
+import { endpointKeyOf, endpointKeyOfParts, formatEndpoint } from './endpoint.js';
+import type { Expiry } from './expiry.js';
 import type { Handshake } from './handshake.js';
 import type { Peers } from './peers.js';
 import type { Gate, RateLimit } from './ratelimit.js';
@@ -32,6 +33,8 @@ export interface ReceiveDeps {
   readonly handshake: Handshake;
   readonly roam: Roam;
   readonly delivery: Delivery | undefined;
+  /** endpoints whose conntrack entry is gone: their own peer's data from there is let in */
+  readonly expiry?: Pick<Expiry, 'isLifted'>;
   /** packets are handed to WireGuard (else data is only counted) */
   readonly injecting: boolean;
   readonly dryRun: boolean;
@@ -114,8 +117,12 @@ export class Receive {
     if (peer === undefined) return counters.ignore('unknown-index', { src, index }, 'data.ignored');
     // The filter leaves a peer's own endpoint out; one that slipped in while the filter was
     // being replaced. Another peer's endpoint is never handed over for this one (its flow is
-    // that peer's, and settling would remove it).
-    if (this.deps.sniffer.excludes(datagram.src, datagram.srcPort)) return counters.ignore('from-endpoint', { src, peer: peerKey }, 'data.ignored');
+    // that peer's, and settling would remove it). The peer's own endpoint whose conntrack entry
+    // is gone is let in (expiry.ts): the firewall dropped this packet.
+    const key = endpointKeyOfParts(datagram.src, datagram.srcPort);
+    if (this.deps.sniffer.isEndpoint(key) && (endpointKeyOf(peer.endpoint) !== key || this.deps.expiry?.isLifted(key) !== true)) {
+      return counters.ignore('from-endpoint', { src, peer: peerKey }, 'data.ignored');
+    }
     if (!this.deps.injecting || this.deps.delivery?.canInject(datagram.family) !== true) {
       // A data packet never moves an endpoint by our hand: without injection it is only counted.
       return counters.ignore(this.deps.dryRun ? 'dry-run' : 'not-injected', { src, peer: peerKey }, 'data.ignored');

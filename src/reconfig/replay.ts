@@ -10,7 +10,8 @@
  * endpoint even with no file at all; a peer whose clock lags ours by more than the allowance
  * is only delayed, until its clock passes the floor.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { readOwnFile } from '../common/own-file.js';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.js';
 import { ReconfigError } from '../common/errors.js';
@@ -49,13 +50,14 @@ export class Watermarks {
    */
   static load(path: string, iface: string, startedAt: Date = new Date()): Watermarks {
     const marks = new Watermarks(path, iface, timestampFromDate(new Date(startedAt.getTime() - CLOCK_SKEW_ALLOWANCE_MS)));
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return marks;
-      throw new ReconfigError('E_STATE_FILE', `Cannot read state file ${path}: ${(error as Error).message}.`, { exitCode: 2 });
+    // Read only if nobody else could have planted or changed it: a far-future watermark would
+    // refuse every genuine initiation of that peer.
+    const checked = readOwnFile(path);
+    if (checked === undefined) return marks;
+    if (!checked.ok) {
+      throw new ReconfigError('E_STATE_FILE', `Cannot use state file ${path}: ${checked.reason}. Remove it (or fix its owner and mode), or pass another --state-file.`, { exitCode: 2 });
     }
+    const text = checked.value;
     const broken = (why: string): ReconfigError =>
       new ReconfigError(
         'E_STATE_FILE',

@@ -14,6 +14,7 @@ import { applyEndpointChange } from './apply.js';
 import { wallClock, type ChangeHow, type ChangeListeners } from './change.js';
 import type { Counters, IgnoreReason } from './counters.js';
 import type { Delivery } from './deliver.js';
+import type { Expiry } from './expiry.js';
 import { endpointKeyOf, endpointKeyOfParts, formatEndpoint, sameEndpoint } from './endpoint.js';
 import type { HandedOver, Peer, Peers } from './peers.js';
 import type { HeldPacket } from './ratelimit.js';
@@ -68,6 +69,8 @@ export interface RoamDeps {
   readonly reread: (why: string) => Promise<void>;
   /** a confirmed move to `to`: what follows the endpoints (admission, capture filter) is told */
   readonly moved: (to: string) => void;
+  /** endpoints whose conntrack entry is gone (expiry.ts): their data is handed over as a re-entry */
+  readonly expiry?: Pick<Expiry, 'isLifted' | 'reestablished'>;
 }
 
 export class Roam {
@@ -117,8 +120,8 @@ export class Roam {
   }
 
   /** Hands `datagram` to WireGuard (deliver.ts); false, counted, if it could not be. */
-  inject(datagram: Datagram, kind: 'initiation' | 'data'): boolean {
-    const delivered = this.deps.delivery?.deliver(datagram);
+  inject(datagram: Datagram, kind: 'initiation' | 'data', pinhole = false): boolean {
+    const delivered = this.deps.delivery?.deliver(datagram, { pinhole });
     const src = formatEndpoint(datagram.src, datagram.srcPort);
     if (delivered === undefined || !delivered.ok) {
       this.deps.counters.ignore('inject-failed', { src, why: delivered?.ok === false ? delivered.reason : 'no delivery' }, `${kind}.ignored`);
@@ -138,8 +141,31 @@ export class Roam {
     // It may have waited its turn while the peer came to rest: asked again at hand-over time.
     const refused = this.dataRefusal(datagram.src, peer);
     if (refused !== undefined) return this.deps.counters.ignore(refused, { src, peer: peerKey }, 'data.ignored');
+    const key = endpointKeyOfParts(datagram.src, datagram.srcPort);
+    if (endpointKeyOf(peer.endpoint) === key) return this.reenter(peer, key, datagram);
     if (!this.inject(datagram, 'data')) return;
     this.handedOverFor(peer, { src, kind: 'data', capturedAt, injectedAt: wallClock(), datagram });
+  }
+
+  /**
+   * Data from the peer's own endpoint, whose conntrack entry is gone (expiry.ts): the firewall
+   * dropped it. Handed over with a pinhole, which leaves an entry for the flow (kept when the
+   * hand-over settles: the source is the peer's endpoint), and the endpoint's data goes back out
+   * of the capture. Nothing moves, so nothing is confirmed. Once the entry is back (an earlier
+   * packet re-entered while this one waited its turn), it is WireGuard's already.
+   */
+  private reenter(peer: Peer, key: string, datagram: Datagram): void {
+    const src = formatEndpoint(datagram.src, datagram.srcPort);
+    if (this.deps.expiry?.isLifted(key) !== true) return this.deps.counters.ignore('from-endpoint', { src, peer: peer.publicKey }, 'data.ignored');
+    if (!this.inject(datagram, 'data', true)) return;
+    this.deps.expiry.reestablished(key);
+    this.deps.counters.countFor(peer.publicKey, 'reentered');
+    this.deps.counters.limited(
+      'debug',
+      'data.reentered',
+      { event: 'data.reentered', interface: this.deps.iface, peer: peer.publicKey, src },
+      `handed data from ${src}, the peer's own endpoint, to WireGuard: its conntrack entry was gone`,
+    );
   }
 
   /**

@@ -24,8 +24,8 @@ export const CAPTURE_BUFFER_TIMEOUT_MS = 10;
 /**
  * When the capture is under load (capture-pace.ts). A quiet R2 captures a few packets a second
  * (its own handshake messages, a peer's first packets from a new address, a scan), each handed
- * over as it comes; at 500 a second, a wake-up per packet would cost about as much as the packets
- * themselves, so blocks take over until the rate has stayed under 100 a second for 5 s.
+ * over as it comes; from 500 a second on, blocks take over until the rate has stayed under 100 a
+ * second for 5 s.
  */
 export const CAPTURE_PACE: CapturePaceOptions = {
   batchTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
@@ -39,7 +39,8 @@ export const CAPTURE_PACE: CapturePaceOptions = {
  * grace period (packet_set_ring's synchronize_net): the event loop stops for 5-60 ms, measured,
  * and every packet captured meanwhile waits. Ten peers that roam at once cost one or two of those
  * instead of ten; meanwhile a few of their data packets reach the screen and are dropped there
- * (`from-endpoint`).
+ * (`from-endpoint`). A filter that must capture an endpoint again (its conntrack entry expired)
+ * is replaced at once.
  */
 export const FILTER_UPDATE_AFTER_MS = 250;
 /**
@@ -69,15 +70,21 @@ export interface SnifferDeps {
   readonly onFrame: (link: LinkType, frame: Buffer, timestampMs: number, screened: Screened) => void;
   /** why data naming `index` is not wanted now (no live session, its peer resting), if it is not */
   readonly dataRefusal?: (index: number) => IgnoreReason | undefined;
+  /** of these endpoints, those whose data the filter must not leave out (no conntrack entry: expiry.ts) */
+  readonly lifted?: (endpoints: ReadonlySet<string>) => ReadonlySet<string>;
 }
 
 export class Sniffer {
   private readonly keeper: CaptureKeeper;
   private capturePort = 0;
   private captureFilter = '';
-  private filterUpdate: NodeJS.Timeout | undefined;
-  /** every peer's endpoint in the current filter, as endpointKeyOfParts keys */
+  private filterUpdate: { readonly timer: NodeJS.Timeout | NodeJS.Immediate; readonly soon: boolean } | undefined;
+  /** every peer's endpoint as of the current filter, as endpointKeyOfParts keys */
   private endpointKeys = new Set<string>();
+  /** those the current filter leaves out (all but the lifted ones) */
+  private excludedKeys = new Set<string>();
+  /** those the capture's filter leaves out now (excludedKeys runs ahead while an update waits) */
+  private filterExcludes = new Set<string>();
   private stopped = false;
 
   constructor(private readonly deps: SnifferDeps) {
@@ -103,6 +110,7 @@ export class Sniffer {
   /** Opens the capture for the peers as read; errors are thrown to the caller. */
   open(): void {
     this.captureFilter = this.filterFor();
+    this.filterExcludes = this.excludedKeys;
     this.capturePort = this.deps.peers.listenPort ?? 0;
     this.keeper.open(this.captureFilter);
   }
@@ -114,29 +122,52 @@ export class Sniffer {
 
   /** Is this a peer's endpoint the filter leaves out? (one may slip in while the filter is replaced) */
   excludes(address: string, port: number): boolean {
-    return this.endpointKeys.has(endpointKeyOfParts(address, port));
+    return this.excludedKeys.has(endpointKeyOfParts(address, port));
+  }
+
+  /** Is this (an endpointKeyOfParts key) a peer's endpoint, left out of the filter or not? */
+  isEndpoint(key: string): boolean {
+    return this.endpointKeys.has(key);
+  }
+
+  /** Every peer's endpoint as of the current filter. */
+  endpoints(): ReadonlySet<string> {
+    return this.endpointKeys;
   }
 
   /**
-   * Rebuilds the capture filter from the current endpoints, FILTER_UPDATE_AFTER_MS after the
-   * first change; what it will leave out is left out of excludes() at once, so data from a new
-   * endpoint that reaches the screen meanwhile is not handed over (it would come to nothing, and
-   * its peer would rest).
+   * Rebuilds the capture filter from the current endpoints: at once (next turn of the event loop)
+   * when it must capture an endpoint's data again, else FILTER_UPDATE_AFTER_MS after the first
+   * change. What it will leave out is left out of excludes() now, so data from a new endpoint that
+   * reaches the screen meanwhile is not handed over (it would come to nothing, and its peer rest).
    */
   scheduleFilterUpdate(): void {
     if (this.stopped) return;
     this.filterFor();
-    if (this.filterUpdate !== undefined) return;
-    this.filterUpdate = setTimeout(() => {
+    const lift = [...this.filterExcludes].some((key) => this.endpointKeys.has(key) && !this.excludedKeys.has(key));
+    if (this.filterUpdate !== undefined && (this.filterUpdate.soon || !lift)) return;
+    this.cancelFilterUpdate();
+    const run = (): void => {
       this.filterUpdate = undefined;
       this.updateFilter();
-    }, FILTER_UPDATE_AFTER_MS);
+    };
+    this.filterUpdate = lift ? { timer: setImmediate(run), soon: true } : { timer: setTimeout(run, FILTER_UPDATE_AFTER_MS), soon: false };
+  }
+
+  private cancelFilterUpdate(): void {
+    const pending = this.filterUpdate;
+    if (pending === undefined) return;
+    if (pending.soon) clearImmediate(pending.timer as NodeJS.Immediate);
+    else clearTimeout(pending.timer as NodeJS.Timeout);
+    this.filterUpdate = undefined;
   }
 
   updateFilter(): void {
     const port = this.deps.peers.listenPort;
     if (port === undefined || this.stopped) return;
+    this.cancelFilterUpdate();
     const filter = this.filterFor();
+    this.filterExcludes = this.excludedKeys;
     if (filter === this.captureFilter) return;
     const portChanged = port !== this.capturePort;
     this.captureFilter = filter;
@@ -147,29 +178,36 @@ export class Sniffer {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.filterUpdate);
+    this.cancelFilterUpdate();
     this.keeper.stop();
   }
 
-  /** The capture filter for the believed endpoints; also notes them (endpointKeys). */
+  /**
+   * The capture filter for the believed endpoints, leaving out each one's data unless its
+   * exclusion is lifted (its conntrack entry is gone); also notes them (endpointKeys).
+   */
   private filterFor(): string {
-    const exclude: ExcludedSource[] = [];
+    const endpoints: { key: string; source: ExcludedSource }[] = [];
     const keys = new Set<string>();
     for (const peer of this.deps.peers.configured()) {
       const endpoint = peer.endpoint === undefined ? undefined : parseEndpoint(peer.endpoint);
       if (endpoint === undefined) continue;
-      exclude.push(endpoint);
-      keys.add(endpointKeyOfParsed(endpoint));
+      const key = endpointKeyOfParsed(endpoint);
+      endpoints.push({ key, source: endpoint });
+      keys.add(key);
     }
+    const lifted = this.deps.lifted?.(keys);
+    const excluded = lifted === undefined || lifted.size === 0 ? endpoints : endpoints.filter((e) => !lifted.has(e.key));
     this.endpointKeys = keys;
-    return wireguardFilter(this.deps.peers.listenPort ?? 0, exclude);
+    this.excludedKeys = new Set(excluded.map((e) => e.key));
+    return wireguardFilter(this.deps.peers.listenPort ?? 0, excluded.map((e) => e.source));
   }
 
   private opened(capture: Capture, reopened: boolean | 'filter'): void {
     const { logger, iface, peers } = this.deps;
     if (reopened === 'filter') {
-      const excluded = peers.configured().filter((peer) => peer.endpoint !== undefined).length;
-      logger.debug({ event: 'filter.updated', interface: iface, excluded }, 'capture filter updated');
+      const excluded = this.excludedKeys.size;
+      logger.debug({ event: 'filter.updated', interface: iface, excluded, lifted: this.endpointKeys.size - excluded }, 'capture filter updated');
       return;
     }
     logger.info(

@@ -83,6 +83,11 @@ function table(rows: readonly (readonly string[])[]): string {
   return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join('  ')).join('\n');
 }
 
+function formatRegistry(registry: NonNullable<Status['registry']>): string {
+  const what = registry.state === 'serving' ? `serving ${registry.peers} peer${registry.peers === 1 ? '' : 's'}` : 'waiting for its address on the interface';
+  return `registry: _wireguard._udp.${registry.zone} on ${registry.listen}, ${what}; answered: ${counts(registry.answered)}; refused: ${counts(registry.refused)}; ignored: ${counts(registry.ignored)}`;
+}
+
 /** The status for people. Pure, so tests can read it. */
 export function formatStatus(status: Status, running: boolean, now = Date.now()): string {
   const state = running ? `running (pid ${status.pid})` : `not running (pid ${status.pid} is gone; it did not stop cleanly)`;
@@ -91,6 +96,7 @@ export function formatStatus(status: Status, running: boolean, now = Date.now())
     `reconfig-wg on ${status.interface}: ${state}, since ${status.startedAt}`,
     `listen port ${status.listenPort}; persist: ${status.persist}; ${capture}`,
     `ignored: ${counts(status.ignored)}`,
+    ...(status.registry == null ? [] : [formatRegistry(status.registry)]),
     `status written ${status.updatedAt} (${ago(status.updatedAt, now)})`,
     '',
   ];

@@ -12,6 +12,10 @@ export interface PeerConfig {
   readonly endpoint: string | undefined;
   /** seconds; 0 when off */
   readonly keepalive: number;
+  /** the peer's allowed IPs as wg prints them (`203.0.113.10/32`); what the registry serves and admits by */
+  readonly allowedIps?: readonly string[];
+  /** unix seconds of the latest completed handshake; 0 when there was none */
+  readonly latestHandshake?: number;
 }
 
 export interface InterfaceConfig {
@@ -85,6 +89,17 @@ function parseKeepalive(field: string): number {
   return Number.isInteger(seconds) && seconds >= 0 ? seconds : 0;
 }
 
+/** `203.0.113.10/32,2001:db8::10/128`, or `(none)`. */
+function parseAllowedIps(field: string | undefined): string[] {
+  const text = orUndefined(field);
+  return text === undefined ? [] : text.split(',').filter((prefix) => prefix.length > 0);
+}
+
+function parseSeconds(field: string | undefined): number {
+  const seconds = Number.parseInt(field ?? '', 10);
+  return Number.isSafeInteger(seconds) && seconds > 0 ? seconds : 0;
+}
+
 function orUndefined(field: string | undefined): string | undefined {
   return field === undefined || field === '(none)' || field === '' ? undefined : field;
 }
@@ -108,6 +123,8 @@ export function parseDump(name: string, text: string): InterfaceConfig | undefin
       publicKey,
       endpoint: orUndefined(fields[2]),
       keepalive: parseKeepalive(fields[7] ?? 'off'),
+      allowedIps: parseAllowedIps(fields[3]),
+      latestHandshake: parseSeconds(fields[4]),
     });
   }
   return {

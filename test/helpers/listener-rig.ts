@@ -10,6 +10,7 @@ import { LocalAddresses } from '../../src/net/local.js';
 import type { LinkType } from '../../src/net/link.js';
 import { join } from 'node:path';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions } from '../../src/net/capture.js';
+import type { DestroyEvents } from '../../src/net/conntrack-events.js';
 import { Delivery, type PacketInjector, type PacketPinholer, type PinholeMode, type UdpTuple } from '../../src/reconfig/deliver.js';
 import { Admission, DATA_ADMISSION } from '../../src/reconfig/admission.js';
 import { Listener, type HeldPacket } from '../../src/reconfig/listener.js';
@@ -105,6 +106,8 @@ export interface RigOptions {
   like?: Rig;
   /** the capture's link type (default raw IP, which carries no direction) */
   link?: LinkType;
+  /** conntrack's destroy events (default: none followed) */
+  destroyEvents?: DestroyEvents;
 }
 
 export async function rig(options: RigOptions = {}): Promise<Rig> {
@@ -175,6 +178,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     confirmDelaysMs: [0, 1, 2],
     localAddresses,
     ...(options.sessionsFile === undefined ? {} : { sessionsFile: options.sessionsFile }),
+    ...(options.destroyEvents === undefined ? {} : { destroyEvents: options.destroyEvents }),
   });
   if (delivery !== undefined) {
     // The listen port is known, and the firewall's answer is the option's: no self-test packet.

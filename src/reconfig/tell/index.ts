@@ -16,7 +16,7 @@ import type { Logger } from '../../common/log.js';
 import { runHook, type HookValues } from './hook.js';
 import type { Persister } from './persist.js';
 import { splitEndpoint } from './persist-uci.js';
-import { STATUS_VERSION, writeStatus, type ChangeHow, type Status, type StatusChange } from './status.js';
+import { STATUS_VERSION, writeStatus, type ChangeHow, type Status, type StatusChange, type StatusRegistry } from './status.js';
 
 export interface TellChange {
   readonly peer: string;
@@ -35,6 +35,8 @@ export interface Snapshot {
   readonly peerCounts: (publicKey: string) => Readonly<Record<string, number>>;
   readonly ignored: Readonly<Record<string, number>>;
   readonly capture: { readonly received: number; readonly dropped: number } | undefined;
+  /** the endpoint registry's state and counters; undefined without --registry */
+  readonly registry?: StatusRegistry | undefined;
 }
 
 export interface TellerDeps {
@@ -157,6 +159,7 @@ export class Teller {
         lastChange: this.lastChanges.get(peer.publicKey) ?? null,
         counts: snapshot.peerCounts(peer.publicKey),
       })),
+      registry: snapshot.registry ?? null,
     };
   }
 

@@ -33,6 +33,20 @@ export interface StatusPeer {
   readonly counts: Readonly<Record<string, number>>;
 }
 
+/** The endpoint registry's line in the status (--registry), see src/registry/server.ts. */
+export interface StatusRegistry {
+  readonly listen: string;
+  readonly zone: string;
+  readonly state: 'serving' | 'waiting';
+  readonly peers: number;
+  /** queries answered, by response code */
+  readonly answered: Readonly<Record<string, number>>;
+  /** queries answered with an error code, by reason (class, any, out-of-zone …) */
+  readonly refused: Readonly<Record<string, number>>;
+  /** datagrams not answered, by reason (not-peer, peer-rate, malformed …) */
+  readonly ignored: Readonly<Record<string, number>>;
+}
+
 export interface Status {
   readonly version: number;
   readonly interface: string;
@@ -46,6 +60,8 @@ export interface Status {
   /** everything ignored, by reason (bad-mac1, rate-limited …), all peers and strangers */
   readonly ignored: Readonly<Record<string, number>>;
   readonly peers: readonly StatusPeer[];
+  /** null (or absent) when the daemon runs without --registry */
+  readonly registry?: StatusRegistry | null;
 }
 
 export function writeStatus(path: string, status: Status): void {
@@ -133,6 +149,24 @@ function capture(value: unknown): Status['capture'] {
   return { received: count(value.received, 'capture count'), dropped: count(value.dropped, 'capture count') };
 }
 
+const ZONE = /^[a-z0-9_.-]{1,253}$/;
+
+function registry(value: unknown): StatusRegistry | null {
+  if (value === undefined || value === null) return null;
+  if (!isObject(value)) throw new Invalid('has a registry in a shape this version does not read');
+  const state = value.state;
+  if (state !== 'serving' && state !== 'waiting') throw new Invalid('has a bad registry state');
+  return {
+    listen: matching(value.listen, ENDPOINT, 'registry address'),
+    zone: matching(value.zone, ZONE, 'registry zone'),
+    state,
+    peers: count(value.peers, 'registry peer count'),
+    answered: counts(value.answered, 'registry counters'),
+    refused: counts(value.refused, 'registry counters'),
+    ignored: counts(value.ignored, 'registry counters'),
+  };
+}
+
 /** Parses a status file's text, keeping only fields of the right shape. Pure; says what is wrong instead of throwing. */
 export function parseStatus(input: string): Result<Status> {
   let value: unknown;
@@ -160,6 +194,7 @@ export function parseStatus(input: string): Result<Status> {
       capture: capture(value.capture),
       ignored: counts(value.ignored, 'ignored counters'),
       peers: value.peers.map(peer),
+      ...(value.registry === undefined ? {} : { registry: registry(value.registry) }),
     });
   } catch (error) {
     if (error instanceof Invalid) return fail(error.message);
