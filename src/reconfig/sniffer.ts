@@ -46,11 +46,14 @@ export const FILTER_UPDATE_AFTER_MS = 250;
 /**
  * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
  * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
- * libpcap's kernel ring has one fixed-size slot per packet, sized by this: at 64 KiB a 1 MiB
- * ring holds 16 packets, and a busy moment drops R2's own handshake messages; at 2 KiB it holds
- * about 490. A larger data packet (jumbo frames) is cut short, so it is only counted.
+ * libpcap's kernel ring has one fixed-size slot per packet, sized by this plus its headers, in
+ * page-sized blocks: at 64 KiB a 1 MiB ring holds 16 packets, and a busy moment drops R2's own
+ * handshake messages; at 2048 bytes a slot is a little over 2 KiB, one per 4 KiB page, and the
+ * 4 MiB ring took 8 MB of kernel memory for about 1,960 slots (measured: the mmap'd size); at
+ * 1920 two slots share a page, 2,080 slots in 4.3 MB. A larger data packet (jumbo frames) is cut
+ * short, so it is only counted.
  */
-export const SNAP_LENGTH = 2048;
+export const SNAP_LENGTH = 1920;
 /** The screen checked this initiation's mac1 in place (screen.ts): the full path need not again. */
 const SCREEN_MAC1_CHECKED: ScreenVerdict = 2;
 
