@@ -1,6 +1,8 @@
 /**
  * `sudo npm run demo`: the whole story in network namespaces on this machine, with the real
- * commands, narrated as a timeline. Exits 0 only if every step did what it says.
+ * commands, narrated as a timeline: R1 roaming behind R2's closed firewall (steps 1–4), then
+ * two roaming routers going direct through R2's registry (step 5, a lab of its own). Exits 0
+ * only if every step did what it says.
  *
  *   --keep   leave the lab up afterwards and print the commands to poke at it
  */
@@ -27,6 +29,7 @@ import {
 } from './lab/lab.js';
 import { nsRun, waitFor, type LabProcess } from './lab/netns.js';
 import { runScenario } from './lab/scenarios.js';
+import { connectSpokes, createMeshLab, hubTransfer, HUB_TUNNEL, ping, pingSeries, startHub, startMeshClient, type MeshLab } from './lab/mesh-lab.js';
 
 interface Step {
   readonly title: string;
@@ -155,6 +158,40 @@ async function story(lab: Lab, dir: string): Promise<void> {
   });
 }
 
+/** Step 5, in a lab of its own: two roaming routers behind two NATs, and R2 as their hub. */
+async function meshStory(mesh: MeshLab): Promise<void> {
+  const [a, b] = mesh.spokes;
+  if (a === undefined || b === undefined) throw new Error('the mesh lab has two spokes');
+  await step('5. Two roaming routers learn each other\'s endpoint from R2 and talk directly', async () => {
+    say(`spokes ${a.ns} and ${b.ns}, each behind its own NAT that drops new inbound; hub ${mesh.hub.ns} runs reconfig-wg --registry ${HUB_TUNNEL}`);
+    await startHub(mesh);
+    await connectSpokes(mesh);
+    const before = await ping(a, b.tunnel);
+    say(`before: ${a.tunnel} → ${b.tunnel} goes through R2 (TTL ${before.ttl ?? '?'}); each spoke now runs: reconfig-wg mesh -i ${a.wg} --registry ${HUB_TUNNEL}`);
+    const startedAt = Date.now();
+    for (const spoke of [a, b]) {
+      const client = await startMeshClient(mesh, spoke);
+      client.follow((line) => {
+        const event = /"event":"(mesh\.[a-z.-]+)"/.exec(line)?.[1];
+        if (event !== undefined && event !== 'mesh.started') process.stdout.write(`         mesh ${spoke.index}     │ ${event}\n`);
+      });
+    }
+    const direct = await waitFor(async () => (await ping(a, b.tunnel)).ttl === 64, 20_000, 100);
+    const tookMs = Date.now() - startedAt;
+    const hubBefore = await hubTransfer(mesh, a);
+    const series = await pingSeries(a, b.tunnel, 20, 0.1);
+    const hubAfter = await hubTransfer(mesh, a);
+    const hubBytes = hubAfter[0] - hubBefore[0];
+    const allDirect = series.replies.length === 20 && series.replies.every((reply) => reply.ttl === 64);
+    say(`20 pings spoke to spoke: ${series.replies.length} answered, TTL ${[...new Set(series.replies.map((r) => r.ttl))].join('/')}; R2 received ${hubBytes} bytes from ${a.ns} meanwhile`);
+    const ok = before.ttl === 63 && direct && allDirect && hubBytes < 20 * 116;
+    return {
+      ok,
+      outcome: ok ? `direct ${(tookMs / 1000).toFixed(1)} s after the clients started: TTL 64 instead of 63, R2 carries none of it` : 'the path did not become direct',
+    };
+  });
+}
+
 async function main(): Promise<number> {
   const wireguard = labWireGuardFromEnv() === 'kernel' ? "the kernel's WireGuard" : 'wireguard-go';
   say(`building the lab: R1 behind a NAT, R2 with a closed firewall, an attacker; real ${wireguard} at both ends`);
@@ -174,7 +211,7 @@ async function main(): Promise<number> {
     rmSync(sessionsFileFor(pidFile), { force: true });
     rmSync(dir, { recursive: true, force: true });
   };
-  const verdict = (): boolean => steps.length === 4 && steps.every((s) => s.ok);
+  const verdict = (): boolean => steps.length === 5 && steps.every((s) => s.ok);
   const report = (): number => {
     process.stdout.write(`${verdict() ? 'demo: every step did what it says' : 'demo: some step failed'}\n`);
     return verdict() ? 0 : 1;
@@ -189,6 +226,13 @@ async function main(): Promise<number> {
   process.once('SIGTERM', interrupted);
   try {
     await story(lab, dir);
+    say('building a second lab: two roaming routers behind two NATs, with R2 as their hub');
+    const mesh = await createMeshLab({ nats: ['eim', 'eim'] });
+    try {
+      await meshStory(mesh);
+    } finally {
+      await mesh.close();
+    }
   } finally {
     process.stdout.write(`\n${table(steps)}\n\n`);
     if (keep) {

@@ -10,11 +10,11 @@ const DEMO = fileURLToPath(new URL('../scripts/demo.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const asRoot = isRoot ? test : test.skip;
 
-asRoot('the demo plays all four steps, prints the summary and exits 0, leaving no namespace behind', async (t) => {
+asRoot('the demo plays all five steps, prints the summary and exits 0, leaving no namespace behind', async (t) => {
   const result = await execa(process.execPath, [DEMO], { reject: false, timeout: 150_000, stdin: 'ignore' });
   t.is(result.exitCode, 0, result.stdout.slice(-3000));
   const summary = result.stdout.split('\n').filter((line) => /^[✔✘]\s+\d\. /.test(line));
-  t.is(summary.length, 4, 'one summary row per step');
+  t.is(summary.length, 5, 'one summary row per step');
   t.true(summary.every((line) => line.startsWith('✔')));
   t.regex(result.stdout, /demo: every step did what it says/);
   t.regex(result.stdout, /reconfig-wg │ .*endpoint\.updated/, 'the real daemon logs are shown');
@@ -22,7 +22,9 @@ asRoot('the demo plays all four steps, prints the summary and exits 0, leaving n
   // Other tests' labs may be up at the same time: look only for this demo's lab id.
   const id = /rwg-([0-9a-f]+)-r2/.exec(result.stdout)?.[1];
   t.truthy(id, 'the demo names its lab');
-  const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.includes(`rwg-${id ?? ''}-`));
+  const meshId = /(rwm-[0-9a-f]+)-/.exec(result.stdout)?.[1];
+  t.truthy(meshId, 'the demo names its mesh lab');
+  const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.includes(`rwg-${id ?? ''}-`) || l.includes(`${meshId ?? 'none'}-`));
   t.deepEqual(left, [], 'the demo removed its lab');
 });
 

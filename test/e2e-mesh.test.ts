@@ -118,6 +118,29 @@ e2e('EIM × EIM: a NAT remap under traffic interrupts it at most 3 s (the hub ca
   });
 });
 
+e2e('EIM × EIM: a direct path broken one way only is dropped by both sides, and the traffic that went that way goes through the hub again', async (t) => {
+  await withMeshLab({ nats: ['eim', 'eim'] }, async (lab) => {
+    const [a, b] = lab.spokes as [Spoke, Spoke];
+    await meshUp(lab);
+    t.true(await waitFor(() => pathTo(lab, a, b) === 'direct' && pathTo(lab, b, a) === 'direct', 20_000, 100), 'direct first');
+    const pings = pingSeries(a, b.tunnel, 250, 0.1);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // b's gateway drops whatever a's gateway sends it, before conntrack: a → b is broken, b → a
+    // still works, so a keeps hearing b's keepalives.
+    const brokenAt = Date.now();
+    await nsRun(b.gateway.ns, 'nft', ['-f', '-'], `table inet oneway {\n  chain pre {\n    type filter hook prerouting priority -300; policy accept;\n    ip saddr ${a.gateway.v4} meta l4proto udp drop\n  }\n}\n`);
+    // Without b going silent, a hears b and stays direct until WireGuard's own timers give up on
+    // the session (16 s in the lab, minutes under traffic that keeps it alive); with it, a few
+    // seconds (2 s for b to notice, 2 s for a). The bound leaves room for a busy machine.
+    const aFellBack = await waitFor(() => pathTo(lab, a, b) !== 'direct', 10_000, 100);
+    const series = await pings;
+    const viaHub = series.replies.find((reply) => reply.at > brokenAt && reply.ttl === 63);
+    t.true(aFellBack, `a, which still heard b, fell back too: ${JSON.stringify(status(lab, a)?.peers)}`);
+    t.true(viaHub !== undefined && viaHub.at - brokenAt < 10_000, 'a reaches b through the hub again within 10 s');
+    t.log(`a → b answered again ${(((viaHub?.at ?? Number.NaN) - brokenAt) / 1000).toFixed(1)} s after the break; replies ${series.replies.length}/250`);
+  });
+});
+
 e2e('the client never touches a peer it did not add, removes what it added when it stops, and what a killed run left at the next start', async (t) => {
   await withMeshLab({ nats: ['eim', 'eim', 'eim'] }, async (lab) => {
     const [a, b, c] = lab.spokes as [Spoke, Spoke, Spoke];

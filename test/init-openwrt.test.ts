@@ -220,7 +220,7 @@ async function helpFlags(cli: string): Promise<Map<string, string | undefined>> 
 
 test('no flag of either --help lacks a UCI option (only help, version and -k)', async (t) => {
   const everything = {
-    'reconfig-wg': `config reconfig-wg 'x'\n${['log_format json', 'interface wg0', 'device any', 'once 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'state_file /s', 'knock_port 19000', 'knock_range 10', 'knock_cooldown 1', 'pinhole auto', 'inject 0', 'persist none', 'hook true', 'hook_timeout 5', 'status_file /st'].map((o) => `\toption ${o}`).join('\n')}\n`,
+    'reconfig-wg': `config reconfig-wg 'x'\n${['log_format json', 'interface wg0', 'device any', 'once 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'state_file /s', 'knock_port 19000', 'knock_range 10', 'knock_cooldown 1', 'pinhole auto', 'inject 0', 'persist none', 'hook true', 'hook_timeout 5', 'status_file /st', 'registry 10.0.0.1', 'registry_zone wg.internal'].map((o) => `\toption ${o}`).join('\n')}\n`,
     'port-knock': `config port-knock 'x'\n${['log_format json', 'port 19000', 'range 10', 'command true', 'interface wg0', 'device any', 'cooldown 1', 'dry_run 1', 'log_level info', 'pid_file /p', 'reconfig_pid_file /r'].map((o) => `\toption ${o}`).join('\n')}\n`,
   } as const;
   for (const [script, cli] of [['reconfig-wg', RECONFIG_CLI], ['port-knock', KNOCK_CLI]] as const) {

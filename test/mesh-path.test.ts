@@ -34,33 +34,42 @@ test('a handshake from before the probe does not promote', (t) => {
   t.is(path.view().kind, 'probing');
 });
 
-test('a direct path that hears nothing for deadAfter falls back to the hub and probes again', (t) => {
+test('a direct path that hears nothing for deadAfter falls back to the hub, goes silent for twice that, then probes afresh', (t) => {
   const path = new PeerPath(T0, WANTED, TIMERS);
   path.begin(undefined);
   path.step(T0 + 100, seen({ latestHandshakeMs: T0 + 100, rxBytes: 92 }), undefined);
   t.deepEqual(path.step(T0 + 1_100, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), undefined), [], 'a keepalive arrived');
   t.deepEqual(path.step(T0 + 3_000, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), undefined), [], 'silent 1.9 s: still direct');
-  t.deepEqual(path.step(T0 + 3_200, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), undefined), [{ do: 'demote' }]);
-  t.is(path.view().kind, 'probing');
+  // The peer is removed: if only our direction of the path broke, the peer stops hearing us.
+  t.deepEqual(path.step(T0 + 3_200, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), undefined), [{ do: 'demote' }, { do: 'remove' }]);
+  t.is(path.view().kind, 'quiet');
   t.regex(path.view().why, /direct path died/);
+  t.is(path.view().until, T0 + 3_200 + 4_000);
+  t.deepEqual(path.step(T0 + 7_000, undefined, WANTED), [], 'silent for 4 s, whatever the registry repeats');
+  t.deepEqual(path.step(T0 + 7_200, undefined, undefined), [{ do: 'probe', endpoint: '192.0.2.20:40000' }]);
+  t.is(path.view().kind, 'probing');
 });
 
-test('after a fall-back, the peer\'s packets arriving again under the live session promote it again', (t) => {
+test('after a fall-back only a new handshake promotes again: the peer hearing us is not enough', (t) => {
   const path = new PeerPath(T0, WANTED, TIMERS);
   path.begin(undefined);
   path.step(T0 + 100, seen({ latestHandshakeMs: T0 + 100, rxBytes: 92 }), undefined);
   path.step(T0 + 2_200, seen({ latestHandshakeMs: T0 + 100, rxBytes: 92 }), undefined);
+  t.is(path.view().kind, 'quiet');
+  path.step(T0 + 6_300, undefined, undefined);
   t.is(path.view().kind, 'probing');
-  t.deepEqual(path.step(T0 + 5_000, seen({ latestHandshakeMs: T0 + 100, rxBytes: 156 }), undefined), [{ do: 'promote', allowed: ['203.0.113.20/32'] }]);
+  t.deepEqual(path.step(T0 + 6_800, seen(), undefined), [], 'added afresh: nothing yet');
+  t.deepEqual(path.step(T0 + 7_000, seen({ latestHandshakeMs: T0 + 6_900, rxBytes: 92 }), undefined), [{ do: 'promote', allowed: ['203.0.113.20/32'] }]);
 });
 
-test('a remap the registry shows is followed: a dead path probes the new endpoint', (t) => {
+test('a remap the registry shows is followed: a dead path probes the new endpoint without waiting', (t) => {
   const path = new PeerPath(T0, WANTED, TIMERS);
   path.begin(undefined);
   path.step(T0 + 100, seen({ latestHandshakeMs: T0 + 100, rxBytes: 92 }), undefined);
   const moved: Wanted = { ...WANTED, endpoint: '192.0.2.20:40999' };
   t.deepEqual(path.step(T0 + 1_000, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), moved), [], 'a working direct path keeps its endpoint');
-  t.deepEqual(path.step(T0 + 3_500, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), moved), [{ do: 'demote' }, { do: 'follow', endpoint: '192.0.2.20:40999' }]);
+  t.deepEqual(path.step(T0 + 3_500, seen({ latestHandshakeMs: T0 + 100, rxBytes: 124 }), moved), [{ do: 'demote' }, { do: 'remove' }]);
+  t.deepEqual(path.step(T0 + 4_000, undefined, moved), [{ do: 'probe', endpoint: '192.0.2.20:40999' }], 'its side fell back too: no need to wait');
   t.is(path.view().endpoint, '192.0.2.20:40999');
 });
 
@@ -116,5 +125,5 @@ test('a direct path whose session outlived REJECT_AFTER_TIME without a new hands
   let now = T0 + 100;
   for (; now < T0 + REJECT_AFTER_TIME_MS; now += 1_000) t.deepEqual(path.step(now, seen({ latestHandshakeMs: T0 + 100, rxBytes: (rx += 32) }), undefined), []);
   const actions = path.step(T0 + REJECT_AFTER_TIME_MS + 6_000, seen({ latestHandshakeMs: T0 + 100, rxBytes: (rx += 32) }), undefined);
-  t.deepEqual(actions, [{ do: 'demote' }]);
+  t.deepEqual(actions, [{ do: 'demote' }, { do: 'remove' }]);
 });

@@ -143,7 +143,9 @@ export async function startMesh(options: MeshOptions, deps: MeshDeps): Promise<R
   };
 
   /** Applies a listing: new peers get a path, known ones their new wishes, missing ones count. */
-  const takeListing = (result: Listing, dump: MeshInterface, now: number): void => {
+  /** Takes a listing; returns the peers whose path began now (their probe is already queued). */
+  const takeListing = (result: Listing, dump: MeshInterface, now: number): Set<string> => {
+    const begun = new Set<string>();
     const listed = new Set<string>();
     const foreign = [...dump.peers.values()].filter((peer) => !added.has(peer.publicKey)).flatMap(prefixesOf);
     // prefixes of direct peers now, and those handed out in this pass
@@ -175,6 +177,7 @@ export async function startMesh(options: MeshOptions, deps: MeshDeps): Promise<R
       if (entry === undefined) {
         const path = new PeerPath(now, wanted, { deadAfterMs: options.deadAfterMs, probeWindowMs: options.probeWindowMs, backoffFirstMs: options.backoffFirstMs, backoffMaxMs: options.backoffMaxMs });
         entries.set(key, { path, wanted, fresh: false, refused: selection.refused, missing: 0 });
+        begun.add(key);
         void apply(key, path.begin(observe(dump.peers.get(key))));
       } else {
         entry.wanted = wanted;
@@ -192,6 +195,7 @@ export async function startMesh(options: MeshOptions, deps: MeshDeps): Promise<R
       logger.info({ event: 'mesh.gone', interface: iface, peer: key }, 'the registry no longer lists the peer: removed');
       if (added.has(key)) void apply(key, [{ do: 'remove' }]);
     }
+    return begun;
   };
 
   let applying: Promise<void> = Promise.resolve();
@@ -223,7 +227,9 @@ export async function startMesh(options: MeshOptions, deps: MeshDeps): Promise<R
             case 'remove':
               await wg.remove(key);
               added.delete(key);
-              logger.info({ ...fields, event: view?.kind === 'backed-off' ? 'mesh.backoff' : 'mesh.removed' }, view?.kind === 'backed-off' ? 'backed off' : 'removed');
+              if (view?.kind === 'backed-off') logger.info({ ...fields, event: 'mesh.backoff' }, 'backed off');
+              else if (view?.kind === 'quiet') logger.info({ ...fields, event: 'mesh.quiet' }, 'removed for a while, so the peer falls back too');
+              else logger.info({ ...fields, event: 'mesh.removed' }, 'removed');
               break;
           }
         } catch (error) {
@@ -298,12 +304,15 @@ export async function startMesh(options: MeshOptions, deps: MeshDeps): Promise<R
       writeStatus(now);
       return;
     }
+    let begun = new Set<string>();
     if (listing !== undefined) {
       const result = listing;
       listing = undefined;
-      takeListing(result, dump, now);
+      begun = takeListing(result, dump, now);
     }
     for (const [key, entry] of entries) {
+      // a path that began in this pass: the dump was read before its probe, so it would look gone
+      if (begun.has(key)) continue;
       const peer = dump.peers.get(key);
       const seen = added.has(key) ? observe(peer) : undefined;
       const actions = entry.path.step(now, seen, entry.fresh ? entry.wanted : undefined);

@@ -16,7 +16,8 @@ const help = `
     - promote: once a handshake completes, the peer gets its specific prefixes from the
       registry (within --scope), which win over the hub's aggregates;
     - watch: nothing received for two keepalives and the prefixes go again: the hub carries
-      the traffic; the peer's new endpoint is followed when the registry shows a remap;
+      the traffic; the peer is removed for twice that, so its side falls back too (a path
+      broken one way), then probed afresh; a remap the registry shows is followed at once;
     - back off (30 s, doubling up to 10 min) where no handshake completes (a NAT that maps
       per destination, a firewall).
   It never touches a peer it did not add, never writes a pre-shared key, and removes what it

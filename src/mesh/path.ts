@@ -3,9 +3,15 @@
  * clock, by what `wg show` says about the peer, and by what the registry says. It decides; the
  * daemon does what it decides (wireguard.ts) and reads WireGuard again.
  *
- *   probing ── handshake completes ──► direct ── nothing received for deadAfter ──► probing
- *      │                                  (the specific prefixes go; the hub carries it again)
+ *   probing ── handshake completes ──► direct ── nothing received for deadAfter ──► quiet
+ *      │                          (the peer is removed; the hub carries it again) ── 2 × deadAfter ──► probing
  *      └── none within the probe window ──► backed off (30 s, doubling to 10 min) ──► probing
+ *
+ * A path can break one way only. The side that stops hearing falls back; the other still hears
+ * its keepalives and would go on sending into the broken direction until the session expires
+ * (minutes). So the side that falls back removes the peer and stays silent for twice deadAfter:
+ * the other side then hears nothing and falls back too. Both probe afresh, with a new handshake,
+ * which only completes when both directions work.
  *
  * A probe is the peer with its endpoint from the registry, a persistent keepalive and no allowed
  * IPs: handshakes need none, so nothing is ever routed to a path that does not work. Only a
@@ -22,7 +28,7 @@ export const PROBE_WINDOW_MS = 2 * REKEY_TIMEOUT_MS + 2_000;
 export const BACKOFF_FIRST_MS = 30_000;
 export const BACKOFF_MAX_MS = 600_000;
 
-export type PathKind = 'probing' | 'direct' | 'backed-off';
+export type PathKind = 'probing' | 'direct' | 'quiet' | 'backed-off';
 
 /** What `wg show IFACE dump` says about the peer now; undefined when it is not configured. */
 export interface PeerObservation {
@@ -68,7 +74,7 @@ export interface PathView {
   readonly allowed: readonly string[];
   /** failed probes in a row */
   readonly failures: number;
-  /** backed off: when the next probe starts */
+  /** backed off or quiet: when the next probe starts */
   readonly until: number | undefined;
 }
 
@@ -134,6 +140,18 @@ export class PeerPath {
     if (fresh !== undefined) this.wanted = fresh;
     const target = fresh?.endpoint ?? this.endpoint;
     switch (this.kind) {
+      case 'quiet': {
+        if (wanted !== undefined && wanted.endpoint !== this.endpoint) {
+          // a remap: that side fell back too (nothing it sent reaches the old mapping)
+          this.endpoint = wanted.endpoint;
+          this.startProbe(now, undefined, `the registry shows a new endpoint (${wanted.endpoint})`);
+          return [{ do: 'probe', endpoint: this.endpoint }];
+        }
+        if (this.until !== undefined && now < this.until) return [];
+        this.endpoint = target;
+        this.startProbe(now, undefined, 'probing again after the direct path died');
+        return [{ do: 'probe', endpoint: this.endpoint }];
+      }
       case 'backed-off': {
         if (wanted !== undefined && wanted.endpoint !== this.failedEndpoint) {
           this.endpoint = wanted.endpoint;
@@ -198,13 +216,13 @@ export class PeerPath {
         const stale = seen.latestHandshakeMs > 0 && now - seen.latestHandshakeMs > REJECT_AFTER_TIME_MS + REKEY_TIMEOUT_MS;
         if (silent > this.timers.deadAfterMs || stale) {
           const why = stale ? 'no handshake for longer than a session lives' : `nothing received directly for ${seconds(silent)}`;
-          const actions: PathAction[] = this.allowed.length === 0 ? [] : [{ do: 'demote' }];
-          this.startProbe(now, seen, `direct path died (${why}); via the hub, probing again`);
-          if (target !== seen.endpoint) {
-            this.endpoint = target;
-            actions.push({ do: 'follow', endpoint: target });
-          }
-          return actions;
+          const quietMs = 2 * this.timers.deadAfterMs;
+          this.kind = 'quiet';
+          this.why = `direct path died (${why}); via the hub, silent for ${seconds(quietMs)} so the peer falls back too, then probing again`;
+          this.since = now;
+          this.until = now + quietMs;
+          this.allowed = [];
+          return [{ do: 'demote' }, { do: 'remove' }];
         }
         const allowed = this.wanted.allowed.map((prefix) => prefix.text);
         if (allowed.join(',') !== this.allowed.join(',')) {

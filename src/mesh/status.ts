@@ -7,8 +7,11 @@ import { writeFileAtomic } from '../common/atomic.js';
 import { readTrustedFile } from '../common/private-dir.js';
 import { fail, ok, type Result } from '../common/result.js';
 
-/** direct; via the hub while probing or backed off; or left alone (not this client's peer) */
-export type MeshPath = 'direct' | 'probing' | 'backed-off' | 'left-alone';
+/**
+ * direct; via the hub while probing, quiet (after a direct path died, so the peer notices) or
+ * backed off; or left alone (not this client's peer)
+ */
+export type MeshPath = 'direct' | 'probing' | 'quiet' | 'backed-off' | 'left-alone';
 
 export interface MeshPeerStatus {
   readonly publicKey: string;
@@ -70,6 +73,7 @@ export function readMeshStatus(path: string): Result<MeshStatus> {
 const PATH_WORDS: Readonly<Record<MeshPath, string>> = {
   direct: 'direct',
   probing: 'via hub (probing)',
+  quiet: 'via hub (direct path died)',
   'backed-off': 'via hub (backed off)',
   'left-alone': 'left alone',
 };
