@@ -182,6 +182,28 @@ test('data from a new endpoint that reaches the screen before the filter leaves 
   t.like(events(r, 'endpoint.updated')[1], { to: `${NEW_SRC}:40002`, how: 'injected' });
 });
 
+test('data from the source an initiation was just handed over from is not handed over too: it spends no data budget', async (t) => {
+  const sessions = new Map<number, string>();
+  const r = await rig({ inject: true, sessions });
+  t.teardown(r.close);
+  sessions.set(0xabcd, b64(r.peers[0]!));
+  // R1's initiation from its new address is handed over; before the confirmation has read wg,
+  // WireGuard's response names the new session and R1's first data follows it (through the
+  // flow that response opened).
+  r.listener.onFrame(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000), Date.now());
+  r.listener.onFrame(sent(responseTo(r.peers[0]!, 0xabcd, 1)), Date.now());
+  r.listener.onFrame(data(r, 0xabcd, NEW_SRC, 40000), Date.now());
+  await r.listener.settled();
+  t.is(r.injected.length, 1, 'the initiation only');
+  t.is(r.listener.ignored.get('initiation-pending'), 1);
+  t.like(events(r, 'endpoint.updated')[0], { to: `${NEW_SRC}:40000`, how: 'injected' });
+  // data from another source of the same peer meanwhile is still handed over
+  r.listener.onFrame(initiationFrom(r, r.peers[0]!, NEW_SRC, 40010, new Date(Date.now() + 1000)), Date.now());
+  r.listener.onFrame(data(r, 0xabcd, NEW_SRC, 40011), Date.now());
+  await r.listener.settled();
+  t.is(r.injected.length, 3);
+});
+
 test('an endpoint WireGuard moved by itself is told as roamed on the next read', async (t) => {
   const r = await rig({ inject: true });
   t.teardown(r.close);
