@@ -8,6 +8,7 @@ import test from 'ava';
 import type { ConntrackFlow } from '../src/net/conntrack-events.js';
 import { Counters } from '../src/reconfig/counters.js';
 import { Expiry, MAX_LIFTED } from '../src/reconfig/expiry.js';
+import { FILTER_UPDATE_AFTER_MS } from '../src/reconfig/sniffer.js';
 import { FakeDestroyEvents } from './helpers/conntrack-events.js';
 import { R2, b64, dataTo, events, PORT, rawUdpFrame, responseTo, rig, type Rig } from './helpers/listener-rig.js';
 import { memoryLogger } from './helpers/memory-logger.js';
@@ -17,6 +18,8 @@ const OTHER = '198.51.100.8';
 const STRANGER = '198.51.100.66';
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** A restored exclusion reaches the capture filter with the next gathered update (sniffer.ts). */
+const filterUpdated = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, FILTER_UPDATE_AFTER_MS + 20));
 
 function fromPeer(src: string, srcPort: number, receiver: number): Buffer {
   return rawUdpFrame({ src, dst: R2, srcPort, dstPort: PORT, payload: dataTo(receiver) });
@@ -72,7 +75,7 @@ test('a destroyed entry of the endpoint lifts its exclusion; its next data is ha
   t.is(events(r, 'data.reentered').length, 1);
   t.like(r.listener.counters(), { expiryLifted: 1, expiryRestored: 1 });
 
-  await turn();
+  await filterUpdated();
   t.true(excludes(r.openedFilters.at(-1), ENDPOINT), 'left out again');
   await r.feed(fromPeer(ENDPOINT, 40001, 0x1111));
   t.is(r.injected.length, 1, 'one that slipped in meanwhile is only counted');
@@ -129,7 +132,7 @@ test('lost events (ENOBUFS) lift every endpoint, each restored by its own packet
   t.false(excludes(r.openedFilters.at(-1), ENDPOINT));
   t.false(excludes(r.openedFilters.at(-1), OTHER));
   await r.feed(fromPeer(OTHER, 40002, 0x2222));
-  await turn();
+  await filterUpdated();
   t.true(excludes(r.openedFilters.at(-1), OTHER));
   t.false(excludes(r.openedFilters.at(-1), ENDPOINT));
   t.like(r.listener.counters(), { conntrackEventsLost: 1, expiryLifted: 2, expiryRestored: 1 });
@@ -179,4 +182,22 @@ test('the lifted set is bounded and keeps only believed endpoints', (t) => {
   t.true(expiry.isLifted('192.0.2.9|9'));
   t.deepEqual([...expiry.liftedAmong(endpoints)], ['192.0.2.9|9']);
   counters.stop();
+});
+
+test('a lift replaces the filter at once, also while a gathered update for a move waits', async (t) => {
+  const { r, ct } = await expiryRig();
+  t.teardown(r.close);
+  const filters = r.openedFilters.length;
+  // peer 1 moves: its new endpoint is left out with the next gathered update, not at once
+  await r.feed(fromPeer('198.51.100.9', 40009, 0x2222));
+  t.like(events(r, 'endpoint.updated').at(-1), { to: '198.51.100.9:40009' });
+  await turn();
+  t.is(r.openedFilters.length, filters, 'the move waits to be gathered');
+  ct.emit(flowFrom(ENDPOINT, 40001));
+  await turn();
+  t.is(r.openedFilters.length, filters + 1, 'the lift does not wait');
+  t.false(excludes(r.openedFilters.at(-1), ENDPOINT));
+  t.true(r.openedFilters.at(-1)?.includes('src host 198.51.100.9 and udp src port 40009'), 'the move comes with it');
+  await filterUpdated();
+  t.is(r.openedFilters.length, filters + 1, 'nothing left to gather');
 });

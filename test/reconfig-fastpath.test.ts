@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { FILTER_UPDATE_AFTER_MS } from '../src/reconfig/sniffer.js';
 import { REJECT_AFTER_TIME_MS } from '../src/wireguard/constants.js';
 import { R2, b64, dataTo, events, initiationFrom, initiationTo, PORT, rawUdpFrame, responseTo, rig, type Rig } from './helpers/listener-rig.js';
 
@@ -155,10 +156,52 @@ test('after a confirmed change the capture filter leaves the new endpoint’s da
   t.teardown(r.close);
   t.notRegex(r.openedFilters[0]!, /198\.51\.100\.7/);
   await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
-  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setTimeout(resolve, FILTER_UPDATE_AFTER_MS + 20));
   const last = r.openedFilters.at(-1)!;
   t.is(r.openedFilters.length, 2);
   t.regex(last, /not \(src host 198\.51\.100\.7 and udp src port 40000\)/);
+});
+
+test('data from a new endpoint that reaches the screen before the filter leaves it out is not handed over, and its peer does not rest', async (t) => {
+  const sessions = new Map<number, string>();
+  const r = await rig({ inject: true, sessions });
+  t.teardown(r.close);
+  sessions.set(0xabcd, b64(r.peers[0]!));
+  await r.feed(sent(responseTo(r.peers[0]!, 0xabcd, 1)));
+  await r.feed(data(r, 0xabcd));
+  t.like(events(r, 'endpoint.updated')[0], { to: `${NEW_SRC}:40001`, how: 'injected' });
+  t.is(r.openedFilters.length, 1, 'the filter is not replaced yet');
+  // The kernel filter still passes the new endpoint's data: WireGuard already takes it there.
+  await r.feed(data(r, 0xabcd));
+  t.is(r.listener.ignored.get('from-endpoint'), 1);
+  t.is(r.injected.length, 1, 'handed over once, for the move only');
+  t.is(events(r, 'data.not-taken-up').length, 0);
+  // The peer takes a hand-over from its next address at once.
+  await r.feed(data(r, 0xabcd, NEW_SRC, 40002));
+  t.is(r.injected.length, 2);
+  t.like(events(r, 'endpoint.updated')[1], { to: `${NEW_SRC}:40002`, how: 'injected' });
+});
+
+test('data from the source an initiation was just handed over from is not handed over too: it spends no data budget', async (t) => {
+  const sessions = new Map<number, string>();
+  const r = await rig({ inject: true, sessions });
+  t.teardown(r.close);
+  sessions.set(0xabcd, b64(r.peers[0]!));
+  // R1's initiation from its new address is handed over; before the confirmation has read wg,
+  // WireGuard's response names the new session and R1's first data follows it (through the
+  // flow that response opened).
+  r.listener.onFrame(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000), Date.now());
+  r.listener.onFrame(sent(responseTo(r.peers[0]!, 0xabcd, 1)), Date.now());
+  r.listener.onFrame(data(r, 0xabcd, NEW_SRC, 40000), Date.now());
+  await r.listener.settled();
+  t.is(r.injected.length, 1, 'the initiation only');
+  t.is(r.listener.ignored.get('initiation-pending'), 1);
+  t.like(events(r, 'endpoint.updated')[0], { to: `${NEW_SRC}:40000`, how: 'injected' });
+  // data from another source of the same peer meanwhile is still handed over
+  r.listener.onFrame(initiationFrom(r, r.peers[0]!, NEW_SRC, 40010, new Date(Date.now() + 1000)), Date.now());
+  r.listener.onFrame(data(r, 0xabcd, NEW_SRC, 40011), Date.now());
+  await r.listener.settled();
+  t.is(r.injected.length, 3);
 });
 
 test('an endpoint WireGuard moved by itself is told as roamed on the next read', async (t) => {

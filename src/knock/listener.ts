@@ -6,7 +6,7 @@
  * reopened with backoff until the device is back. The filter names no address, so a change
  * of the device's addresses needs nothing at all.
  */
-import { CaptureKeeper } from '../common/capture-keeper.js';
+import { CaptureKeeper } from '../net/capture-keeper.js';
 import type { Logger } from '../common/log.js';
 import { LogLimiter } from '../common/log-limit.js';
 import type { Capture, CaptureOptions } from '../net/capture.js';

@@ -127,7 +127,7 @@ export class Receive {
       // A data packet never moves an endpoint by our hand: without injection it is only counted.
       return counters.ignore(this.deps.dryRun ? 'dry-run' : 'not-injected', { src, peer: peerKey }, 'data.ignored');
     }
-    const refused = this.deps.roam.dataRefusal(datagram.src, peer);
+    const refused = this.deps.roam.dataRefusal(datagram.src, peer, src);
     if (refused !== undefined) return counters.ignore(refused, { src, peer: peerKey }, 'data.ignored');
     this.deps.rateLimit.admit(this.data, { datagram, capturedAt, peer: peerKey });
   }

@@ -103,8 +103,14 @@ export class Roam {
     for (let round = 0; round < 100 && this.work.size > 0; round++) await Promise.allSettled([...this.work]);
   }
 
-  /** Why data from `address` for `peer` is not handed over now, if it is not. */
-  dataRefusal(address: string, peer: Peer): IgnoreReason | undefined {
+  /**
+   * Why data from `address` (`src`, with its port) for `peer` is not handed over now, if it is
+   * not. An initiation of the peer's just handed over from that very source: WireGuard's response
+   * opened the firewall for it and the confirmation already watches that source, so handing the
+   * data over too would only spend the data budget (which peers roaming at once share).
+   */
+  dataRefusal(address: string, peer: Peer, src?: string): IgnoreReason | undefined {
+    if (src !== undefined && peer.handedOver?.get(src)?.kind === 'initiation') return 'initiation-pending';
     const spentUntil = this.spent.get(address);
     if (spentUntil !== undefined && spentUntil > this.deps.now()) return 'source-spent';
     return this.resting(peer) ? 'rate-limited' : undefined;
@@ -139,7 +145,7 @@ export class Roam {
     const peer = this.deps.peers.worker(peerKey);
     const src = formatEndpoint(datagram.src, datagram.srcPort);
     // It may have waited its turn while the peer came to rest: asked again at hand-over time.
-    const refused = this.dataRefusal(datagram.src, peer);
+    const refused = this.dataRefusal(datagram.src, peer, src);
     if (refused !== undefined) return this.deps.counters.ignore(refused, { src, peer: peerKey }, 'data.ignored');
     const key = endpointKeyOfParts(datagram.src, datagram.srcPort);
     if (endpointKeyOf(peer.endpoint) === key) return this.reenter(peer, key, datagram);

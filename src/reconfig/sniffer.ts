@@ -4,8 +4,9 @@
  * and the screen's first look at each frame in the capture's own buffer (screen.ts). The
  * screen's verdict travels with the frame as a value; nothing downstream reads it back.
  */
-import { CaptureKeeper } from '../common/capture-keeper.js';
+import { CaptureKeeper } from '../net/capture-keeper.js';
 import type { Logger } from '../common/log.js';
+import { CapturePace, type CapturePaceOptions } from '../net/capture-pace.js';
 import { SCREEN_DROP, SCREEN_PASS, type Capture, type CaptureOptions, type CaptureStats, type ScreenVerdict } from '../net/capture.js';
 import { wireguardFilter, type ExcludedSource } from '../net/filter.js';
 import type { LinkType } from '../net/link.js';
@@ -16,18 +17,43 @@ import { dataReceiverAt, screenFrame } from './screen.js';
 import type { IgnoreReason } from './counters.js';
 
 /**
- * The kernel hands captured packets over in blocks at most this many ms late: under a flood
- * one wake-up reads hundreds, and a genuine packet waits at most this long.
+ * Under load the kernel hands captured packets over in blocks at most this many ms late: under
+ * a flood one wake-up reads hundreds, and a genuine packet waits at most this long.
  */
 export const CAPTURE_BUFFER_TIMEOUT_MS = 10;
 /**
+ * When the capture is under load (capture-pace.ts). A quiet R2 captures a few packets a second
+ * (its own handshake messages, a peer's first packets from a new address, a scan), each handed
+ * over as it comes; from 500 a second on, blocks take over until the rate has stayed under 100 a
+ * second for 5 s.
+ */
+export const CAPTURE_PACE: CapturePaceOptions = {
+  batchTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+  batchAbovePerSecond: 500,
+  immediateBelowPerSecond: 100,
+  quietForMs: 5000,
+};
+/**
+ * How long endpoint changes are gathered before the filter that leaves their data out is
+ * replaced. Each replacement opens a capture, and the kernel sets up its ring only after an RCU
+ * grace period (packet_set_ring's synchronize_net): the event loop stops for 5-60 ms, measured,
+ * and every packet captured meanwhile waits. Ten peers that roam at once cost one or two of those
+ * instead of ten; meanwhile a few of their data packets reach the screen and are dropped there
+ * (`from-endpoint`). A filter that must capture an endpoint again (its conntrack entry expired)
+ * is replaced at once.
+ */
+export const FILTER_UPDATE_AFTER_MS = 250;
+/**
  * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
  * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
- * libpcap's kernel ring has one fixed-size slot per packet, sized by this: at 64 KiB a 1 MiB
- * ring holds 16 packets, and a busy moment drops R2's own handshake messages; at 2 KiB it holds
- * about 490. A larger data packet (jumbo frames) is cut short, so it is only counted.
+ * libpcap's kernel ring has one fixed-size slot per packet, sized by this plus its headers, in
+ * page-sized blocks: at 64 KiB a 1 MiB ring holds 16 packets, and a busy moment drops R2's own
+ * handshake messages; at 2048 bytes a slot is a little over 2 KiB, one per 4 KiB page, and the
+ * 4 MiB ring took 8 MB of kernel memory for about 1,960 slots (measured: the mmap'd size); at
+ * 1920 two slots share a page, 2,080 slots in 4.3 MB. A larger data packet (jumbo frames) is cut
+ * short, so it is only counted.
  */
-export const SNAP_LENGTH = 2048;
+export const SNAP_LENGTH = 1920;
 /** The screen checked this initiation's mac1 in place (screen.ts): the full path need not again. */
 const SCREEN_MAC1_CHECKED: ScreenVerdict = 2;
 
@@ -55,11 +81,13 @@ export class Sniffer {
   private readonly keeper: CaptureKeeper;
   private capturePort = 0;
   private captureFilter = '';
-  private filterUpdate: NodeJS.Immediate | undefined;
+  private filterUpdate: { readonly timer: NodeJS.Timeout | NodeJS.Immediate; readonly soon: boolean } | undefined;
   /** every peer's endpoint as of the current filter, as endpointKeyOfParts keys */
   private endpointKeys = new Set<string>();
   /** those the current filter leaves out (all but the lifted ones) */
   private excludedKeys = new Set<string>();
+  /** those the capture's filter leaves out now (excludedKeys runs ahead while an update waits) */
+  private filterExcludes = new Set<string>();
   private stopped = false;
 
   constructor(private readonly deps: SnifferDeps) {
@@ -67,7 +95,7 @@ export class Sniffer {
       logger: deps.logger,
       device: deps.device,
       openCapture: deps.openCapture,
-      bufferTimeoutMs: CAPTURE_BUFFER_TIMEOUT_MS,
+      pace: new CapturePace(CAPTURE_PACE),
       screen: (frame, length) => this.screen(frame, length),
       snapLength: SNAP_LENGTH,
       onFrame: (frame, timestampMs, verdict) => {
@@ -85,6 +113,7 @@ export class Sniffer {
   /** Opens the capture for the peers as read; errors are thrown to the caller. */
   open(): void {
     this.captureFilter = this.filterFor();
+    this.filterExcludes = this.excludedKeys;
     this.capturePort = this.deps.peers.listenPort ?? 0;
     this.keeper.open(this.captureFilter);
   }
@@ -109,19 +138,39 @@ export class Sniffer {
     return this.endpointKeys;
   }
 
-  /** Rebuilds the capture filter from the current endpoints, once per turn of the event loop. */
+  /**
+   * Rebuilds the capture filter from the current endpoints: at once (next turn of the event loop)
+   * when it must capture an endpoint's data again, else FILTER_UPDATE_AFTER_MS after the first
+   * change. What it will leave out is left out of excludes() now, so data from a new endpoint that
+   * reaches the screen meanwhile is not handed over (it would come to nothing, and its peer rest).
+   */
   scheduleFilterUpdate(): void {
-    if (this.filterUpdate !== undefined || this.stopped) return;
-    this.filterUpdate = setImmediate(() => {
+    if (this.stopped) return;
+    this.filterFor();
+    const lift = [...this.filterExcludes].some((key) => this.endpointKeys.has(key) && !this.excludedKeys.has(key));
+    if (this.filterUpdate !== undefined && (this.filterUpdate.soon || !lift)) return;
+    this.cancelFilterUpdate();
+    const run = (): void => {
       this.filterUpdate = undefined;
       this.updateFilter();
-    });
+    };
+    this.filterUpdate = lift ? { timer: setImmediate(run), soon: true } : { timer: setTimeout(run, FILTER_UPDATE_AFTER_MS), soon: false };
+  }
+
+  private cancelFilterUpdate(): void {
+    const pending = this.filterUpdate;
+    if (pending === undefined) return;
+    if (pending.soon) clearImmediate(pending.timer as NodeJS.Immediate);
+    else clearTimeout(pending.timer as NodeJS.Timeout);
+    this.filterUpdate = undefined;
   }
 
   updateFilter(): void {
     const port = this.deps.peers.listenPort;
     if (port === undefined || this.stopped) return;
+    this.cancelFilterUpdate();
     const filter = this.filterFor();
+    this.filterExcludes = this.excludedKeys;
     if (filter === this.captureFilter) return;
     const portChanged = port !== this.capturePort;
     this.captureFilter = filter;
@@ -132,7 +181,7 @@ export class Sniffer {
 
   stop(): void {
     this.stopped = true;
-    if (this.filterUpdate !== undefined) clearImmediate(this.filterUpdate);
+    this.cancelFilterUpdate();
     this.keeper.stop();
   }
 

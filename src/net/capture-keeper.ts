@@ -7,12 +7,17 @@
  * It also watches libpcap's drop counter (packets the kernel ring had no room for, genuine
  * ones among them under a flood): growth is logged as `capture.drops`, at most once every
  * DROP_LOG_EVERY_MS, and the totals over every capture it opened are in stats().
+ *
+ * With a pace (capture-pace.ts), it reads the received counter every PACE_CHECK_MS and, when the
+ * pace wants the other mode (immediate or blocks), swaps in a capture opened in that mode the way
+ * replace() swaps a filter: the new one first, the old one kept for the overlap, nothing lost.
  */
-import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from '../net/capture.js';
-import type { LinkType } from '../net/packet.js';
-import { isReconfigError } from './errors.js';
-import type { Logger } from './log.js';
-import { LogLimiter } from './log-limit.js';
+import type { Capture, CaptureOptions, CaptureStats, ScreenVerdict } from './capture.js';
+import type { CapturePace } from './capture-pace.js';
+import type { LinkType } from './packet.js';
+import { isReconfigError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { LogLimiter } from '../common/log-limit.js';
 
 export interface CaptureKeeperOptions {
   readonly logger: Logger;
@@ -29,9 +34,14 @@ export interface CaptureKeeperOptions {
   /** bytes kept of each packet (see capture.ts); the kernel ring holds more packets when small */
   readonly snapLength?: number;
   readonly screen?: CaptureOptions['screen'];
+  /** a fixed buffer timeout (capture.ts; 0, the default, is immediate mode), when there is no pace */
   readonly bufferTimeoutMs?: number;
+  /** chooses immediate or batch mode from the packet rate; overrides bufferTimeoutMs */
+  readonly pace?: CapturePace;
   /** how often the drop counter is read (tests shorten it) */
   readonly dropCheckMs?: number;
+  /** how often the pace is given the received counter (tests shorten it) */
+  readonly paceCheckMs?: number;
 }
 
 export const CAPTURE_RETRY_MS = [500, 1000, 2000, 5000, 10_000] as const;
@@ -39,6 +49,15 @@ const DROP_CHECK_MS = 1000;
 export const DROP_LOG_EVERY_MS = 5000;
 /** How long a replaced capture stays open beside its successor (see replace()). */
 export const OVERLAP_MS = 50;
+/**
+ * How often the pace measures the rate: a flood is captured in immediate mode (one wake-up per
+ * packet) for at most about this long before blocks take over.
+ */
+export const PACE_CHECK_MS = 250;
+/** Frames remembered during an overlap to pass each on once: a fixed ceiling, whatever the rate. */
+export const MAX_OVERLAP_SEEN = 4096;
+/** Timer and jiffy slack on a block's delivery, past its buffer timeout (CONFIG_HZ=100: 10 ms). */
+const BLOCK_SLACK_MS = 20;
 
 export class CaptureKeeper {
   private capture: Capture | undefined;
@@ -47,9 +66,13 @@ export class CaptureKeeper {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** captures replaced but still open for the overlap, and what was passed on meanwhile */
-  private readonly retiring = new Set<Capture>();
+  /** with what each had counted when its successor opened: what it counts after that, the successor sees too */
+  private readonly retiring = new Map<Capture, CaptureStats>();
   private readonly seen = new Set<string>();
   private overlapUntil = 0;
+  /** the buffer timeout the current capture was opened with */
+  private openedTimeoutMs = 0;
+  private paceTimer: NodeJS.Timeout | undefined;
   /** what captures closed before the current one counted */
   private closedTotals: CaptureStats = { received: 0, dropped: 0 };
   private dropTimer: NodeJS.Timeout | undefined;
@@ -62,18 +85,36 @@ export class CaptureKeeper {
     this.captureLog = new LogLimiter(options.logger);
   }
 
-  /** Packets received and dropped over every capture opened so far. */
+  /**
+   * Packets received and dropped over every capture opened so far. A replaced capture counts up
+   * to its successor's opening (what it counts later, such as its ring filling during the overlap
+   * while the successor takes the same packets, is no loss), also while it retires: the totals
+   * only grow, so the pace reads a swap as no burst.
+   */
   stats(): CaptureStats {
-    let current: CaptureStats = { received: 0, dropped: 0 };
-    try {
-      current = this.capture?.stats() ?? current;
-    } catch {
-      // a capture whose device just went away: its figures come with its close
+    let { received, dropped } = this.closedTotals;
+    for (const figures of [this.currentStats(), ...this.retiring.values()]) {
+      received += figures.received;
+      dropped += figures.dropped;
     }
-    return { received: this.closedTotals.received + current.received, dropped: this.closedTotals.dropped + current.dropped };
+    return { received, dropped };
   }
 
-  private captureOptions(filter: string): CaptureOptions {
+  private currentStats(): CaptureStats {
+    try {
+      return this.capture?.stats() ?? { received: 0, dropped: 0 };
+    } catch {
+      // a capture whose device just went away: its figures come with its close
+      return { received: 0, dropped: 0 };
+    }
+  }
+
+  /** What a capture opened now gets: the pace's mode, else the fixed timeout, else immediate mode. */
+  private bufferTimeoutMs(): number {
+    return this.options.pace?.bufferTimeoutMs ?? this.options.bufferTimeoutMs ?? 0;
+  }
+
+  private captureOptions(filter: string, bufferTimeoutMs: number): CaptureOptions {
     return {
       device: this.options.device,
       ...(this.options.bufferSize === undefined ? {} : { bufferSize: this.options.bufferSize }),
@@ -82,15 +123,15 @@ export class CaptureKeeper {
       onError: (error) => this.failed(error),
       ...(this.options.snapLength === undefined ? {} : { snapLength: this.options.snapLength }),
       ...(this.options.screen === undefined ? {} : { screen: this.options.screen }),
-      ...(this.options.bufferTimeoutMs === undefined ? {} : { bufferTimeoutMs: this.options.bufferTimeoutMs }),
+      bufferTimeoutMs,
     };
   }
 
-  /** Closes a capture for good (capture.ts releases its socket) and keeps its counts. */
-  private retire(capture: Capture | undefined): void {
+  /** Closes a capture for good (capture.ts releases its socket) and keeps its counts (or `counted`). */
+  private retire(capture: Capture | undefined, counted?: CaptureStats): void {
     if (capture === undefined) return;
     capture.close();
-    const last = capture.stats();
+    const last = counted ?? capture.stats();
     this.closedTotals = { received: this.closedTotals.received + last.received, dropped: this.closedTotals.dropped + last.dropped };
   }
 
@@ -117,8 +158,11 @@ export class CaptureKeeper {
     this.retire(this.capture);
     this.capture = undefined;
     this.filter = filter;
-    this.capture = this.options.openCapture(this.captureOptions(filter));
+    const timeout = this.bufferTimeoutMs();
+    this.capture = this.options.openCapture(this.captureOptions(filter, timeout));
+    this.openedTimeoutMs = timeout;
     this.dropTimer ??= setInterval(() => this.checkDrops(), this.options.dropCheckMs ?? DROP_CHECK_MS).unref();
+    if (this.options.pace !== undefined) this.paceTimer ??= setInterval(() => this.checkPace(), this.options.paceCheckMs ?? PACE_CHECK_MS).unref();
     const reopened = this.failures > 0;
     this.failures = 0;
     this.options.onOpen(this.capture, reopened);
@@ -141,31 +185,59 @@ export class CaptureKeeper {
    * open, a frame seen twice is passed on once. On failure the old capture stays.
    */
   replace(filter: string): void {
+    this.swap(filter, this.bufferTimeoutMs(), 'filter');
+  }
+
+  /** Gives the pace the received counter; swaps in a capture of the mode it wants. */
+  private checkPace(): void {
+    const pace = this.options.pace;
+    if (pace === undefined || this.stopped || this.capture === undefined || this.filter === undefined) return;
+    const before = pace.mode;
+    pace.observe(this.stats().received, performance.now());
+    if (pace.bufferTimeoutMs === this.openedTimeoutMs) return;
+    if (pace.mode !== before) {
+      this.options.logger.info(
+        { event: 'capture.mode', device: this.options.device, mode: pace.mode, perSecond: Math.round(pace.perSecond) },
+        pace.mode === 'batch'
+          ? `${Math.round(pace.perSecond)} packets a second on ${this.options.device}: captured in blocks at most ${pace.bufferTimeoutMs} ms late`
+          : `${this.options.device} is quiet again: each packet captured as it comes`,
+      );
+    }
+    // a swap that failed (logged there) is tried again at the next check
+    this.swap(this.filter, pace.bufferTimeoutMs, 'pace');
+  }
+
+  private swap(filter: string, bufferTimeoutMs: number, why: 'filter' | 'pace'): void {
     if (this.stopped) return;
     const old = this.capture;
     if (old === undefined) return this.reopen(filter);
     let fresh: Capture;
     try {
-      fresh = this.options.openCapture(this.captureOptions(filter));
+      fresh = this.options.openCapture(this.captureOptions(filter, bufferTimeoutMs));
     } catch (error) {
       this.captureLog.log(
         'error',
-        'capture.filter-failed',
+        why === 'filter' ? 'capture.filter-failed' : 'capture.mode-failed',
         { event: 'error', code: isReconfigError(error) ? error.code : 'E_CAPTURE' },
-        `capture filter not updated: ${(error as Error).message.replace(/\.$/, '')}`,
+        `${why === 'filter' ? 'capture filter not updated' : 'capture mode not changed'}: ${(error as Error).message.replace(/\.$/, '')}`,
       );
       return;
     }
+    // The old capture hands over its last block before it is closed, and frames the new one
+    // passes on up to its own timeout late are still checked against those the old one did.
+    const oldTimeoutMs = this.openedTimeoutMs;
+    const counted = this.currentStats();
     this.capture = fresh;
     this.filter = filter;
-    this.overlapUntil = performance.now() + OVERLAP_MS;
-    this.retiring.add(old);
+    this.openedTimeoutMs = bufferTimeoutMs;
+    const retireAfter = OVERLAP_MS + (oldTimeoutMs > 0 ? oldTimeoutMs + BLOCK_SLACK_MS : 0);
+    this.overlapUntil = Math.max(this.overlapUntil, performance.now() + retireAfter + (bufferTimeoutMs > 0 ? bufferTimeoutMs + BLOCK_SLACK_MS : 0));
+    this.retiring.set(old, counted);
     setTimeout(() => {
       this.retiring.delete(old);
-      this.retire(old);
-      if (this.retiring.size === 0) this.seen.clear();
-    }, OVERLAP_MS).unref();
-    this.options.onOpen(fresh, 'filter');
+      this.retire(old, counted);
+    }, retireAfter).unref();
+    if (why === 'filter') this.options.onOpen(fresh, 'filter');
   }
 
   /** Every frame of every capture: passed on once, also while two captures overlap. */
@@ -173,8 +245,10 @@ export class CaptureKeeper {
     if (this.retiring.size > 0 || performance.now() < this.overlapUntil) {
       const key = frame.toString('base64');
       if (this.seen.has(key)) return;
-      this.seen.add(key);
-    }
+      // Under a flood the overlap sees more than this: the rest is passed on unchecked (a frame
+      // passed on twice is one the receive path counts again, nothing more).
+      if (this.seen.size < MAX_OVERLAP_SEEN) this.seen.add(key);
+    } else if (this.seen.size > 0) this.seen.clear();
     this.options.onFrame(frame, timestampMs, verdict);
   }
 
@@ -201,7 +275,8 @@ export class CaptureKeeper {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.dropTimer);
-    for (const capture of this.retiring) this.retire(capture);
+    clearInterval(this.paceTimer);
+    for (const [capture, counted] of this.retiring) this.retire(capture, counted);
     this.retiring.clear();
     this.seen.clear();
     this.retire(this.capture);
