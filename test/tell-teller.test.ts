@@ -195,3 +195,32 @@ test('in a dry run nothing is persisted and no hook runs', async (t) => {
   t.is(r.hookRuns().length, 0);
   t.like(r.events('tell.skipped')[0], { dryRun: true });
 });
+
+test('a burst of changes writes the status file once at the start and once at the end of a 100 ms window', async (t) => {
+  const r = rig(t, { sleepMs: 0 });
+  r.teller.start();
+  const inode = (): number => statSync(r.statusFile).ino;
+  const before = inode();
+  r.change(A, '192.0.2.10:1');
+  const first = inode();
+  t.not(first, before, 'the first change is written at once (an atomic replace: a new inode)');
+  t.like(r.status().peers[0], { endpoint: '192.0.2.10:1' });
+  r.change(A, '192.0.2.10:2');
+  r.change(B, '192.0.2.11:1');
+  t.is(inode(), first, 'the rest of the burst waits for the end of the window');
+  t.like(r.status().peers[1], { lastChange: null });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.not(inode(), first, 'written at the end of the window');
+  t.like(r.status().peers[0], { endpoint: '192.0.2.10:2', lastChange: { to: '192.0.2.10:2' } });
+  t.like(r.status().peers[1], { endpoint: '192.0.2.11:1', lastChange: { to: '192.0.2.11:1' } });
+  await r.teller.settled();
+});
+
+test('settled() writes what a change left waiting in the window', async (t) => {
+  const r = rig(t, { sleepMs: 0 });
+  r.teller.start();
+  r.change(A, '192.0.2.10:1');
+  r.change(B, '192.0.2.11:5');
+  await r.teller.settled();
+  t.like(r.status().peers[1], { lastChange: { to: '192.0.2.11:5' } });
+});

@@ -59,8 +59,18 @@ interface Slot {
   running: Promise<void> | undefined;
 }
 
+/**
+ * Changes write the status file at most once per this long: the first at once, the rest of a
+ * burst together at the end. Each write is a synchronous replace with two fsyncs, which holds
+ * the event loop (and so the capture) for milliseconds where /run is on disk: ten peers roaming
+ * at once would otherwise hold up each other's first packets.
+ */
+export const STATUS_COALESCE_MS = 100;
+
 export class Teller {
   private readonly slots = new Map<string, Slot>();
+  private coalescing: NodeJS.Timeout | undefined;
+  private statusDirty = false;
   private readonly lastChanges = new Map<string, StatusChange>();
   private startedAt = '';
   private lastWritten = '';
@@ -91,7 +101,7 @@ export class Teller {
       return;
     }
     this.lastChanges.set(change.peer, { at: new Date(change.at).toISOString(), how: change.how, from: change.from ?? null, to: change.to });
-    this.writeStatus(true);
+    this.statusChanged();
     const slot = this.slots.get(change.peer) ?? { pending: undefined, running: undefined };
     this.slots.set(change.peer, slot);
     if (slot.pending !== undefined) {
@@ -101,6 +111,31 @@ export class Teller {
       slot.pending = change;
     }
     slot.running ??= this.drain(slot);
+  }
+
+  /** Writes the status for a change now, or at the end of the current window if one is open. */
+  private statusChanged(): void {
+    if (this.coalescing !== undefined) {
+      this.statusDirty = true;
+      return;
+    }
+    this.writeStatus(true);
+    this.coalescing = setTimeout(() => {
+      this.coalescing = undefined;
+      if (!this.statusDirty) return;
+      this.statusDirty = false;
+      this.statusChanged();
+    }, STATUS_COALESCE_MS);
+    this.coalescing.unref();
+  }
+
+  /** Writes what a change left waiting in the window now (and closes the window). */
+  private flushStatus(): void {
+    clearTimeout(this.coalescing);
+    this.coalescing = undefined;
+    if (!this.statusDirty) return;
+    this.statusDirty = false;
+    this.writeStatus(true);
   }
 
   private async drain(slot: Slot): Promise<void> {
@@ -187,6 +222,7 @@ export class Teller {
 
   /** Resolves when every queued change has been persisted and its hook has finished. */
   async settled(): Promise<void> {
+    this.flushStatus();
     for (;;) {
       const running = [...this.slots.values()].map((slot) => slot.running).filter((p): p is Promise<void> => p !== undefined);
       if (running.length === 0) return;
@@ -200,6 +236,9 @@ export class Teller {
    */
   async stop(): Promise<void> {
     await this.settled();
+    clearTimeout(this.coalescing);
+    this.coalescing = undefined;
+    this.statusDirty = false;
     if (this.lastWritten === '') return;
     try {
       rmSync(this.deps.statusFile, { force: true });
