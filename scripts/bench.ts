@@ -34,6 +34,8 @@
  * (default: `git merge-base HEAD main`) and this tree, in one run. With --footprint-flags (root; also part of --lab),
  * this tree under each set of node flags tried for the service files, with the verification
  * rate under the same flags (scripts/footprint.ts).
+ * With --roaming (root), only the roaming table of --lab (BENCH_ROUNDS, BENCH_SETUPS pick rounds
+ * and set-ups), without the other figures.
  * With --mesh (root), only the mesh client's figures per NAT combination: time to direct, RTT
  * direct and via R2, R2's bytes for spoke-to-spoke traffic, a remap's gap and its time to direct
  * again (scripts/bench-mesh.ts).
@@ -116,6 +118,15 @@ if (wireguard === 'kernel') {
     process.env.BENCH_ROUNDS ??= String(VM_BENCH_ROUNDS);
     process.exitCode = await runNodeInVm(['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { timeoutSeconds: VM_BENCH_TIMEOUT_S, smp: 2 });
   }
+  process.exit();
+}
+
+if (process.argv.includes('--roaming')) {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: --roaming needs root (network namespaces)\n');
+    process.exit(2);
+  }
+  await roamingTable(Number(process.env.BENCH_ROUNDS ?? 10), (text) => process.stdout.write(text));
   process.exit();
 }
 
