@@ -1,6 +1,7 @@
 /**
  * The mesh lab: a hub (R2) and roaming routers (spokes), each behind its own NAT router (or
- * two behind one), with real wireguard-go, wg, nftables and conntrack, to prove the mesh client
+ * two behind one), with real wireguard-go (or the kernel's, RECONFIG_WG_LAB_WG=kernel), wg, nftables
+ * and conntrack, to prove the mesh client
  * (`reconfig-wg mesh`) against the registry (`reconfig-wg --registry`) that R2 serves.
  *
  *   spoke i: s(i) ── lan ── gw(i) (NAT for IPv4, stateful firewall for IPv6) ── wan ─┐
@@ -27,6 +28,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { RECONFIG_CLI, waitForEvent } from './daemons.js';
 import { host, labId, nsRun, Scope, veth, waitFor, type LabProcess } from './netns.js';
+import { labWireGuardFromEnv } from './lab.js';
 
 export const HUB_V4 = '192.0.2.1';
 export const HUB_V6 = '2001:db8:100::1';
@@ -98,7 +100,9 @@ async function startWireguardGo(scope: Scope, ns: string, wg: string): Promise<v
 }
 
 async function wgInterface(scope: Scope, dir: string, ns: string, wg: string, privateKey: string, port: number, address: string): Promise<void> {
-  await startWireguardGo(scope, ns, wg);
+  // The kernel's WireGuard where the lab runs on it (RECONFIG_WG_LAB_WG=kernel, as in the VM).
+  if (labWireGuardFromEnv() === 'kernel') await nsRun(ns, 'ip', ['link', 'add', wg, 'type', 'wireguard']);
+  else await startWireguardGo(scope, ns, wg);
   const file = join(dir, `${wg}.key`);
   const { writeFileSync } = await import('node:fs');
   writeFileSync(file, `${privateKey}\n`, { mode: 0o600 });
