@@ -11,7 +11,7 @@
  * played on all of them at once, so ROUNDS rounds take the time of one. Medians and p90 in ms,
  * from the event until the tunnel works again (see scenarios.ts); `>T` when it did not within T.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { events, startReconfigWg, type LogEvent } from './lab/daemons.js';
@@ -83,11 +83,13 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
   const lab = await createLab({ roamers: rounds, firewall: setup.firewall });
   const dir = mkdtempSync(join(tmpdir(), 'rwg-bench-'));
   const results = new Map<Scenario, Measured>();
+  let daemonLines: readonly string[] | undefined;
   try {
     const daemon =
       setup.daemon === undefined
         ? undefined
         : await startReconfigWg(lab.scope, lab.r2.ns, ['-i', lab.r2.wg, '--pid-file', join(dir, 'pid'), '--state-file', join(dir, 'state.json'), '--log-level', 'debug', ...setup.daemon]);
+    daemonLines = daemon?.lines;
     for (const scenario of SCENARIOS) {
       const mark = daemon?.lines.length ?? 0;
       const fromFirst: number[] = [];
@@ -126,6 +128,10 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
       }
     }
   } finally {
+    const keep = process.env.BENCH_KEEP_LOGS;
+    if (keep !== undefined && daemonLines !== undefined) {
+      writeFileSync(join(keep, `${setup.name.replace(/[^a-z0-9]+/gi, '-')}.jsonl`), `${daemonLines.join('\n')}\n`);
+    }
     await lab.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -35,7 +35,8 @@
  * this tree under each set of node flags tried for the service files, with the verification
  * rate under the same flags (scripts/footprint.ts).
  * With --roaming (root), only the roaming table of --lab (BENCH_ROUNDS, BENCH_SETUPS pick rounds
- * and set-ups), without the other figures.
+ * and set-ups; BENCH_KEEP_LOGS=DIR keeps each set-up's daemon log there), without the other
+ * figures.
  * With --mesh (root), only the mesh client's figures per NAT combination: time to direct, RTT
  * direct and via R2, R2's bytes for spoke-to-spoke traffic, a remap's gap and its time to direct
  * again (scripts/bench-mesh.ts).

@@ -18,6 +18,7 @@ test('the addon loads from the built tree and has exactly its primitives', (t) =
     'close',
     'netlinkReceive',
     'netlinkSend',
+    'openNetlinkGeneric',
     'openNetlinkNetfilter',
     'openRaw',
     'openUdpOnDevice',

@@ -17,6 +17,8 @@ export interface NativeSockets {
    * mask, bit N-1 for multicast group N) it joins those groups and is non-blocking
    */
   openNetlinkNetfilter(groups?: number): number;
+  /** a NETLINK_GENERIC socket bound to a kernel-chosen port id (blocking; read with netlinkReceive), or -errno */
+  openNetlinkGeneric(): number;
   /** 0, or -errno */
   netlinkSend(fd: number, message: Buffer): number;
   /** one datagram, or -errno (-ETIMEDOUT when nothing came within timeoutMs) */

@@ -34,6 +34,7 @@ import { Peers, type Shown } from './peers.js';
 import { RateLimit, type HeldPacket } from './ratelimit.js';
 import { Receive } from './receive.js';
 import type { Watermarks } from './replay.js';
+import { createEndpointReader, type EndpointReader } from '../wireguard/endpoints.js';
 import { CONFIRM_DELAYS_MS, Roam } from './roam.js';
 import { Sessions } from './sessions.js';
 import { Sniffer, screenedOf } from './sniffer.js';
@@ -86,6 +87,7 @@ export class Listener {
   private readonly handshake: Handshake;
   private readonly receive: Receive;
   private readonly expiry: Expiry;
+  private readonly endpoints: EndpointReader;
   private readonly injecting: boolean;
   private interfaceMissing = false;
 
@@ -119,11 +121,13 @@ export class Listener {
     }));
     const expiry = (this.expiry = new Expiry({ counters, endpoints: () => sniffer.endpoints(), changed: () => sniffer.scheduleFilterUpdate() }));
     const reread = (why: string): Promise<void> => this.refresh(why);
+    this.endpoints = createEndpointReader(deps.run === undefined ? {} : { run: deps.run });
     const roam = (this.roam = new Roam({
       logger,
       iface,
       dryRun: options.dryRun,
       run: deps.run,
+      endpoints: this.endpoints,
       delivery,
       confirmDelaysMs: deps.confirmDelaysMs ?? CONFIRM_DELAYS_MS,
       peers,
@@ -318,6 +322,7 @@ export class Listener {
     this.rateLimit.stop();
     this.sniffer.stop();
     await this.settled();
+    this.endpoints.close();
     this.sessions.leave();
     this.counts.stop();
   }

@@ -9,7 +9,8 @@ import { logError, ReconfigError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Datagram } from '../net/packet.js';
 import { REKEY_TIMEOUT_MS } from '../wireguard/constants.js';
-import { readEndpoints, type PeerConfig, type WgRunner } from '../wireguard/wg.js';
+import type { EndpointReader } from '../wireguard/endpoints.js';
+import type { PeerConfig, WgRunner } from '../wireguard/wg.js';
 import { applyEndpointChange } from './apply.js';
 import { wallClock, type ChangeHow, type ChangeListeners } from './change.js';
 import type { Counters, IgnoreReason } from './counters.js';
@@ -59,6 +60,8 @@ export interface RoamDeps {
   readonly iface: string;
   readonly dryRun: boolean;
   readonly run: WgRunner | undefined;
+  /** each peer's endpoint as WireGuard has it now (in-process; `wg show` when that cannot be) */
+  readonly endpoints: EndpointReader;
   readonly delivery: Delivery | undefined;
   readonly confirmDelaysMs: readonly number[];
   readonly peers: Peers;
@@ -256,7 +259,7 @@ export class Roam {
       if (this.stopped) return false;
       const dataOnly = ![...(peer.handedOver?.values() ?? [])].some((p) => p.kind === 'initiation');
       if (dataOnly && i % DATA_READ_EVERY !== DATA_READ_EVERY - 1 && i !== delays.length - 1) continue;
-      const endpoint = (await readEndpoints(this.deps.iface, this.deps.run)).get(peer.publicKey);
+      const endpoint = (await this.deps.endpoints.read(this.deps.iface)).get(peer.publicKey);
       const known = peer.configured ? peer.endpoint : undefined;
       if (endpoint === undefined || sameEndpoint(endpoint, known)) continue;
       const injected = [...(peer.handedOver?.values() ?? [])].find((p) => sameEndpoint(p.src, endpoint));
@@ -294,7 +297,7 @@ export class Roam {
       return;
     }
     const setAt = await applyEndpointChange(iface, current, src, this.deps.run);
-    const confirmed = (await readEndpoints(iface, this.deps.run)).get(peerKey);
+    const confirmed = (await this.deps.endpoints.read(iface)).get(peerKey);
     if (!sameEndpoint(confirmed, src)) {
       throw new ReconfigError('E_WG', `wg set did not move peer ${peerKey} to ${src}: wg show says ${confirmed ?? '(none)'}.`);
     }
@@ -349,7 +352,7 @@ export class Roam {
     if (delivery === undefined || this.stopped) return;
     let endpoints: ReadonlyMap<string, string | undefined>;
     try {
-      endpoints = await readEndpoints(this.deps.iface, this.deps.run);
+      endpoints = await this.deps.endpoints.read(this.deps.iface);
     } catch {
       return this.scheduleSettle(SETTLE_RETRY_MS);
     }

@@ -1,7 +1,8 @@
 /*
  * The few socket calls Node cannot make: raw IP sockets with the header included (to re-send a
  * vouched-for packet to R2's own address with its original source kept), NETLINK_NETFILTER
- * sockets (to insert a conntrack entry before that, and to follow conntrack's events), UDP
+ * sockets (to insert a conntrack entry before that, and to follow conntrack's events),
+ * NETLINK_GENERIC sockets (to read the kernel WireGuard's endpoints without a `wg` process), UDP
  * sockets bound to one device (SO_BINDTODEVICE: only what arrived through that interface), and
  * a readiness watch on such a descriptor in Node's own event loop (uv_poll). Everything else,
  * packets and netlink messages alike, is built and parsed in TypeScript (src/net/inject.ts,
@@ -134,6 +135,22 @@ static napi_value open_netlink_netfilter(napi_env env, napi_callback_info info) 
   }
   /* nl_pid 0: the kernel picks a unique port id; without groups only answers arrive. */
   struct sockaddr_nl local = { .nl_family = AF_NETLINK, .nl_groups = (uint32_t)groups };
+  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
+    int error = errno;
+    close(fd);
+    return make_int(env, -error);
+  }
+  return make_int(env, fd);
+}
+
+/* openNetlinkGeneric() -> fd, or -errno: a blocking NETLINK_GENERIC socket bound to a
+ * kernel-chosen port id, for asking the kernel's WireGuard for its peers' endpoints (what `wg show`
+ * does, without starting a process). Reads go through netlinkReceive, bounded by its timeout. */
+static napi_value open_netlink_generic(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+  if (fd < 0) return make_int(env, -errno);
+  struct sockaddr_nl local = { .nl_family = AF_NETLINK };
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     int error = errno;
     close(fd);
@@ -433,6 +450,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openRaw", NULL, open_raw, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendTo", NULL, send_to, NULL, NULL, NULL, napi_enumerable, NULL },
     { "openNetlinkNetfilter", NULL, open_netlink_netfilter, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "openNetlinkGeneric", NULL, open_netlink_generic, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkReceive", NULL, netlink_receive, NULL, NULL, NULL, napi_enumerable, NULL },
     { "openUdpOnDevice", NULL, open_udp_on_device, NULL, NULL, NULL, napi_enumerable, NULL },
