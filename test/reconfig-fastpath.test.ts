@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { FILTER_UPDATE_AFTER_MS } from '../src/reconfig/sniffer.js';
+import { FILTER_UPDATE_AFTER_MS, FILTER_UPDATE_WITHIN_MS } from '../src/reconfig/sniffer.js';
 import { REJECT_AFTER_TIME_MS } from '../src/wireguard/constants.js';
 import { R2, b64, dataTo, events, initiationFrom, initiationTo, PORT, rawUdpFrame, responseTo, rig, type Rig } from './helpers/listener-rig.js';
 
@@ -160,6 +160,29 @@ test('after a confirmed change the capture filter leaves the new endpoint’s da
   const last = r.openedFilters.at(-1)!;
   t.is(r.openedFilters.length, 2);
   t.regex(last, /not \(src host 198\.51\.100\.7 and udp src port 40000\)/);
+});
+
+test('peers that roam together are one filter replacement, after the last of them; a stream of roams still gets one within FILTER_UPDATE_WITHIN_MS', async (t) => {
+  const r = await rig({ inject: true, peers: 3 });
+  t.teardown(r.close);
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  const started = performance.now();
+  await r.feed(initiationFrom(r, r.peers[0]!, NEW_SRC, 40000));
+  await sleep(FILTER_UPDATE_AFTER_MS * 0.6);
+  await r.feed(initiationFrom(r, r.peers[1]!, NEW_SRC, 40001));
+  await sleep(FILTER_UPDATE_AFTER_MS * 0.6);
+  t.is(r.openedFilters.length, 1, 'not replaced while peers keep roaming');
+  await sleep(FILTER_UPDATE_AFTER_MS * 0.4 + 80);
+  t.is(r.openedFilters.length, 2, 'replaced once');
+  t.regex(r.openedFilters.at(-1)!, /40000\)[^]*40001\)/, 'leaving out both new endpoints');
+  // A roam every FILTER_UPDATE_AFTER_MS / 2 (each peer in turn) never lets the changes settle.
+  const streamFrom = performance.now();
+  let port = 41000;
+  while (performance.now() - streamFrom < FILTER_UPDATE_WITHIN_MS + FILTER_UPDATE_AFTER_MS) {
+    await r.feed(initiationFrom(r, r.peers[port % 3]!, NEW_SRC, port++));
+    await sleep(FILTER_UPDATE_AFTER_MS / 2);
+  }
+  t.true(r.openedFilters.length >= 3, `replaced within ${FILTER_UPDATE_WITHIN_MS} ms of the first change of a stream (${r.openedFilters.length} filters in ${Math.round(performance.now() - started)} ms)`);
 });
 
 test('data from a new endpoint that reaches the screen before the filter leaves it out is not handed over, and its peer does not rest', async (t) => {

@@ -24,7 +24,7 @@
  *   wake-up reads them all. `screen` runs on node_pcap's reused buffer before any copy, so a
  *   packet that fails the caller's cheap checks costs no allocation here.
  */
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -178,16 +178,25 @@ function withWake(filter: string, token: Buffer): string {
   return filter === '' ? '' : `(${filter}) or ${wake}`;
 }
 
-function sendWake(token: Buffer, then: () => void): void {
+/**
+ * One UDP socket sends every wake datagram, made when the first capture opens: a socket made at
+ * close time would load dgram's cluster support on the first swap, 30 ms with the event loop
+ * held, measured, while peers roam.
+ */
+let wakeSocket: Socket | undefined;
+
+function wakeSender(): Socket {
+  if (wakeSocket !== undefined) return wakeSocket;
   const socket = createSocket('udp4');
-  socket.on('error', () => {
-    socket.close();
-    then();
-  });
-  socket.send(Buffer.concat([token, Buffer.alloc(8)]), WAKE_PORT, WAKE_HOST, () => {
-    socket.close();
-    then();
-  });
+  // A send that fails is said in its callback; the socket stays for the next one.
+  socket.on('error', () => undefined);
+  socket.unref();
+  wakeSocket = socket;
+  return socket;
+}
+
+function sendWake(token: Buffer, then: () => void): void {
+  wakeSender().send(Buffer.concat([token, Buffer.alloc(8)]), WAKE_PORT, WAKE_HOST, () => then());
 }
 
 /** 64 KiB holds any IPv4 or IPv6 packet without jumbo payload. */
@@ -286,6 +295,7 @@ export function openCapture(options: CaptureOptions): Capture {
     throw openError(device, filter, error as Error);
   }
   keptAlive.push(session.session);
+  if (device === 'any' || device === 'lo') wakeSender();
   const entry: Closing = { session, released: false };
   const release = (): void => {
     session.close();

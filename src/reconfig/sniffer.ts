@@ -35,14 +35,18 @@ export const CAPTURE_PACE: CapturePaceOptions = {
 };
 /**
  * How long endpoint changes are gathered before the filter that leaves their data out is
- * replaced. Each replacement opens a capture, and the kernel sets up its ring only after an RCU
- * grace period (packet_set_ring's synchronize_net): the event loop stops for 5-60 ms, measured,
- * and every packet captured meanwhile waits. Ten peers that roam at once cost one or two of those
- * instead of ten; meanwhile a few of their data packets reach the screen and are dropped there
- * (`from-endpoint`). A filter that must capture an endpoint again (its conntrack entry expired)
- * is replaced at once.
+ * replaced: until none has come for FILTER_UPDATE_AFTER_MS, and no longer than
+ * FILTER_UPDATE_WITHIN_MS after the first. Each replacement opens a capture and closes the old
+ * one, and the kernel sets up and tears down a ring only after RCU grace periods
+ * (packet_set_ring's and packet_release's synchronize_net): the event loop stops for 5-60 ms,
+ * measured, and every packet captured meanwhile waits. Peers that roam together (a carrier's
+ * NAT remapping all its customers) are one replacement, after the last of them, instead of one
+ * in the middle of their first packets; meanwhile their data packets reach the receive path and
+ * are dropped there (`from-endpoint`). A filter that must capture an endpoint again (its
+ * conntrack entry expired) is replaced at once.
  */
 export const FILTER_UPDATE_AFTER_MS = 250;
+export const FILTER_UPDATE_WITHIN_MS = 2000;
 /**
  * Bytes kept of each captured packet: a whole data packet of a 1500-byte path with every header
  * (it is re-sent as it came), and a handshake message with room to spare. In immediate mode
@@ -81,7 +85,7 @@ export class Sniffer {
   private readonly keeper: CaptureKeeper;
   private capturePort = 0;
   private captureFilter = '';
-  private filterUpdate: { readonly timer: NodeJS.Timeout | NodeJS.Immediate; readonly soon: boolean } | undefined;
+  private filterUpdate: { readonly timer: NodeJS.Timeout | NodeJS.Immediate; readonly soon: boolean; readonly firstAt: number } | undefined;
   /** every peer's endpoint as of the current filter, as endpointKeyOfParts keys */
   private endpointKeys = new Set<string>();
   /** those the current filter leaves out (all but the lifted ones) */
@@ -140,21 +144,31 @@ export class Sniffer {
 
   /**
    * Rebuilds the capture filter from the current endpoints: at once (next turn of the event loop)
-   * when it must capture an endpoint's data again, else FILTER_UPDATE_AFTER_MS after the first
-   * change. What it will leave out is left out of excludes() now, so data from a new endpoint that
+   * when it must capture an endpoint's data again, else once no change has come for
+   * FILTER_UPDATE_AFTER_MS (at most FILTER_UPDATE_WITHIN_MS after the first). What it will leave out is left out of excludes() now, so data from a new endpoint that
    * reaches the screen meanwhile is not handed over (it would come to nothing, and its peer rest).
    */
   scheduleFilterUpdate(): void {
     if (this.stopped) return;
     this.filterFor();
     const lift = [...this.filterExcludes].some((key) => this.endpointKeys.has(key) && !this.excludedKeys.has(key));
-    if (this.filterUpdate !== undefined && (this.filterUpdate.soon || !lift)) return;
-    this.cancelFilterUpdate();
+    const pending = this.filterUpdate;
+    if (pending?.soon === true) return;
     const run = (): void => {
       this.filterUpdate = undefined;
       this.updateFilter();
     };
-    this.filterUpdate = lift ? { timer: setImmediate(run), soon: true } : { timer: setTimeout(run, FILTER_UPDATE_AFTER_MS), soon: false };
+    if (lift) {
+      this.cancelFilterUpdate();
+      this.filterUpdate = { timer: setImmediate(run), soon: true, firstAt: 0 };
+      return;
+    }
+    // Another change while one waits: the wait starts again, up to FILTER_UPDATE_WITHIN_MS after the first.
+    const now = performance.now();
+    const firstAt = pending?.firstAt ?? now;
+    const delay = Math.max(0, Math.min(FILTER_UPDATE_AFTER_MS, firstAt + FILTER_UPDATE_WITHIN_MS - now));
+    this.cancelFilterUpdate();
+    this.filterUpdate = { timer: setTimeout(run, delay), soon: false, firstAt };
   }
 
   private cancelFilterUpdate(): void {
