@@ -16,12 +16,15 @@ function sockets(): NativeSockets {
 test('the addon loads from the built tree and has exactly its primitives', (t) => {
   t.deepEqual(Object.keys(sockets()).sort(), [
     'close',
+    'closeInBackground',
+    'duplicate',
     'netlinkReceive',
     'netlinkSend',
     'openNetlinkGeneric',
     'openNetlinkNetfilter',
     'openRaw',
     'openUdpOnDevice',
+    'packetSockets',
     'receiveFrom',
     'sendTo',
     'sendToUdp',
@@ -76,6 +79,29 @@ test('a netlink socket opens, and a read with nothing sent times out within its 
   t.is(typeof answer === 'number' ? errnoName(answer) : 'a datagram', 'ETIMEDOUT');
   t.true(Date.now() - start < 5000);
   t.is(native.close(fd), 0);
+});
+
+test('a duplicate keeps a socket open after its first descriptor closes; closed in the background, it is gone', async (t) => {
+  const native = sockets();
+  const fd = native.openNetlinkGeneric();
+  t.true(fd >= 0, errnoText(fd));
+  const copy = native.duplicate(fd);
+  t.true(copy >= 0 && copy !== fd, errnoText(copy));
+  t.is(native.close(fd), 0);
+  // The socket still answers through the duplicate: a read times out rather than failing.
+  const answer = native.netlinkReceive(copy, 10);
+  t.is(typeof answer === 'number' ? errnoName(answer) : 'a datagram', 'ETIMEDOUT');
+  t.is(native.closeInBackground(copy), 0);
+  let closed = false;
+  for (let i = 0; i < 100 && !closed; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    closed = native.netlinkReceive(copy, 0) === -9; // EBADF: the pool thread closed it
+  }
+  t.true(closed, 'closed in the thread pool');
+  t.is(errnoName(native.duplicate(-1)), 'EBADF');
+  t.is(errnoName(native.closeInBackground(-1)), 'EBADF');
+  const packet = native.packetSockets();
+  t.true(Array.isArray(packet), 'a list of descriptors');
 });
 
 test('a UDP socket bound to lo hears a datagram sent to it, through watch, and unwatch stops that', async (t) => {

@@ -32,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReconfigError } from '../common/errors.js';
 import { fail, ok, type Result } from '../common/result.js';
+import { loadNativeSockets, type NativeSockets } from './native.js';
 import { linkTypeFromPcap, type LinkType } from './packet.js';
 
 /**
@@ -117,6 +118,8 @@ const REAP_EVERY_MS = 1000;
 interface Closing {
   readonly session: PcapSession;
   released: boolean;
+  /** a duplicate of the capture's socket, closed in the background once libpcap closed its own */
+  held?: number | undefined;
 }
 
 /**
@@ -156,8 +159,44 @@ const PCAP_ERROR_BREAK = -2;
 /** Reads once from a closed capture; true when that released it. Never reads a released one (it would crash). */
 function readClosed(entry: Closing): boolean {
   if (entry.released) return true;
-  if (entry.session.session.dispatch(entry.session.buf, entry.session.header) === PCAP_ERROR_BREAK) entry.released = true;
+  if (entry.session.session.dispatch(entry.session.buf, entry.session.header) === PCAP_ERROR_BREAK) {
+    entry.released = true;
+    if (entry.held !== undefined) native()?.closeInBackground(entry.held);
+    entry.held = undefined;
+  }
   return entry.released;
+}
+
+/*
+ * Closing a packet socket waits in the kernel for RCU grace periods (synchronize_net, in
+ * packet_release and packet_set_ring): 10-50 ms on the event loop, measured, with every packet
+ * captured meanwhile waiting. So before libpcap closes a capture, its socket is duplicated; the
+ * duplicate keeps the socket alive through libpcap's close (then quick), and is closed last, in
+ * libuv's thread pool, where the kernel's wait holds up nothing. node_pcap does not say which
+ * descriptor is the capture's: it is the one AF_PACKET socket that appeared during the open
+ * (the event loop runs nothing else meanwhile). Without the addon, or if that is not exactly
+ * one, the capture is closed as before.
+ */
+function native(): NativeSockets | undefined {
+  const loaded = loadNativeSockets();
+  return 'error' in loaded ? undefined : loaded.sockets;
+}
+
+function packetSockets(): ReadonlySet<number> | undefined {
+  const list = native()?.packetSockets();
+  return list === undefined || typeof list === 'number' ? undefined : new Set(list);
+}
+
+function newPacketSocket(before: ReadonlySet<number> | undefined): number | undefined {
+  const after = before === undefined ? undefined : packetSockets();
+  if (before === undefined || after === undefined) return undefined;
+  const fresh = [...after].filter((fd) => !before.has(fd));
+  return fresh.length === 1 ? fresh[0] : undefined;
+}
+
+function holdSocket(fd: number): number | undefined {
+  const copy = native()?.duplicate(fd);
+  return copy === undefined || copy < 0 ? undefined : copy;
 }
 
 function reapClosed(): void {
@@ -282,6 +321,7 @@ export function openCapture(options: CaptureOptions): Capture {
   const pcap = loadPcap();
   let session: PcapSession;
   const token = randomBytes(WAKE_TOKEN_SIZE);
+  const socketsBefore = packetSockets();
   try {
     session = pcap.createSession(device, {
       filter: withWake(filter, token),
@@ -296,8 +336,10 @@ export function openCapture(options: CaptureOptions): Capture {
   }
   keptAlive.push(session.session);
   if (device === 'any' || device === 'lo') wakeSender();
+  const socket = newPacketSocket(socketsBefore);
   const entry: Closing = { session, released: false };
   const release = (): void => {
+    if (socket !== undefined) entry.held = holdSocket(socket);
     session.close();
     if (readClosed(entry)) return;
     closing.add(entry);

@@ -33,6 +33,12 @@ export interface NativeSockets {
   watch(fd: number, onReadable: (status: number) => void): WatchHandle | number;
   unwatch(handle: WatchHandle): number;
   close(fd: number): number;
+  /** this process's AF_PACKET socket descriptors, or -errno */
+  packetSockets(): number[] | number;
+  /** a close-on-exec duplicate of fd, or -errno */
+  duplicate(fd: number): number;
+  /** closes fd in libuv's thread pool (whatever the last close costs, the event loop does not wait); 0 or -errno */
+  closeInBackground(fd: number): number;
 }
 
 /** An opaque handle from watch(). */

@@ -4,7 +4,9 @@
  * sockets (to insert a conntrack entry before that, and to follow conntrack's events),
  * NETLINK_GENERIC sockets (to read the kernel WireGuard's endpoints without a `wg` process), UDP
  * sockets bound to one device (SO_BINDTODEVICE: only what arrived through that interface), and
- * a readiness watch on such a descriptor in Node's own event loop (uv_poll). Everything else,
+ * a readiness watch on such a descriptor in Node's own event loop (uv_poll), and a capture
+ * socket's last close in libuv's thread pool (packetSockets, duplicate, closeInBackground: see
+ * src/net/capture.ts). Everything else,
  * packets and netlink messages alike, is built and parsed in TypeScript (src/net/inject.ts,
  * src/net/conntrack.ts, src/net/bound-udp.ts).
  *
@@ -13,6 +15,7 @@
  * blocks for long: sends use MSG_DONTWAIT and the netlink read waits at most the given timeout.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -21,6 +24,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/netlink.h>
 #include <node_api.h>
@@ -445,6 +449,85 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return make_int(env, close(fd) < 0 ? -errno : 0);
 }
 
+/* packetSockets() -> the descriptors of this process that are AF_PACKET sockets (an array), or
+ * -errno. libpcap opens one per capture and node_pcap does not say which: the capture module
+ * compares this list before and after an open. */
+static napi_value packet_sockets(napi_env env, napi_callback_info info) {
+  (void)info;
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir == NULL) return make_int(env, -errno);
+  napi_value list;
+  napi_create_array(env, &list);
+  uint32_t count = 0;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    char *end;
+    long fd = strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || end == entry->d_name || fd < 0 || fd > 1 << 20 || fd == dirfd(dir)) continue;
+    struct stat st;
+    if (fstat((int)fd, &st) < 0 || !S_ISSOCK(st.st_mode)) continue;
+    int domain = 0;
+    socklen_t length = sizeof domain;
+    if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) < 0 || domain != AF_PACKET) continue;
+    napi_set_element(env, list, count++, make_int(env, (int)fd));
+  }
+  closedir(dir);
+  return list;
+}
+
+/* duplicate(fd) -> a new descriptor (close-on-exec) for the same open socket, or -errno. */
+static napi_value duplicate_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &fd)) return NULL;
+  if (fd < 0) return make_int(env, -EBADF);
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  return make_int(env, copy < 0 ? -errno : copy);
+}
+
+typedef struct {
+  uv_work_t work;
+  int fd;
+} background_close_t;
+
+static void background_close_work(uv_work_t *work) {
+  background_close_t *job = (background_close_t *)work->data;
+  /* The last reference to a packet socket: the kernel tears its ring and hook down here, RCU
+   * grace periods included (synchronize_net), in this thread of libuv's pool. */
+  close(job->fd);
+}
+
+static void background_close_done(uv_work_t *work, int status) {
+  (void)status;
+  free(work->data);
+}
+
+/* closeInBackground(fd) -> 0, or -errno: closes fd in libuv's thread pool, so that whatever the
+ * kernel does on the last close (for a packet socket: 10-50 ms of waiting, measured) does not
+ * hold up the event loop. */
+static napi_value close_in_background(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &fd)) return NULL;
+  if (fd < 0) return make_int(env, -EBADF);
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return make_int(env, -EINVAL);
+  background_close_t *job = malloc(sizeof *job);
+  if (job == NULL) return make_int(env, -ENOMEM);
+  job->fd = fd;
+  job->work.data = job;
+  int queued = uv_queue_work(loop, &job->work, background_close_work, background_close_done);
+  if (queued != 0) {
+    free(job);
+    return make_int(env, close(fd) < 0 ? -errno : 0);
+  }
+  return make_int(env, 0);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
     { "openRaw", NULL, open_raw, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -459,6 +542,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "watch", NULL, watch_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unwatch", NULL, unwatch_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "packetSockets", NULL, packet_sockets, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "duplicate", NULL, duplicate_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "closeInBackground", NULL, close_in_background, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;
