@@ -13,6 +13,7 @@ import { readCaptureFile } from '../src/net/capture.js';
 import { initiationFilter, knockFilter } from '../src/net/filter.js';
 import { decodeFrame, type Datagram, type LinkType } from '../src/net/packet.js';
 import { initiationLike } from './helpers/net-frames.js';
+import { sendUdp } from '../scripts/lab/daemons.js';
 
 const isRoot = process.getuid?.() === 0;
 const rootTest = isRoot ? test : test.skip;
@@ -298,5 +299,55 @@ rootTest('open a new capture, then close the old one, 20 times: every old socket
     t.log(JSON.stringify(result));
     t.is(result.unreleased, 0, proc.lines.join('\n'));
     t.is(result.fdsAtEnd, result.fdsAtStart);
+  });
+});
+
+/**
+ * argv: the address to send to. A capture on `any` whose filter is replaced in place: the ports
+ * (and, from the SLL header, the direction) of what it passes before and after. Lines: ready1,
+ * ready2, then the result.
+ */
+const IN_PLACE = `
+import { createSocket } from 'node:dgram';
+import { openCapture } from ${JSON.stringify(CAPTURE_MODULE)};
+const seen = [];
+// SLL (16) + IPv4 (20): the UDP ports; SLL's first field is the packet type (4: outgoing)
+const onFrame = (frame) => seen.push((frame.readUInt16BE(0) === 4 ? 'out ' : 'in ') + frame.readUInt16BE(38));
+const capture = openCapture({ device: 'any', filter: 'udp dst port 40001 or udp dst port 40002', onFrame });
+const socket = createSocket('udp4');
+const send = (port) => new Promise((resolve) => socket.send(Buffer.from('probe!'), port, process.argv[1], resolve));
+const wait = async (count) => { for (let i = 0; i < 60 && seen.length < count; i++) await new Promise((r) => setTimeout(r, 50)); await new Promise((r) => setTimeout(r, 100)); };
+process.stdout.write('ready1\\n');
+await wait(2);
+const before = seen.splice(0);
+const set = capture.setFilter('(inbound and udp dst port 40002) or (outbound and udp dst port 40003)');
+process.stdout.write('ready2\\n');
+await send(40003); await send(40004);
+await wait(2);
+process.stdout.write(JSON.stringify({ before, set, after: seen.splice(0).sort() }) + '\\n');
+capture.close(); socket.close();
+setTimeout(() => process.exit(0), 200);
+`;
+
+rootTest('a filter replaced in place passes what it says from the next packet on (cooked capture on any: direction and offsets rewritten)', async (t) => {
+  await withScope(async (scope) => {
+    const a = await scope.addNamespace(`net-${labId()}-fa`);
+    const b = await scope.addNamespace(`net-${labId()}-fb`);
+    await veth({ ns: a, name: 'va' }, { ns: b, name: 'vb' });
+    await nsRun(a, 'ip', ['addr', 'add', '192.0.2.1/24', 'dev', 'va']);
+    await nsRun(b, 'ip', ['addr', 'add', '192.0.2.2/24', 'dev', 'vb']);
+    const proc = scope.start(b, process.execPath, ['--input-type=module', '-e', IN_PLACE, '192.0.2.1']);
+    t.truthy(await proc.waitForLine((l) => l === 'ready1', 20_000), proc.lines.join('\n'));
+    await sendUdp(a, '192.0.2.2', 40001, [Buffer.from('one')]);
+    await sendUdp(a, '192.0.2.2', 40002, [Buffer.from('two')]);
+    t.truthy(await proc.waitForLine((l) => l === 'ready2', 20_000), proc.lines.join('\n'));
+    await sendUdp(a, '192.0.2.2', 40001, [Buffer.from('one')]);
+    await sendUdp(a, '192.0.2.2', 40002, [Buffer.from('two')]);
+    const line = await proc.waitForLine((l) => l.startsWith('{'), 20_000);
+    const result = JSON.parse(line ?? '{}') as { before?: string[]; set?: { ok: boolean }; after?: string[] };
+    t.deepEqual(result.set, { ok: true, value: true }, proc.lines.join('\n'));
+    t.deepEqual(result.before, ['in 40001', 'in 40002']);
+    // inbound to 40002 and outbound to 40003 pass; 40001 in and 40004 out do not
+    t.deepEqual(result.after, ['in 40002', 'out 40003']);
   });
 });

@@ -15,6 +15,7 @@ function sockets(): NativeSockets {
 
 test('the addon loads from the built tree and has exactly its primitives', (t) => {
   t.deepEqual(Object.keys(sockets()).sort(), [
+    'attachFilter',
     'close',
     'closeInBackground',
     'duplicate',
@@ -102,6 +103,15 @@ test('a duplicate keeps a socket open after its first descriptor closes; closed 
   t.is(errnoName(native.closeInBackground(-1)), 'EBADF');
   const packet = native.packetSockets();
   t.true(Array.isArray(packet), 'a list of descriptors');
+});
+
+test('attachFilter says why it cannot: a bad expression in libpcap’s words, a bad link type or descriptor as errno', (t) => {
+  const native = sockets();
+  t.regex(String(native.attachFilter(1_000_000, 113, 1920, 'udp and and')), /syntax error/);
+  t.is(errno(native.attachFilter(1_000_000, 105, 1920, 'udp')), 'EINVAL', 'a link type it does not rewrite for');
+  t.is(errno(native.attachFilter(1_000_000, 113, 1920, 'udp')), 'EBADF');
+  t.is(errno(native.attachFilter(-1, 113, 1920, 'udp')), 'EBADF');
+  t.throws(() => (native.attachFilter as (...args: unknown[]) => unknown)(3, 113, 1920, 7), { instanceOf: TypeError });
 });
 
 test('a UDP socket bound to lo hears a datagram sent to it, through watch, and unwatch stops that', async (t) => {

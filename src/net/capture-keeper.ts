@@ -80,6 +80,8 @@ export class CaptureKeeper {
   private dropLoggedAt = Number.NEGATIVE_INFINITY;
   /** failures and filter updates that fail: a device that flaps, or a flood of updates, is a few lines and a count */
   private readonly captureLog: LogLimiter;
+  /** said once: a filter could not be replaced in place */
+  private inPlaceFailed = false;
 
   constructor(private readonly options: CaptureKeeperOptions) {
     this.captureLog = new LogLimiter(options.logger);
@@ -179,12 +181,26 @@ export class CaptureKeeper {
   }
 
   /**
-   * Swaps in `filter` without a gap: the capture with the new filter is opened first and the old
-   * one is kept for OVERLAP_MS more, because a new libpcap socket misses what arrives while its
-   * filter is being installed (measured: about 10 ms of packets at every swap). While both are
-   * open, a frame seen twice is passed on once. On failure the old capture stays.
+   * Puts `filter` on the open capture in place of the old one (capture.ts's setFilter: atomic,
+   * nothing opened, the event loop not held). Where that cannot be done, swaps it in without a
+   * gap: the capture with the new filter is opened first and the old one is kept for OVERLAP_MS
+   * more, because a new libpcap socket misses what arrives while its filter is being installed
+   * (measured: about 10 ms of packets at every swap). While both are open, a frame seen twice is
+   * passed on once. On failure the old capture and its filter stay.
    */
   replace(filter: string): void {
+    const capture = this.capture;
+    if (this.stopped || capture === undefined) return this.swap(filter, this.bufferTimeoutMs(), 'filter');
+    const set = capture.setFilter?.(filter);
+    if (set?.ok === true) {
+      this.filter = filter;
+      this.options.onOpen(capture, 'filter');
+      return;
+    }
+    if (set !== undefined && !this.inPlaceFailed) {
+      this.inPlaceFailed = true;
+      this.options.logger.info({ event: 'capture.filter-in-place', device: this.options.device, reason: set.reason }, `the capture filter cannot be replaced in place (${set.reason}): a new capture is opened for each change`);
+    }
     this.swap(filter, this.bufferTimeoutMs(), 'filter');
   }
 

@@ -32,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReconfigError } from '../common/errors.js';
 import { fail, ok, type Result } from '../common/result.js';
-import { loadNativeSockets, type NativeSockets } from './native.js';
+import { errnoText, loadNativeSockets, type NativeSockets } from './native.js';
 import { linkTypeFromPcap, type LinkType } from './packet.js';
 
 /**
@@ -78,6 +78,12 @@ export interface Capture {
   readonly device: string;
   close(): void;
   stats(): CaptureStats;
+  /**
+   * Puts `filter` on the open capture in place of its own, atomically (no gap, no new socket);
+   * an error when that cannot be done here (the caller then opens a new capture). Packets the
+   * old filter passed that wait in the ring are still delivered.
+   */
+  setFilter?(filter: string): Result<true, string>;
 }
 
 export interface CapturedFrame {
@@ -387,11 +393,11 @@ export function openCapture(options: CaptureOptions): Capture {
     const { frame, timestampMs } = copyFrame(packet);
     options.onFrame(frame, timestampMs, verdict);
   });
-  const native = session.session;
-  native.read_callback = () => {
+  const handle = session.session;
+  handle.read_callback = () => {
     if (entry.released) return;
     const before = delivered;
-    const result = native.dispatch(session.buf, session.header);
+    const result = handle.dispatch(session.buf, session.header);
     // After close() this read returned PCAP_ERROR_BREAK and node_pcap released the handle.
     if (result === PCAP_ERROR_BREAK) entry.released = true;
     if (closing.size > 0) reapClosed(); // a packet here may be one an old capture waits for
@@ -410,6 +416,16 @@ export function openCapture(options: CaptureOptions): Capture {
     }, LINK_CHECK_MS);
   }
 
+  const snapLength = options.snapLength ?? DEFAULT_SNAP_LENGTH;
+  const setFilter = (next: string): Result<true, string> => {
+    const dlt = DLT_OF[link.value];
+    const sockets = native();
+    if (!open || socket === undefined || dlt === undefined || sockets === undefined) return fail('no filter can be set on this capture');
+    const attached = sockets.attachFilter(socket, dlt, snapLength, withWake(next, token));
+    if (typeof attached === 'string') return fail(attached);
+    return attached === 0 ? ok(true) : fail(errnoText(attached));
+  };
+
   return {
     link: link.value,
     device,
@@ -419,8 +435,12 @@ export function openCapture(options: CaptureOptions): Capture {
       lastStats = readStats();
       return lastStats;
     },
+    setFilter,
   };
 }
+
+/** The link types whose filter can be replaced in place (capture.ts's attachFilter), as DLT_ numbers (pcap/dlt.h, Linux). */
+const DLT_OF: Partial<Record<LinkType, number>> = { ethernet: 1, raw: 12, sll: 113 };
 
 /**
  * Compiles `expression` for `link` as libpcap would for a live capture. node_pcap compiles

@@ -39,6 +39,12 @@ export interface NativeSockets {
   duplicate(fd: number): number;
   /** closes fd in libuv's thread pool (whatever the last close costs, the event loop does not wait); 0 or -errno */
   closeInBackground(fd: number): number;
+  /**
+   * compiles `expression` as libpcap does for a live capture of `linkType` (a DLT_ number:
+   * ethernet, raw IP or Linux cooked) and puts it on packet socket fd in place of its filter;
+   * 0, -errno, or libpcap's message when it does not compile
+   */
+  attachFilter(fd: number, linkType: number, snapLength: number, expression: string): number | string;
 }
 
 /** An opaque handle from watch(). */

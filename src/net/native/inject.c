@@ -5,8 +5,8 @@
  * NETLINK_GENERIC sockets (to read the kernel WireGuard's endpoints without a `wg` process), UDP
  * sockets bound to one device (SO_BINDTODEVICE: only what arrived through that interface), and
  * a readiness watch on such a descriptor in Node's own event loop (uv_poll), and a capture
- * socket's last close in libuv's thread pool (packetSockets, duplicate, closeInBackground: see
- * src/net/capture.ts). Everything else,
+ * socket's last close in libuv's thread pool and a new filter on it in place (packetSockets,
+ * duplicate, closeInBackground, attachFilter: see src/net/capture.ts). Everything else,
  * packets and netlink messages alike, is built and parsed in TypeScript (src/net/inject.ts,
  * src/net/conntrack.ts, src/net/bound-udp.ts).
  *
@@ -26,7 +26,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
+#include <pcap/pcap.h>
 #include <node_api.h>
 #include <uv.h>
 
@@ -528,6 +530,86 @@ static napi_value close_in_background(napi_env env, napi_callback_info info) {
   return make_int(env, 0);
 }
 
+/* The kernel's view of a cooked (DLT_LINUX_SLL) capture: the packet starts at the network
+ * header, and the pseudo-header's fields are ancillary loads. libpcap compiles for the 16-byte
+ * pseudo-header and rewrites each load this way before it attaches a filter (pcap-linux.c's
+ * fix_offset); a load from elsewhere in the pseudo-header cannot run in the kernel. */
+#define SLL_HEADER 16
+#define SLL_PACKET_TYPE 0
+#define SLL_PROTOCOL 14
+
+static int cooked_offset(struct sock_filter *insn) {
+  if (insn->k >= (uint32_t)SKF_AD_OFF) return 1;
+  if (insn->k >= SLL_HEADER) insn->k -= SLL_HEADER;
+  else if (insn->k == SLL_PACKET_TYPE) insn->k = (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE);
+  else if (insn->k == SLL_PROTOCOL) insn->k = (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL);
+  else return 0;
+  return 1;
+}
+
+#define MAX_FILTER_TEXT 65536
+
+/* attachFilter(fd, linkType, snapLength, expression) -> 0, -errno, or libpcap's message (a
+ * string) when the expression does not compile. Compiles `expression` as libpcap does for a live
+ * capture of that link type (DLT_EN10MB, DLT_RAW or DLT_LINUX_SLL) and puts it on the packet
+ * socket `fd` in place of its filter, atomically (SO_ATTACH_FILTER): no packet meets neither
+ * filter, and no new socket is opened (opening one waits for RCU grace periods). Packets that
+ * the old filter passed and are still in the ring are read as before. */
+static napi_value attach_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t fd, link, snap;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!get_int(env, argv, argc, 0, &fd) || !get_int(env, argv, argc, 1, &link) || !get_int(env, argv, argc, 2, &snap)) return NULL;
+  size_t length = 0;
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[3], NULL, 0, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "argument 3 must be a string");
+    return NULL;
+  }
+  if (fd < 0) return make_int(env, -EBADF);
+  if ((link != DLT_EN10MB && link != DLT_RAW && link != DLT_LINUX_SLL) || snap <= 0 || length > MAX_FILTER_TEXT) return make_int(env, -EINVAL);
+  char *text = malloc(length + 1);
+  if (text == NULL) return make_int(env, -ENOMEM);
+  napi_get_value_string_utf8(env, argv[3], text, length + 1, &length);
+  pcap_t *dead = pcap_open_dead(link, snap);
+  if (dead == NULL) {
+    free(text);
+    return make_int(env, -ENOMEM);
+  }
+  struct bpf_program program;
+  napi_value result;
+  if (pcap_compile(dead, &program, text, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+    napi_create_string_utf8(env, pcap_geterr(dead), NAPI_AUTO_LENGTH, &result);
+    pcap_close(dead);
+    free(text);
+    return result;
+  }
+  free(text);
+  int outcome = 0;
+  struct sock_filter *code = NULL;
+  if (program.bf_len == 0 || program.bf_len > BPF_MAXINSNS) outcome = -E2BIG;
+  else if ((code = malloc(sizeof *code * program.bf_len)) == NULL) outcome = -ENOMEM;
+  for (u_int i = 0; outcome == 0 && i < program.bf_len; i++) {
+    const struct bpf_insn *from = &program.bf_insns[i];
+    struct sock_filter *to = &code[i];
+    to->code = from->code;
+    to->jt = from->jt;
+    to->jf = from->jf;
+    to->k = from->k;
+    int load = BPF_CLASS(to->code) == BPF_LD || BPF_CLASS(to->code) == BPF_LDX;
+    int from_packet = BPF_MODE(to->code) == BPF_ABS || BPF_MODE(to->code) == BPF_IND || BPF_MODE(to->code) == BPF_MSH;
+    if (link == DLT_LINUX_SLL && load && from_packet && !cooked_offset(to)) outcome = -EOPNOTSUPP;
+  }
+  if (outcome == 0) {
+    struct sock_fprog attached = { .len = (unsigned short)program.bf_len, .filter = code };
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &attached, sizeof attached) < 0) outcome = -errno;
+  }
+  free(code);
+  pcap_freecode(&program);
+  pcap_close(dead);
+  return make_int(env, outcome);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
     { "openRaw", NULL, open_raw, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -545,6 +627,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "packetSockets", NULL, packet_sockets, NULL, NULL, NULL, napi_enumerable, NULL },
     { "duplicate", NULL, duplicate_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeInBackground", NULL, close_in_background, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "attachFilter", NULL, attach_filter, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;
