@@ -29,6 +29,9 @@ export const PING_INTERVAL_MS = 100;
 /** R1's persistent keepalive in the idle scenario. */
 export const IDLE_KEEPALIVE_SECONDS = 2;
 
+/** When a reply's request left R1: ping -D stamps the reply's arrival; its round trip is exact. */
+const sentAt = (reply: { at: number; rttMs: number }): number => reply.at - reply.rttMs;
+
 /**
  * A ping running in R1's namespace every 100 ms; resolves when a reply arrives whose request was
  * sent at or after `sinceMs` (wall clock), with that reply's time.
@@ -56,9 +59,9 @@ export class Pinger {
     for (const wake of this.waiters) wake();
   }
 
-  /** The first reply received after `sinceMs` whose own round trip began after it too. */
+  /** The first reply whose own round trip began at or after `sinceMs` (sent = received - RTT). */
   async answeredAfter(sinceMs: number, timeoutMs: number): Promise<number | undefined> {
-    const find = (): number | undefined => this.replies.find((r) => r.at > sinceMs + 5)?.at;
+    const find = (): number | undefined => this.replies.find((r) => sentAt(r) >= sinceMs)?.at;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const at = find();
@@ -79,12 +82,15 @@ export class Pinger {
 
   /**
    * From R1's first packet after `sinceMs` to its answer: the requests sent after the last one
-   * answered before `sinceMs` that went unanswered, 100 ms each, plus the round trip of the first
-   * one answered. Undefined before an answer.
+   * answered that was sent before `sinceMs` that went unanswered, 100 ms each, plus the round
+   * trip of the first one sent at or after `sinceMs` that was answered. Requests are told apart
+   * by when they were sent (the reply's time less its round trip), not when their reply came: a
+   * reply that arrives just after `sinceMs` may answer a request from before it, or one sent
+   * just after. Undefined before an answer.
    */
   fromFirstPacket(sinceMs: number): { ms: number; unanswered: number } | undefined {
-    const before = this.replies.filter((r) => r.at <= sinceMs).at(-1);
-    const first = this.replies.find((r) => r.at > sinceMs + 5);
+    const before = this.replies.filter((r) => sentAt(r) < sinceMs).at(-1);
+    const first = this.replies.find((r) => sentAt(r) >= sinceMs);
     if (first === undefined) return undefined;
     // No answer before: every request from the first one on counts.
     const unanswered = Math.max(0, first.seq - (before?.seq ?? 0) - 1);
