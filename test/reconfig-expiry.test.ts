@@ -7,7 +7,7 @@
 import test from 'ava';
 import type { ConntrackFlow } from '../src/net/conntrack-events.js';
 import { Counters } from '../src/reconfig/counters.js';
-import { Expiry, MAX_LIFTED } from '../src/reconfig/expiry.js';
+import { Expiry, MAX_LIFTED, MAX_RECENT, RECENT_DESTROY_MS } from '../src/reconfig/expiry.js';
 import { FILTER_UPDATE_AFTER_MS } from '../src/reconfig/sniffer.js';
 import { FakeDestroyEvents } from './helpers/conntrack-events.js';
 import { R2, b64, dataTo, events, PORT, rawUdpFrame, responseTo, rig, type Rig } from './helpers/listener-rig.js';
@@ -150,6 +150,22 @@ test('a lifted endpoint that moved is forgotten: the new endpoint is left out', 
   t.false(filter?.includes('udp src port 40001'));
 });
 
+test('a flow destroyed while its peer’s move was still being confirmed is lifted as the move is adopted', async (t) => {
+  const { r, ct } = await expiryRig();
+  t.teardown(r.close);
+  // The entry of the new flow goes before the daemon believes the move: nothing to lift yet.
+  ct.emit(flowFrom(ENDPOINT, 40005));
+  await turn();
+  t.like(r.listener.counters(), { expiryLifted: 0 });
+  r.wg.peers[0]!.endpoint = `${ENDPOINT}:40005`;
+  await r.listener.refresh('test');
+  t.like(r.listener.counters(), { expiryLifted: 1 });
+  t.false(r.openedFilters.at(-1)?.includes('udp src port 40005'), 'the new endpoint is captured');
+  await r.feed(fromPeer(ENDPOINT, 40005, 0x1111));
+  t.is(events(r, 'data.reentered').length, 1, 'its data is handed over as a re-entry');
+  t.like(r.pinholes.at(-1), { src: ENDPOINT, srcPort: 40005 });
+});
+
 test('the pinhole of a re-entry is kept when the hand-over settles; a stranger’s is removed', async (t) => {
   // The stand-in WireGuard takes nothing up: what is kept is kept because its source is the endpoint.
   const { r, ct } = await expiryRig({ takesUp: false });
@@ -181,6 +197,23 @@ test('the lifted set is bounded and keeps only believed endpoints', (t) => {
   expiry.destroyed({ family: 4, src: '192.0.2.9', srcPort: 9, dst: R2, dstPort: PORT }, PORT);
   t.true(expiry.isLifted('192.0.2.9|9'));
   t.deepEqual([...expiry.liftedAmong(endpoints)], ['192.0.2.9|9']);
+  counters.stop();
+});
+
+test('destroyed flows that are no endpoint are remembered a while and in bounded number', (t) => {
+  const { logger } = memoryLogger();
+  const counters = new Counters(logger, () => false);
+  let now = 0;
+  let endpoints = new Set<string>();
+  const expiry = new Expiry({ counters, endpoints: () => endpoints, changed: () => undefined, now: () => now });
+  const flow = (port: number): ConntrackFlow => ({ family: 4, src: '192.0.2.9', srcPort: port, dst: R2, dstPort: PORT });
+  expiry.destroyed(flow(1), PORT);
+  now += RECENT_DESTROY_MS + 1;
+  endpoints = new Set(['192.0.2.9|1']);
+  t.deepEqual([...expiry.liftedAmong(endpoints)], [], 'too long ago');
+  for (let port = 1000; port < 1000 + MAX_RECENT + 1; port++) expiry.destroyed(flow(port), PORT);
+  endpoints = new Set(['192.0.2.9|1000', `192.0.2.9|${1000 + MAX_RECENT}`]);
+  t.deepEqual([...expiry.liftedAmong(endpoints)], [`192.0.2.9|${1000 + MAX_RECENT}`], 'the oldest was forgotten');
   counters.stop();
 });
 
