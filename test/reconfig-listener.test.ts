@@ -3,7 +3,7 @@
  * out through a stand-in wg. Crypto, decoding and the decision logic are the real ones. Without
  * an injector, verified initiations are applied with `wg set` (today's path, and --no-inject).
  */
-import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -88,6 +88,51 @@ test('the replay watermark survives a restart through the state file', async (t)
   t.false(marks.isFresh(peer, timestampFromDate(new Date(sentAt.getTime() - 1000))), 'an older one too');
   t.true(marks.isFresh(peer, timestampFromDate(new Date(sentAt.getTime() + 1000))), 'a newer one is fresh');
   t.throws(() => Watermarks.load(join(first.dir, 'state.json'), 'wg1'), { message: /belongs to interface wg0/ });
+});
+
+test('the watermark is written off the event loop, and wg set waits until it is on disk', async (t) => {
+  const r = await rig();
+  t.teardown(r.close);
+  const durable = r.watermarks.durable.bind(r.watermarks);
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  r.watermarks.durable = async () => {
+    await held;
+    await durable();
+  };
+  const fed = r.feed(initiationFrom(r, r.peers[0]!, '198.51.100.7', 40000));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.deepEqual(r.wg.sets, [], 'no wg set before the watermark is on disk');
+  release();
+  await fed;
+  t.is(r.wg.peers[0]!.endpoint, '198.51.100.7:40000');
+  const marks = Watermarks.load(join(r.dir, 'state.json'), 'wg0');
+  t.is(marks.size, 1, 'the file has the watermark');
+});
+
+test('watermarks raised while a write runs are written together next; a write that fails is told and the next one tried', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rwg-state-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const marks = Watermarks.load(join(dir, 'state.json'), 'wg0');
+  const failures: string[] = [];
+  marks.onWriteError = (error) => failures.push(error.message);
+  const base = Date.now();
+  const at = (s: number): Buffer => timestampFromDate(new Date(base + s * 1000));
+  marks.advance('a', at(1));
+  marks.advance('b', at(2));
+  marks.advance('a', at(3));
+  await marks.durable();
+  const written = Watermarks.load(join(dir, 'state.json'), 'wg0');
+  t.false(written.isFresh('a', at(3)), 'the newest of a is on disk');
+  t.false(written.isFresh('b', at(2)));
+  // A directory where the file should be: the write fails, is told, and durable() still resolves.
+  const stuck = Watermarks.load(join(dir, 'stuck.json'), 'wg0');
+  stuck.onWriteError = (error) => failures.push(error.message);
+  mkdirSync(join(dir, 'stuck.json'));
+  stuck.advance('a', at(4));
+  await stuck.durable();
+  t.is(failures.length, 1, failures.join('; '));
+  t.regex(failures[0] ?? '', /Cannot write state file .*stuck\.json/);
 });
 
 test('with no state file (a reboot on tmpfs), an initiation older than the start less the allowance is refused; a newer one is accepted', async (t) => {

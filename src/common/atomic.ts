@@ -7,6 +7,7 @@
  * what it points to.
  */
 import { closeSync, constants, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { ensurePrivateDir } from './private-dir.js';
 import { isAlive as exists } from './proc.js';
@@ -76,6 +77,49 @@ export function writeFileAtomic(path: string, data: string, mode = 0o600): void 
       fsyncSync(dirFd);
     } finally {
       closeSync(dirFd);
+    }
+  } catch {
+    // some filesystems refuse fsync on a directory; the rename itself still happened
+  }
+  removeStaleTemps(dir, basename(path));
+}
+
+/**
+ * writeFileAtomic, its waits in libuv's thread pool: the write, both fsyncs and the rename do
+ * not hold the event loop (each fsync can take milliseconds, tens on a busy disk). The same
+ * steps in the same order; the caller must not run two for the same path at once (they would
+ * share the temporary name).
+ */
+export async function writeFileAtomicAsync(path: string, data: string, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  ensurePrivateDir(dir);
+  const temp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  let file = await open(temp, CREATE_NEW, mode).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+    await rm(temp, { force: true });
+    return open(temp, CREATE_NEW, mode);
+  });
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } catch (error) {
+    await file.close();
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await file.close();
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  try {
+    file = await open(dir, 'r');
+    try {
+      await file.sync();
+    } finally {
+      await file.close();
     }
   } catch {
     // some filesystems refuse fsync on a directory; the rename itself still happened

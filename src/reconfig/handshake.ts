@@ -4,7 +4,6 @@
  * timestamp (replay.ts), and the decision: hand it to WireGuard and let roam.ts confirm, or
  * queue the `wg set` fallback.
  */
-import { logError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Datagram } from '../net/packet.js';
 import { openInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
@@ -78,7 +77,7 @@ export class Handshake {
     this.onGenuine(peer, datagram, initiation, capturedAt);
   }
 
-  /** Synchronous from the capture: checks freshness, hands the packet on, then persists. */
+  /** Synchronous from the capture: checks freshness, hands the packet on, raises the watermark. */
   private onGenuine(peer: Peer, datagram: Datagram, initiation: VerifiedInitiation, capturedAt: number): void {
     const { counters, roam, watermarks: marks } = this.deps;
     const peerKey = peer.publicKey;
@@ -94,12 +93,8 @@ export class Handshake {
     if (this.deps.injecting && this.deps.delivery?.canInject(datagram.family) === true) {
       injected = roam.inject(datagram, 'initiation');
     }
-    try {
-      marks.advance(peerKey, initiation.timestamp);
-    } catch (error) {
-      // The watermark is raised in memory; losing it on disk must not stop the tunnel.
-      logError(this.deps.logger, error);
-    }
+    // Raised in memory now, on disk shortly (replay.ts): `wg set` waits for the disk.
+    marks.advance(peerKey, initiation.timestamp);
     this.deps.logger.info(
       { event: 'initiation.accepted', interface: this.deps.iface, peer: peerKey, src, injected, timestamp: sent.ok ? sent.value.toISOString() : undefined },
       `authentic initiation from ${src}`,

@@ -140,7 +140,9 @@ export class Listener {
         sniffer.scheduleFilterUpdate();
       },
       expiry,
+      durable: () => deps.watermarks.durable(),
     }));
+    deps.watermarks.onWriteError = (error) => logError(logger, error);
     const handshake = (this.handshake = new Handshake({
       logger,
       iface,
@@ -251,9 +253,10 @@ export class Listener {
     return this.peers.adopt(fresh);
   }
 
-  /** Resolves when every queued task has been handled. */
-  settled(): Promise<void> {
-    return this.roam.settled();
+  /** Resolves when every queued task has been handled and the replay watermarks are on disk. */
+  async settled(): Promise<void> {
+    await this.roam.settled();
+    await this.deps.watermarks.durable();
   }
 
   /** The peers as last read from `wg show` (or as last changed here), and the listen port. */

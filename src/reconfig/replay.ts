@@ -2,7 +2,11 @@
  * Replay protection that survives restarts. WireGuard accepts an initiation only if its TAI64N
  * timestamp is newer than the last one from that peer (WireGuard paper §5.1); we keep the same
  * per-peer watermark, but on disk, so a packet captured yesterday cannot move an endpoint after
- * the daemon restarts. The file is replaced atomically on every advance.
+ * the daemon restarts. The file is replaced atomically after every advance, in libuv's thread
+ * pool (its fsyncs would hold the event loop, and with it every packet captured meanwhile):
+ * advances that come while a write runs are written together next. Nothing that moves an
+ * endpoint by our own hand (`wg set`) runs before the watermark it relies on is on disk
+ * (durable()); a packet handed to WireGuard relies on WireGuard's own watermark.
  *
  * Where the file does not survive a reboot (OpenWrt keeps /var in RAM), the start time covers
  * for it: an initiation is refused if its timestamp is older than the moment the daemon
@@ -13,7 +17,7 @@
 import { rmSync } from 'node:fs';
 import { readOwnFile } from '../common/own-file.js';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic } from '../common/atomic.js';
+import { writeFileAtomic, writeFileAtomicAsync } from '../common/atomic.js';
 import { ReconfigError } from '../common/errors.js';
 import { compareTimestamps, timestampFromDate } from '../wireguard/tai64n.js';
 
@@ -36,6 +40,11 @@ interface StateFile {
 
 export class Watermarks {
   private readonly timestamps = new Map<string, Buffer>();
+  /** the write running, if one is; `dirty`: advances since it started */
+  private writing: Promise<void> | undefined;
+  private dirty = false;
+  /** told of a write that failed (the watermark stays raised in memory) */
+  onWriteError: (error: ReconfigError) => void = () => undefined;
 
   private constructor(
     private readonly path: string,
@@ -91,10 +100,34 @@ export class Watermarks {
     return mark === undefined || compareTimestamps(timestamp, mark) > 0;
   }
 
-  /** Raises the peer's watermark and writes the file before anything acts on the packet. */
+  /** Raises the peer's watermark; the file follows (durable() says when). */
   advance(peer: string, timestamp: Buffer): void {
     this.timestamps.set(peer, Buffer.from(timestamp));
-    this.write();
+    if (this.writing !== undefined) {
+      this.dirty = true;
+      return;
+    }
+    this.writing = this.writeAll();
+  }
+
+  /** Resolves once every advance so far is on disk (or its write failed, which was told). Never rejects. */
+  async durable(): Promise<void> {
+    while (this.writing !== undefined) await this.writing;
+  }
+
+  private async writeAll(): Promise<void> {
+    try {
+      do {
+        this.dirty = false;
+        try {
+          await writeFileAtomicAsync(this.path, this.text(), 0o600);
+        } catch (error) {
+          this.onWriteError(new ReconfigError('E_STATE_FILE', `Cannot write state file ${this.path}: ${(error as Error).message}.`));
+        }
+      } while (this.dirty);
+    } finally {
+      this.writing = undefined;
+    }
   }
 
   /**
@@ -117,17 +150,13 @@ export class Watermarks {
     }
   }
 
-  private write(): void {
+  private text(): string {
     const state: StateFile = {
       version: STATE_VERSION,
       interface: this.iface,
       timestamps: Object.fromEntries([...this.timestamps].map(([key, mark]) => [key, mark.toString('hex')])),
     };
-    try {
-      writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, 0o600);
-    } catch (error) {
-      throw new ReconfigError('E_STATE_FILE', `Cannot write state file ${this.path}: ${(error as Error).message}.`);
-    }
+    return `${JSON.stringify(state, null, 2)}\n`;
   }
 
   get size(): number {

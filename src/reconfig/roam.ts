@@ -74,6 +74,8 @@ export interface RoamDeps {
   readonly moved: (to: string) => void;
   /** endpoints whose conntrack entry is gone (expiry.ts): their data is handed over as a re-entry */
   readonly expiry?: Pick<Expiry, 'isLifted' | 'reestablished'>;
+  /** resolves once the replay watermarks raised so far are on disk (replay.ts) */
+  readonly durable?: () => Promise<void>;
 }
 
 export class Roam {
@@ -277,6 +279,10 @@ export class Roam {
   async applyWithWg(peerKey: string, fallback: PeerConfig, src: string, capturedAt: number): Promise<void> {
     if (this.stopped) return;
     const { logger, iface, peers, counters } = this.deps;
+    // The initiation's watermark is on disk before our own hand moves anything: after a crash,
+    // a replay of it must not pass.
+    await this.deps.durable?.();
+    if (this.stopped) return;
     // The endpoint may have moved since we last looked (WireGuard roams on authenticated
     // packets by itself), so ask wg for the current one before deciding.
     await this.deps.reread('initiation');

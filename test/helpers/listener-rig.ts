@@ -66,6 +66,8 @@ export function keyText(secret: Secret): string {
 
 export interface Rig {
   listener: Listener;
+  /** the replay watermarks the listener keeps (their file is dir/state.json) */
+  watermarks: Watermarks;
   wg: FakeWg;
   r2: Secret;
   peers: Secret[];
@@ -165,10 +167,11 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     options.inject === true
       ? new Delivery({ logger, injector, pinholer, mode: options.pinhole ?? 'auto', loopbackAccepted: options.loopbackAccepted ?? true, localAddresses })
       : undefined;
+  const watermarks = Watermarks.load(join(dir, 'state.json'), 'wg0');
   const listener = new Listener({
     logger,
     options: { ...normalizeOptions({ interface: 'wg0', dryRun: options.dryRun ?? false }), interface: 'wg0' },
-    watermarks: Watermarks.load(join(dir, 'state.json'), 'wg0'),
+    watermarks,
     openCapture,
     run: wg.run,
     delivery,
@@ -187,7 +190,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   }
   await listener.start();
   return {
-    listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, removedPinholes, clock,
+    listener, wg, r2, peers, log, openedFilters, dir, injected, pinholes, removedPinholes, clock, watermarks,
     feed: async (frame) => {
       onFrame(frame, Date.now());
       await listener.settled();
