@@ -34,3 +34,10 @@ export class ChangeListeners {
  * own timestamps, which are wall-clock too); never compared with the injected clock.
  */
 export const wallClock = (): number => Date.now();
+
+/**
+ * Wall-clock ms with the fraction (performance.timeOrigin + performance.now()): for latencies
+ * against a capture's microsecond timestamps, which Date.now()'s whole milliseconds would blur
+ * into negative figures.
+ */
+export const preciseWallClock = (): number => performance.timeOrigin + performance.now();

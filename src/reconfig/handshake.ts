@@ -8,7 +8,7 @@ import type { Logger } from '../common/log.js';
 import type { Datagram } from '../net/packet.js';
 import { openInitiation, type VerifiedInitiation } from '../wireguard/initiation.js';
 import { timestampToDate } from '../wireguard/tai64n.js';
-import { wallClock } from './change.js';
+import { preciseWallClock } from './change.js';
 import type { Counters } from './counters.js';
 import type { Delivery } from './deliver.js';
 import { formatEndpoint, sameEndpoint } from './endpoint.js';
@@ -100,7 +100,7 @@ export class Handshake {
       `authentic initiation from ${src}`,
     );
     if (injected) {
-      if (!sameEndpoint(config.endpoint, src)) roam.handedOverFor(peer, { src, kind: 'initiation', capturedAt, injectedAt: wallClock(), datagram });
+      if (!sameEndpoint(config.endpoint, src)) roam.handedOverFor(peer, { src, kind: 'initiation', capturedAt, injectedAt: preciseWallClock(), datagram });
       else counters.accepted++;
       return;
     }

@@ -12,7 +12,7 @@ import { REKEY_TIMEOUT_MS } from '../wireguard/constants.js';
 import type { EndpointReader } from '../wireguard/endpoints.js';
 import type { PeerConfig, WgRunner } from '../wireguard/wg.js';
 import { applyEndpointChange } from './apply.js';
-import { wallClock, type ChangeHow, type ChangeListeners } from './change.js';
+import { preciseWallClock, wallClock, type ChangeHow, type ChangeListeners } from './change.js';
 import type { Counters, IgnoreReason } from './counters.js';
 import type { Delivery } from './deliver.js';
 import type { Expiry } from './expiry.js';
@@ -155,7 +155,7 @@ export class Roam {
     const key = endpointKeyOfParts(datagram.src, datagram.srcPort);
     if (endpointKeyOf(peer.endpoint) === key) return this.reenter(peer, key, datagram);
     if (!this.inject(datagram, 'data')) return;
-    this.handedOverFor(peer, { src, kind: 'data', capturedAt, injectedAt: wallClock(), datagram });
+    this.handedOverFor(peer, { src, kind: 'data', capturedAt, injectedAt: preciseWallClock(), datagram });
   }
 
   /**
@@ -319,6 +319,7 @@ export class Roam {
     peer.endpoint = to;
     this.deps.moved(to);
     const at = wallClock();
+    const confirmedAt = preciseWallClock();
     this.deps.logger.info(
       {
         event: 'endpoint.updated',
@@ -332,7 +333,7 @@ export class Roam {
           : {
               // capture → packet handed to WireGuard (or endpoint set); and → confirmed with wg show
               latencyMs: Number((timing.doneAt - timing.capturedAt).toFixed(3)),
-              confirmedMs: Number((at - timing.capturedAt).toFixed(3)),
+              confirmedMs: Number((confirmedAt - timing.capturedAt).toFixed(3)),
               setAt: new Date(timing.doneAt).toISOString(),
             }),
       },
