@@ -344,8 +344,10 @@ export function openCapture(options: CaptureOptions): Capture {
   if (device === 'any' || device === 'lo') wakeSender();
   const socket = newPacketSocket(socketsBefore);
   const entry: Closing = { session, released: false };
+  /** its device went down or away: it may never be released, and then neither would a duplicate */
+  let failed = false;
   const release = (): void => {
-    if (socket !== undefined) entry.held = holdSocket(socket);
+    if (socket !== undefined && !failed) entry.held = holdSocket(socket);
     session.close();
     if (readClosed(entry)) return;
     closing.add(entry);
@@ -378,6 +380,7 @@ export function openCapture(options: CaptureOptions): Capture {
     return { received: stats.ps_recv, dropped: stats.ps_drop + stats.ps_ifdrop };
   };
   const stop = (why: string): void => {
+    failed = true;
     close();
     const error = new ReconfigError('E_CAPTURE', `Capture on ${device} stopped: ${why}. It can be opened again once the device is up.`);
     if (options.onError !== undefined) options.onError(error);
