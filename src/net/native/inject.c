@@ -116,6 +116,16 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return make_int(env, sent < 0 ? -errno : (int)sent);
 }
 
+/* Binds netlink socket fd with nl_pid 0 (the kernel picks a unique port id) to `groups`
+ * (without groups only answers arrive): fd, or -errno with fd closed. */
+static int bind_netlink(int fd, uint32_t groups) {
+  struct sockaddr_nl local = { .nl_family = AF_NETLINK, .nl_groups = groups };
+  if (bind(fd, (struct sockaddr *)&local, sizeof local) == 0) return fd;
+  int error = errno;
+  close(fd);
+  return -error;
+}
+
 /* openNetlinkNetfilter(groups = 0) -> fd, or -errno. The kernel checks CAP_NET_ADMIN per request,
  * not here; joining a multicast group (a bit mask: bit N-1 for group N, e.g. 1 << 2 for
  * NFNLGRP_CONNTRACK_DESTROY) needs CAP_NET_ADMIN at bind. A socket with groups is non-blocking,
@@ -139,14 +149,7 @@ static napi_value open_netlink_netfilter(napi_env env, napi_callback_info info) 
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
       (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   }
-  /* nl_pid 0: the kernel picks a unique port id; without groups only answers arrive. */
-  struct sockaddr_nl local = { .nl_family = AF_NETLINK, .nl_groups = (uint32_t)groups };
-  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
-    int error = errno;
-    close(fd);
-    return make_int(env, -error);
-  }
-  return make_int(env, fd);
+  return make_int(env, bind_netlink(fd, (uint32_t)groups));
 }
 
 /* openNetlinkGeneric() -> fd, or -errno: a blocking NETLINK_GENERIC socket bound to a
@@ -156,13 +159,7 @@ static napi_value open_netlink_generic(napi_env env, napi_callback_info info) {
   (void)info;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
   if (fd < 0) return make_int(env, -errno);
-  struct sockaddr_nl local = { .nl_family = AF_NETLINK };
-  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
-    int error = errno;
-    close(fd);
-    return make_int(env, -error);
-  }
-  return make_int(env, fd);
+  return make_int(env, bind_netlink(fd, 0));
 }
 
 /* netlinkSend(fd, message: Buffer) -> 0, or -errno. */
@@ -440,14 +437,24 @@ static napi_value unwatch_fd(napi_env env, napi_callback_info info) {
   return make_int(env, 0);
 }
 
-/* close(fd) -> 0, or -errno. */
-static napi_value close_fd(napi_env env, napi_callback_info info) {
+/* The one argument of close, duplicate and closeInBackground: a descriptor. False with `*bad`
+ * set to what the call returns: NULL after a TypeError, -EBADF for a negative number. */
+static int get_fd(napi_env env, napi_callback_info info, int32_t *fd, napi_value *bad) {
   size_t argc = 1;
   napi_value argv[1];
-  int32_t fd;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!get_int(env, argv, argc, 0, &fd)) return NULL;
-  if (fd < 0) return make_int(env, -EBADF);
+  *bad = NULL;
+  if (!get_int(env, argv, argc, 0, fd)) return 0;
+  if (*fd >= 0) return 1;
+  *bad = make_int(env, -EBADF);
+  return 0;
+}
+
+/* close(fd) -> 0, or -errno. */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  napi_value bad;
+  if (!get_fd(env, info, &fd, &bad)) return bad;
   return make_int(env, close(fd) < 0 ? -errno : 0);
 }
 
@@ -479,12 +486,9 @@ static napi_value packet_sockets(napi_env env, napi_callback_info info) {
 
 /* duplicate(fd) -> a new descriptor (close-on-exec) for the same open socket, or -errno. */
 static napi_value duplicate_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!get_int(env, argv, argc, 0, &fd)) return NULL;
-  if (fd < 0) return make_int(env, -EBADF);
+  napi_value bad;
+  if (!get_fd(env, info, &fd, &bad)) return bad;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   return make_int(env, copy < 0 ? -errno : copy);
 }
@@ -510,12 +514,9 @@ static void background_close_done(uv_work_t *work, int status) {
  * kernel does on the last close (for a packet socket: 10-50 ms of waiting, measured) does not
  * hold up the event loop. */
 static napi_value close_in_background(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!get_int(env, argv, argc, 0, &fd)) return NULL;
-  if (fd < 0) return make_int(env, -EBADF);
+  napi_value bad;
+  if (!get_fd(env, info, &fd, &bad)) return bad;
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return make_int(env, -EINVAL);
   background_close_t *job = malloc(sizeof *job);
