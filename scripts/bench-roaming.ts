@@ -123,7 +123,7 @@ async function measureSetup(setup: Setup, rounds: number, log: (line: string) =>
         const handed = latency.map((p) => p[0]).sort((a, b) => a - b);
         const confirmed = latency.map((p) => p[1]).sort((a, b) => a - b);
         log(
-          `  ${setup.name}: packet captured → handed over/set: median ${quantile(handed, 0.5).toFixed(2)} ms; → confirmed with wg show: median ${quantile(confirmed, 0.5).toFixed(1)} ms (n=${latency.length})`,
+          `  ${setup.name}: packet captured → handed over/set: median ${quantile(handed, 0.5).toFixed(2)} ms; → confirmed (endpoints read): median ${quantile(confirmed, 0.5).toFixed(1)} ms (n=${latency.length})`,
         );
       }
     }

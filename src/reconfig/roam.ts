@@ -331,7 +331,7 @@ export class Roam {
         ...(timing === undefined
           ? {}
           : {
-              // capture → packet handed to WireGuard (or endpoint set); and → confirmed with wg show
+              // capture → packet handed to WireGuard (or endpoint set); and → confirmed by reading the endpoints
               latencyMs: Number((timing.doneAt - timing.capturedAt).toFixed(3)),
               confirmedMs: Number((confirmedAt - timing.capturedAt).toFixed(3)),
               setAt: new Date(timing.doneAt).toISOString(),
